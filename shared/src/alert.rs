@@ -1,0 +1,315 @@
+//! Alerts to ops: a subject readable at a glance, a body a person reads, a JSON form for machines,
+//! and message attributes for SNS subscription filter policies.
+
+use std::fmt::Write as _;
+use std::future::Future;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::Result;
+use crate::ids::clip;
+use crate::plan::Plan;
+use crate::rules::Function;
+
+/// SNS caps subjects at 100 characters.
+pub const MAX_SUBJECT: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One alert about one event.
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    pub function: Function,
+    pub severity: Severity,
+    /// The rule (`tags`, `baseline`, ...); a message attribute.
+    pub rule: String,
+    /// One word for what Guardrail did: `tagged`, `detected`, `failed`; a message attribute.
+    pub action: String,
+    /// A few words: `tagged 2 EC2 instances`.
+    pub title: String,
+    pub account: Option<String>,
+    pub environment: Option<String>,
+    pub region: Option<String>,
+    pub resources: Vec<String>,
+    /// One sentence: what happened.
+    pub happened: String,
+    /// Who caused it.
+    pub cause: Option<String>,
+    /// Why Guardrail cares: the violations.
+    pub why: Vec<String>,
+    /// What Guardrail did (or, in detect mode, would do).
+    pub done: Vec<String>,
+    /// Commands that undo what was done.
+    pub undo: Vec<String>,
+    pub event_id: Option<String>,
+    pub time: DateTime<Utc>,
+}
+
+impl Alert {
+    /// The alert for a plan, once applied (`applied`) or only detected.
+    pub fn for_plan(
+        function: Function,
+        plan: &Plan,
+        applied: bool,
+        event_id: Option<&str>,
+        time: DateTime<Utc>,
+    ) -> Self {
+        let abac = plan.violations.iter().any(|v| {
+            v.problem
+                .starts_with(&format!("tag {}", crate::policy::ENVIRONMENT_TAG))
+        });
+        let severity = if abac { Severity::High } else { Severity::Low };
+        let (action, title, done) = if applied && !plan.actions.is_empty() {
+            let done = plan.actions.iter().map(ToString::to_string).collect();
+            (
+                plan.actions[0].verb().to_string(),
+                format!("fixed {}", plan.subject),
+                done,
+            )
+        } else {
+            let why_not = if plan.mode.fixes() {
+                "nothing could be changed automatically".to_string()
+            } else {
+                format!("mode is {}: nothing was changed", plan.mode.name())
+            };
+            (
+                "detected".to_string(),
+                format!("violations on {}", plan.subject),
+                vec![why_not],
+            )
+        };
+        Alert {
+            function,
+            severity,
+            rule: plan.rule.name().to_string(),
+            action,
+            title,
+            account: Some(plan.account.to_string()),
+            environment: Some(plan.environment.clone()),
+            region: Some(plan.region.to_string()),
+            resources: plan.resources(),
+            happened: format!(
+                "{} did not meet the {} rule ({} violation(s)).",
+                plan.subject,
+                plan.rule.name(),
+                plan.violations.len()
+            ),
+            cause: Some(plan.cause.clone()),
+            why: plan
+                .violations
+                .iter()
+                .map(|v| format!("{}: {}", v.resource, v.problem))
+                .collect(),
+            done,
+            undo: if applied {
+                plan.undo.clone()
+            } else {
+                Vec::new()
+            },
+            event_id: event_id.map(str::to_string),
+            time,
+        }
+    }
+
+    /// `Guardrail HIGH: fixed 1 EC2 instance created by RunInstances | 111122223333 dev`, cut to
+    /// 100 printable ASCII characters as SNS requires.
+    pub fn subject(&self) -> String {
+        let mut s = format!(
+            "Guardrail {}: {}",
+            self.severity.name().to_uppercase(),
+            self.title
+        );
+        if let Some(account) = &self.account {
+            let _ = write!(s, " | {account}");
+            if let Some(env) = &self.environment {
+                let _ = write!(s, " {env}");
+            }
+        }
+        let ascii: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if ascii.len() <= MAX_SUBJECT {
+            ascii
+        } else {
+            format!("{}...", &ascii[..MAX_SUBJECT - 3])
+        }
+    }
+
+    /// The body a person reads (email, chat).
+    pub fn text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "Guardrail {}: {}", self.function, self.title);
+        let _ = writeln!(t, "Severity: {}", self.severity.name());
+        let _ = writeln!(t);
+        let _ = writeln!(t, "What happened: {}", self.happened);
+        let _ = writeln!(
+            t,
+            "Where: account {}, environment {}, region {}",
+            self.account.as_deref().unwrap_or("unknown"),
+            self.environment.as_deref().unwrap_or("none"),
+            self.region.as_deref().unwrap_or("unknown"),
+        );
+        if !self.resources.is_empty() {
+            let _ = writeln!(t, "Resources: {}", self.resources.join(", "));
+        }
+        if let Some(cause) = &self.cause {
+            let _ = writeln!(t, "Caused by: {cause}");
+        }
+        section(&mut t, "Why", &self.why);
+        section(&mut t, "What Guardrail did", &self.done);
+        section(&mut t, "How to undo", &self.undo);
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "Event {} at {}, handled by {}.",
+            self.event_id.as_deref().unwrap_or("(no id)"),
+            self.time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            self.function
+        );
+        t
+    }
+
+    /// The machine-readable form.
+    pub fn json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("schema".into(), json!("guardrail.alert/1"));
+            m.insert("subject".into(), json!(self.subject()));
+        }
+        v
+    }
+
+    /// The SNS `Message` for `MessageStructure=json`: the readable text by default (email, SMS,
+    /// chat), the JSON form for SQS, Lambda and HTTP(S) subscribers.
+    pub fn sns_message(&self) -> String {
+        let machine = self.json().to_string();
+        json!({
+            "default": self.text(),
+            "email": self.text(),
+            "sqs": machine,
+            "lambda": machine,
+            "http": machine,
+            "https": machine,
+            "firehose": machine,
+        })
+        .to_string()
+    }
+
+    /// Message attributes for subscription filter policies. Values are never empty.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let or_none = |v: &Option<String>| {
+            v.clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "none".into())
+        };
+        vec![
+            ("severity", self.severity.name().to_string()),
+            ("account", or_none(&self.account)),
+            ("environment", or_none(&self.environment)),
+            ("rule", self.rule.clone()),
+            ("action", self.action.clone()),
+        ]
+    }
+}
+
+fn section(t: &mut String, title: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(t, "{title}:");
+    for l in lines {
+        let _ = writeln!(t, "  - {}", clip(l, 1000));
+    }
+}
+
+/// Sends alerts (SNS in Lambda; a list in tests and the CLI).
+pub trait Notifier: Send + Sync {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(title: &str) -> Alert {
+        Alert {
+            function: Function::TagEnforcer,
+            severity: Severity::High,
+            rule: "tags".into(),
+            action: "tagged".into(),
+            title: title.into(),
+            account: Some("111122223333".into()),
+            environment: None,
+            region: Some("us-east-1".into()),
+            resources: vec!["i-1".into()],
+            happened: "x".into(),
+            cause: None,
+            why: vec![],
+            done: vec!["set Environment=dev on i-1".into()],
+            undo: vec![],
+            event_id: Some("e".into()),
+            time: DateTime::default(),
+        }
+    }
+
+    #[test]
+    fn subjects_are_short_printable_ascii() {
+        let long = alert(&format!("tagged {} \u{1F600}\n", "x".repeat(200)));
+        let s = long.subject();
+        assert!(s.len() <= MAX_SUBJECT && s.ends_with("..."), "{s}");
+        assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
+        assert_eq!(
+            alert("tagged i-1").subject(),
+            "Guardrail HIGH: tagged i-1 | 111122223333"
+        );
+    }
+
+    #[test]
+    fn sns_message_carries_text_and_json_and_attributes_are_never_empty() {
+        let a = alert("t");
+        let msg: Value = serde_json::from_str(&a.sns_message()).unwrap_or_default();
+        assert!(
+            msg["default"]
+                .as_str()
+                .is_some_and(|t| t.contains("What Guardrail did"))
+        );
+        let machine: Value =
+            serde_json::from_str(msg["sqs"].as_str().unwrap_or("")).unwrap_or_default();
+        assert_eq!(machine["schema"], "guardrail.alert/1");
+        assert_eq!(machine["account"], "111122223333");
+        assert!(a.attributes().iter().all(|(_, v)| !v.is_empty()));
+        assert!(
+            a.attributes()
+                .contains(&("environment", "none".to_string()))
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! The apply port: carry out a planned [`Action`] in a target account and region.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::ids::{AccountId, Region};
+use crate::plan::Action;
+
+/// Where an action runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Target {
+    pub account: AccountId,
+    pub region: Region,
+}
+
+/// The context of one event's actions: the role session name they run under (it names the
+/// function and the event, so CloudTrail shows why Guardrail acted), and the credentials assumed
+/// for it, which live no longer than the event.
+pub struct Session {
+    pub name: String,
+    pub(crate) credentials: Mutex<HashMap<String, aws_credential_types::Credentials>>,
+}
+
+impl Session {
+    /// `guardrail-<function>-<event id>`, cut to the 64 characters STS allows and limited to
+    /// the characters it allows.
+    pub fn new(function: &str, event_id: &str) -> Self {
+        let raw = format!("guardrail-{function}-{event_id}");
+        let name = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(64)
+            .collect();
+        Session {
+            name,
+            credentials: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Carries out actions (AWS in Lambda; a log of calls in the CLI and tests).
+pub trait Actuator: Send + Sync {
+    fn apply(
+        &self,
+        session: &Session,
+        target: &Target,
+        action: &Action,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Records actions instead of making them: the offline CLI's `--dry-run` world and unit tests.
+#[derive(Default)]
+pub struct RecordingActuator {
+    applied: Mutex<Vec<(Target, Action)>>,
+}
+
+impl RecordingActuator {
+    pub fn applied(&self) -> Vec<(Target, Action)> {
+        self.applied.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+impl Actuator for RecordingActuator {
+    async fn apply(&self, _session: &Session, target: &Target, action: &Action) -> Result<()> {
+        if let Ok(mut a) = self.applied.lock() {
+            a.push((target.clone(), action.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_fit_sts_rules() {
+        let s = Session::new("tag-enforcer", "3b2f0e5c-1d2a-4c4b-9f00-6a1d2c3e4f5a");
+        assert_eq!(
+            s.name,
+            "guardrail-tag-enforcer-3b2f0e5c-1d2a-4c4b-9f00-6a1d2c3e4f5a"
+        );
+        let hostile = Session::new("tag-enforcer", &format!("a b/c\n{}", "x".repeat(100)));
+        assert!(hostile.name.len() <= 64);
+        assert!(
+            hostile.name.starts_with("guardrail-tag-enforcer-a-b-c-"),
+            "{}",
+            hostile.name
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! The account directory: account → OU → environment, kept as one DynamoDB record per account
+//! and cached in the container, so Organizations (throttled per organization) is asked only on a
+//! miss.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_organizations::operation::list_parents::ListParentsError;
+use aws_sdk_organizations::types::ParentType;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{assume_role, aws_error};
+use crate::error::Result;
+use crate::facts::{Directory, Membership, Placement};
+use crate::ids::AccountId;
+use crate::policy::Policy;
+
+/// How long a directory record in the table is trusted before Organizations is asked again.
+const RECORD_FRESH: chrono::Duration = chrono::Duration::hours(24);
+/// How long a container trusts what it looked up.
+const MEMORY_FRESH: Duration = Duration::from_secs(15 * 60);
+/// Organizations nests OUs at most five deep.
+const MAX_DEPTH: usize = 6;
+
+/// Directory records under `pk = account#<id>`.
+#[derive(Debug)]
+pub struct AwsDirectory {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    base: SdkConfig,
+    policy: Arc<Policy>,
+    memory: Mutex<HashMap<AccountId, (Membership, Instant)>>,
+    organizations_credentials: Mutex<Option<Credentials>>,
+}
+
+impl AwsDirectory {
+    pub fn new(config: &SdkConfig, table: impl Into<String>, policy: Arc<Policy>) -> Self {
+        AwsDirectory {
+            ddb: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+            base: config.clone(),
+            policy,
+            memory: Mutex::new(HashMap::new()),
+            organizations_credentials: Mutex::new(None),
+        }
+    }
+
+    fn pk(account: &AccountId) -> AttributeValue {
+        AttributeValue::S(format!("account#{account}"))
+    }
+
+    async fn read_record(&self, account: &AccountId) -> Result<Option<Placement>> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(account))
+            .send()
+            .await
+            .map_err(|e| aws_error("dynamodb", "GetItem", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let fresh = s("resolved_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .is_some_and(|t| Utc::now().signed_duration_since(t) < RECORD_FRESH);
+        if !fresh {
+            return Ok(None);
+        }
+        Ok(Some(Placement {
+            account: account.clone(),
+            ou_id: s("ou_id"),
+            ou_name: s("ou_name"),
+            environment: s("environment").filter(|e| self.policy.environment(e).is_some()),
+        }))
+    }
+
+    async fn save(&self, p: &Placement) -> Result<()> {
+        let now = Utc::now();
+        let mut request = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::pk(&p.account))
+            .item(
+                "resolved_at",
+                AttributeValue::S(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            )
+            .item(
+                "expires_at",
+                AttributeValue::N((now + RECORD_FRESH * 7).timestamp().to_string()),
+            );
+        for (k, v) in [
+            ("ou_id", &p.ou_id),
+            ("ou_name", &p.ou_name),
+            ("environment", &p.environment),
+        ] {
+            if let Some(v) = v {
+                request = request.item(k, AttributeValue::S(v.clone()));
+            }
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| aws_error("dynamodb", "PutItem", e))?;
+        Ok(())
+    }
+
+    async fn organizations(&self) -> Result<aws_sdk_organizations::Client> {
+        let Some(role_arn) = &self.policy.organizations_role else {
+            return Ok(aws_sdk_organizations::Client::new(&self.base));
+        };
+        let cached = self
+            .organizations_credentials
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|c| {
+                c.expiry()
+                    .is_none_or(|e| e > std::time::SystemTime::now() + Duration::from_secs(60))
+            });
+        let credentials = match cached {
+            Some(c) => c,
+            None => {
+                let sts = aws_sdk_sts::Client::new(&self.base);
+                let c = assume_role(&sts, role_arn, "guardrail-directory").await?;
+                if let Ok(mut slot) = self.organizations_credentials.lock() {
+                    *slot = Some(c.clone());
+                }
+                c
+            }
+        };
+        let config = self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
+        Ok(aws_sdk_organizations::Client::new(&config))
+    }
+
+    /// Walks up from the account until an OU the policy names, or the root.
+    async fn ask_organizations(&self, account: &AccountId) -> Result<Membership> {
+        let orgs = self.organizations().await?;
+        let mut child = account.to_string();
+        let mut first_ou: Option<(String, String)> = None;
+        for _ in 0..MAX_DEPTH {
+            let parents = match orgs.list_parents().child_id(&child).send().await {
+                Ok(out) => out.parents.unwrap_or_default(),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(ListParentsError::ChildNotFoundException(_))
+                    ) =>
+                {
+                    return Ok(Membership::Outsider);
+                }
+                Err(e) => return Err(aws_error("organizations", "ListParents", e)),
+            };
+            let Some(parent) = parents.into_iter().next() else {
+                break;
+            };
+            let Some(id) = parent.id else { break };
+            if parent.r#type != Some(ParentType::OrganizationalUnit) {
+                break; // the root
+            }
+            let ou = orgs
+                .describe_organizational_unit()
+                .organizational_unit_id(&id)
+                .send()
+                .await
+                .map_err(|e| aws_error("organizations", "DescribeOrganizationalUnit", e))?;
+            let name = ou
+                .organizational_unit
+                .and_then(|o| o.name)
+                .unwrap_or_default();
+            if let Some(env) = self.policy.environment_for_ou(&name) {
+                return Ok(Membership::Member(Placement {
+                    account: account.clone(),
+                    ou_id: Some(id),
+                    ou_name: Some(name),
+                    environment: Some(env.name.clone()),
+                }));
+            }
+            first_ou.get_or_insert((id.clone(), name));
+            child = id;
+        }
+        let (ou_id, ou_name) = first_ou.unzip();
+        Ok(Membership::Member(Placement {
+            account: account.clone(),
+            ou_id,
+            ou_name,
+            environment: None,
+        }))
+    }
+}
+
+impl Directory for AwsDirectory {
+    #[tracing::instrument(skip(self), fields(account = %account))]
+    async fn lookup(&self, account: &AccountId) -> Result<Membership> {
+        let remembered = self.memory.lock().ok().and_then(|m| {
+            m.get(account)
+                .filter(|(_, at)| at.elapsed() < MEMORY_FRESH)
+                .map(|(p, _)| p.clone())
+        });
+        if let Some(m) = remembered {
+            return Ok(m);
+        }
+        let membership = match self.read_record(account).await? {
+            Some(p) => Membership::Member(p),
+            None => {
+                let m = self.ask_organizations(account).await?;
+                if let Membership::Member(p) = &m {
+                    self.save(p).await?;
+                }
+                m
+            }
+        };
+        if let Ok(mut memory) = self.memory.lock() {
+            memory.insert(account.clone(), (membership.clone(), Instant::now()));
+        }
+        Ok(membership)
+    }
+}

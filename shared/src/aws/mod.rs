@@ -1,0 +1,233 @@
+//! AWS adapters: the one client configuration, role assumption into member accounts, and the
+//! implementations of the ports. `aws-sdk-*` types appear only under this module.
+
+mod actuator;
+mod directory;
+mod notifier;
+mod replay_store;
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+pub use actuator::AwsActuator;
+pub use directory::AwsDirectory;
+pub use notifier::SnsNotifier;
+pub use replay_store::DynamoReplayStore;
+
+use crate::apply::Session;
+use crate::error::{Error, Result};
+use crate::ids::{AccountId, Region};
+
+/// Retry and timeout settings of every client. The defaults keep a slow AWS call well inside a
+/// Lambda timeout of 60 s.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub operation_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            connect_timeout: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Applies [`Tuning`] to a loader. The endpoint comes only from the standard
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` settings (the emulator in tests).
+pub fn tuned(loader: ConfigLoader, tuning: &Tuning) -> ConfigLoader {
+    loader
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(tuning.max_attempts)
+                .with_initial_backoff(tuning.initial_backoff),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(tuning.connect_timeout)
+                .operation_attempt_timeout(tuning.attempt_timeout)
+                .operation_timeout(tuning.operation_timeout)
+                .build(),
+        )
+}
+
+/// The SDK configuration of a function, from its environment.
+pub async fn load() -> SdkConfig {
+    tuned(
+        aws_config::defaults(BehaviorVersion::latest()),
+        &Tuning::default(),
+    )
+    .load()
+    .await
+}
+
+/// Error codes that mean "try again later".
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "ConcurrentModificationException",
+    "PriorRequestNotComplete",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "SlowDown",
+];
+
+/// Turns an SDK error into [`Error::Aws`], keeping the service's code and message and telling
+/// transient failures (throttling, 5xx, timeouts, connection errors) from permanent ones.
+pub(crate) fn aws_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, message, transient) = match &err {
+        SdkError::ServiceError(ctx) => {
+            let e = ctx.err();
+            let code = e.code().unwrap_or("Unknown").to_string();
+            let status = ctx.raw().status().as_u16();
+            let transient =
+                status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code.as_str());
+            (code, e.message().unwrap_or_default().to_string(), transient)
+        }
+        SdkError::TimeoutError(_) => (
+            "Timeout".to_string(),
+            "the call timed out".to_string(),
+            true,
+        ),
+        SdkError::DispatchFailure(f) => ("DispatchFailure".to_string(), format!("{f:?}"), true),
+        SdkError::ResponseError(_) => (
+            "ResponseError".to_string(),
+            "the response could not be read".to_string(),
+            true,
+        ),
+        other => ("ConstructionFailure".to_string(), other.to_string(), false),
+    };
+    Error::Aws {
+        service,
+        operation,
+        code,
+        message: crate::ids::clip(&message, 300),
+        transient,
+    }
+}
+
+/// Reaches member accounts: assumes the function's member role, once per role per event.
+#[derive(Clone, Debug)]
+pub struct MemberAccess {
+    base: SdkConfig,
+    sts: aws_sdk_sts::Client,
+    policy: std::sync::Arc<crate::policy::Policy>,
+    function: &'static str,
+}
+
+impl MemberAccess {
+    pub fn new(
+        base: &SdkConfig,
+        policy: std::sync::Arc<crate::policy::Policy>,
+        function: &'static str,
+    ) -> Self {
+        MemberAccess {
+            base: base.clone(),
+            sts: aws_sdk_sts::Client::new(base),
+            policy,
+            function,
+        }
+    }
+
+    /// An SDK configuration acting as the member role in `account`, in `region`.
+    pub async fn config(
+        &self,
+        session: &Session,
+        account: &AccountId,
+        region: &Region,
+    ) -> Result<SdkConfig> {
+        let role_arn =
+            self.policy
+                .member_role_arn(region.partition(), account.as_str(), self.function);
+        let cached = session
+            .credentials
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&role_arn).cloned())
+            .filter(|c| {
+                c.expiry()
+                    .is_none_or(|e| e > SystemTime::now() + Duration::from_secs(60))
+            });
+        let credentials = match cached {
+            Some(c) => c,
+            None => {
+                let c = assume_role(&self.sts, &role_arn, &session.name).await?;
+                if let Ok(mut cache) = session.credentials.lock() {
+                    cache.insert(role_arn, c.clone());
+                }
+                c
+            }
+        };
+        Ok(self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .region(aws_config::Region::new(region.to_string()))
+            .build())
+    }
+}
+
+/// `sts:AssumeRole` with source identity `guardrail`, so every action is traceable to Guardrail
+/// however the session is named.
+pub(crate) async fn assume_role(
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+    session_name: &str,
+) -> Result<Credentials> {
+    let out = sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session_name)
+        .source_identity("guardrail")
+        .duration_seconds(900)
+        .send()
+        .await
+        .map_err(|e| aws_error("sts", "AssumeRole", e))?;
+    let c = out.credentials().ok_or_else(|| Error::Corrupt {
+        what: "AssumeRole response",
+        detail: "no credentials".into(),
+    })?;
+    Ok(Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        SystemTime::try_from(*c.expiration()).ok(),
+        "guardrail-assume-role",
+    ))
+}

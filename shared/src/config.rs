@@ -1,0 +1,138 @@
+//! Function configuration from the environment: `GUARDRAIL_TABLE`, `GUARDRAIL_TOPIC_ARN` and
+//! `GUARDRAIL_POLICY`. Anything missing or invalid fails the init, naming the variable.
+
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+
+pub const TABLE_VAR: &str = "GUARDRAIL_TABLE";
+pub const TOPIC_VAR: &str = "GUARDRAIL_TOPIC_ARN";
+pub const POLICY_VAR: &str = "GUARDRAIL_POLICY";
+
+/// What every function needs besides its AWS clients.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The DynamoDB table (replay records, account directory).
+    pub table: String,
+    /// The SNS topic alerts go to.
+    pub topic_arn: String,
+    pub policy: Policy,
+    /// Where the policy came from, for logs.
+    pub policy_origin: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        Config::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get` (the environment, or a map in tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let table = get(TABLE_VAR).filter(|t| !t.is_empty()).ok_or_else(|| {
+            Error::config(format!(
+                "{TABLE_VAR} is not set: set it to the DynamoDB table's name"
+            ))
+        })?;
+        if !is_table_name(&table) {
+            return Err(Error::config(format!(
+                "{TABLE_VAR}={table:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
+            )));
+        }
+        let topic_arn = get(TOPIC_VAR).filter(|t| !t.is_empty()).ok_or_else(|| {
+            Error::config(format!(
+                "{TOPIC_VAR} is not set: set it to the alert topic's ARN"
+            ))
+        })?;
+        if !is_topic_arn(&topic_arn) {
+            return Err(Error::config(format!(
+                "{TOPIC_VAR}={topic_arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            )));
+        }
+        let (policy, policy_origin) =
+            load_policy(get(POLICY_VAR).filter(|p| !p.is_empty()).as_deref())?;
+        Ok(Config {
+            table,
+            topic_arn,
+            policy,
+            policy_origin,
+        })
+    }
+}
+
+/// The policy at `path`, or the built-in one; errors name `GUARDRAIL_POLICY`, the file, key and line.
+pub fn load_policy(path: Option<&str>) -> Result<(Policy, String)> {
+    match path {
+        None => Ok((Policy::builtin()?, "built-in".to_string())),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::config(format!(
+                    "{POLICY_VAR}={path}: cannot read the policy file: {e}"
+                ))
+            })?;
+            let policy = Policy::from_toml(&text, path)?;
+            Ok((policy, path.to_string()))
+        }
+    }
+}
+
+fn is_table_name(s: &str) -> bool {
+    (3..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+fn is_topic_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "sns", region, account, name]
+        if partition.starts_with("aws")
+            && crate::ids::Region::parse(region).is_some()
+            && crate::ids::AccountId::parse(account).is_some()
+            && !name.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:guardrail-alerts";
+
+    #[test]
+    fn complete_configuration_uses_the_builtin_policy() {
+        let c = Config::from_vars(vars(&[(TABLE_VAR, "guardrail"), (TOPIC_VAR, TOPIC)]));
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.policy_origin, "built-in");
+    }
+
+    #[test]
+    fn every_problem_names_its_variable() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![(TOPIC_VAR, TOPIC)], TABLE_VAR),
+            (vec![(TABLE_VAR, "t t"), (TOPIC_VAR, TOPIC)], TABLE_VAR),
+            (vec![(TABLE_VAR, "guardrail")], TOPIC_VAR),
+            (
+                vec![(TABLE_VAR, "guardrail"), (TOPIC_VAR, "guardrail-alerts")],
+                TOPIC_VAR,
+            ),
+            (
+                vec![
+                    (TABLE_VAR, "guardrail"),
+                    (TOPIC_VAR, TOPIC),
+                    (POLICY_VAR, "/nonexistent/p.toml"),
+                ],
+                POLICY_VAR,
+            ),
+        ];
+        for (pairs, var) in cases {
+            let e = Config::from_vars(vars(&pairs)).expect_err(var);
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Lenient readers over `serde_json::Value`: null, absent, `{}` and wrong types all read as "none".
+
+use serde_json::Value;
+
+/// The first key of `keys` that holds a non-empty string.
+pub(crate) fn str_any<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+}
+
+/// [`str_any`] as an owned string.
+pub(crate) fn string_any(v: &Value, keys: &[&str]) -> Option<String> {
+    str_any(v, keys).map(str::to_string)
+}
+
+/// The first key of `keys` that holds an object.
+pub(crate) fn obj_any<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().find_map(|k| v.get(k).filter(|o| o.is_object()))
+}
+
+/// A number, or a string holding one (`"8.0"`).
+pub(crate) fn f64_any(v: &Value, keys: &[&str]) -> Option<f64> {
+    keys.iter().find_map(|k| match v.get(k)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A boolean, or a string holding one (`"true"`).
+pub(crate) fn bool_any(v: &Value, keys: &[&str]) -> Option<bool> {
+    keys.iter().find_map(|k| match v.get(k)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    })
+}
+
+/// The elements of a CloudTrail set, which appears both as `{"items": [...]}` and as `[...]`.
+pub fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) => a,
+        Value::Object(_) => match v.get("items") {
+            Some(Value::Array(a)) => a,
+            _ => &[],
+        },
+        _ => &[],
+    }
+}
+
+/// Moves the value under `key` out of an object, leaving nothing behind; `Null` when absent.
+pub(crate) fn take(v: &mut Value, key: &str) -> Value {
+    match v {
+        Value::Object(map) => map.remove(key).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn readers_tolerate_every_shape() {
+        let v = json!({"a": "", "b": "x", "n": "8.5", "t": "TRUE", "o": {}, "s": {"items": [1, 2]}, "l": [3]});
+        assert_eq!(str_any(&v, &["a", "b"]), Some("x"));
+        assert_eq!(str_any(&v, &["o"]), None);
+        assert_eq!(f64_any(&v, &["n"]), Some(8.5));
+        assert_eq!(bool_any(&v, &["t"]), Some(true));
+        assert!(obj_any(&v, &["b", "o"]).is_some());
+        assert_eq!(items(&v["s"]).len(), 2);
+        assert_eq!(items(&v["l"]).len(), 1);
+        assert_eq!(items(&v["missing"]).len(), 0);
+        assert_eq!(items(&v["o"]).len(), 0);
+    }
+}

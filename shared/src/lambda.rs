@@ -1,0 +1,62 @@
+//! Lambda wiring shared by the three functions: configuration and clients built once at init,
+//! then every invocation through the [`Pipeline`].
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+use crate::aws::{AwsActuator, AwsDirectory, DynamoReplayStore, MemberAccess, SnsNotifier};
+use crate::config::Config;
+use crate::error::Result;
+use crate::pipeline::{Invocation, Pipeline};
+use crate::rules::Function;
+
+/// A function wired to AWS.
+pub type AwsPipeline = Pipeline<DynamoReplayStore, SnsNotifier, AwsDirectory, AwsActuator>;
+
+/// Wires a function to the table, topic and member accounts of `config`.
+pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsPipeline {
+    let policy = Arc::new(config.policy);
+    Pipeline {
+        function,
+        store: DynamoReplayStore::new(sdk, &config.table),
+        notifier: SnsNotifier::new(sdk, &config.topic_arn),
+        directory: AwsDirectory::new(sdk, &config.table, policy.clone()),
+        actuator: AwsActuator::new(MemberAccess::new(sdk, policy.clone(), function.name())),
+        policy,
+    }
+}
+
+/// Handles one invocation.
+pub async fn handle(pipeline: &AwsPipeline, event: LambdaEvent<Value>) -> Result<Value> {
+    let now = Utc::now();
+    let deadline = i64::try_from(event.context.deadline)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .filter(|d| *d > now)
+        .unwrap_or(now + chrono::Duration::seconds(60));
+    let invocation = Invocation {
+        request_id: event.context.request_id.clone(),
+        now,
+        deadline,
+    };
+    pipeline
+        .handle(event.payload, &invocation)
+        .await
+        .into_result()
+}
+
+/// The whole life of a function: init (a bad configuration or policy fails it, loudly), then
+/// the runtime loop.
+pub async fn run(function: Function) -> std::result::Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let config = Config::from_env()
+        .inspect_err(|e| tracing::error!(function = %function, error = %e, "init failed"))?;
+    tracing::info!(function = %function, policy = %config.policy_origin, "starting");
+    let sdk = crate::aws::load().await;
+    let pipeline = aws_pipeline(function, config, &sdk);
+    lambda_runtime::run(service_fn(|event| handle(&pipeline, event))).await
+}

@@ -1,0 +1,24 @@
+//! Guardrail's core: everything the Lambda functions and the CLI share.
+//!
+//! An event travels `event` (decode) → `gate` → `facts` → `rules` (a pure [`plan::Decision`]) →
+//! `replay` (claim) → `apply` → `alert` → `replay` (record), driven by [`pipeline::Pipeline`].
+//! AWS lives behind small ports; the adapters are in [`aws`].
+
+pub mod alert;
+pub mod apply;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod facts;
+pub mod gate;
+pub mod ids;
+pub mod lambda;
+pub mod pipeline;
+pub mod plan;
+pub mod policy;
+pub mod replay;
+pub mod rules;
+pub mod telemetry;
+
+pub use error::{Error, Result};

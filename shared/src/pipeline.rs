@@ -1,0 +1,382 @@
+//! One invocation, end to end: decode → gate → facts → plan → claim → apply → notify → record.
+//!
+//! Generic over the ports, so the Lambda functions (AWS adapters), the CLI and unit tests (fakes)
+//! run the same path.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::alert::{Alert, Notifier, Severity};
+use crate::apply::{Actuator, Session, Target};
+use crate::error::{Error, Result};
+use crate::event::{self, Event, Rejection};
+use crate::facts::{Directory, Membership};
+use crate::gate;
+use crate::plan::{Decision, Ignored, Plan};
+use crate::policy::Policy;
+use crate::replay::{Claim, ClaimRequest, ReplayStore};
+use crate::rules::Function;
+
+/// Deliveries of one event that may fail before its failure is final (Lambda's async invoke
+/// makes one attempt and two retries).
+pub const MAX_ATTEMPTS: u32 = 3;
+/// How long replay records outlive the freshness window, so a replay is always caught by one of
+/// the two.
+const RECORD_MARGIN: Duration = Duration::days(1);
+
+/// One function wired to its ports.
+pub struct Pipeline<S, N, D, A> {
+    pub function: Function,
+    pub policy: Arc<Policy>,
+    pub store: S,
+    pub notifier: N,
+    pub directory: D,
+    pub actuator: A,
+}
+
+/// The invocation being handled.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// Unique per delivery: the owner of replay claims.
+    pub request_id: String,
+    pub now: DateTime<Utc>,
+    /// When the invocation times out; claims are leased until then.
+    pub deadline: DateTime<Utc>,
+}
+
+/// What happened to each event of an invocation.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub function: Function,
+    pub events: Vec<EventReport>,
+    /// The first error, when some event failed: the invocation then fails so Lambda retries it
+    /// (events already completed are skipped by the replay guard).
+    #[serde(skip)]
+    pub error: Option<Error>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventReport {
+    /// `api-call ec2:RunInstances`, ...; absent when the input could not be decoded.
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub account: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The end of one event's path.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Unusable input: not retried.
+    Rejected { code: &'static str, reason: String },
+    /// Nothing to do.
+    Ignored { reason: String },
+    /// Already handled by an earlier delivery.
+    Duplicate { summary: String },
+    /// Another delivery is handling it right now.
+    InProgress,
+    /// Violations alerted, nothing changed (detect mode).
+    Detected { violations: usize },
+    /// Violations fixed and alerted.
+    Applied { actions: Vec<String> },
+    /// Work failed: recorded, alerted when final, retried by Lambda.
+    Failed {
+        error_type: &'static str,
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::InProgress => "in-progress",
+            Outcome::Detected { .. } => "detected",
+            Outcome::Applied { .. } => "applied",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+impl Report {
+    /// `Err` when an event failed, for the Lambda runtime to retry the invocation.
+    pub fn into_result(self) -> Result<Value> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(serde_json::to_value(&self.events).unwrap_or(Value::Null)),
+        }
+    }
+}
+
+fn rejected(r: &Rejection) -> Outcome {
+    Outcome::Rejected {
+        code: r.code(),
+        reason: r.to_string(),
+    }
+}
+
+fn ignored(reason: &Ignored) -> Outcome {
+    Outcome::Ignored {
+        reason: reason.to_string(),
+    }
+}
+
+impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A> {
+    /// Handles every event in `input` (one for EventBridge; many for log files and batches).
+    pub async fn handle(&self, input: Value, invocation: &Invocation) -> Report {
+        let mut report = Report {
+            function: self.function,
+            events: Vec::new(),
+            error: None,
+        };
+        for decoded in event::decode_value(input) {
+            let (event_report, error) = match decoded {
+                Err(r) => (
+                    EventReport {
+                        event: None,
+                        id: None,
+                        account: None,
+                        outcome: rejected(&r),
+                    },
+                    None,
+                ),
+                Ok(event) => {
+                    // Boxed: the per-event future is deep, and boxing keeps the runtime's future small.
+                    let (outcome, error) =
+                        match Box::pin(self.handle_event(&event, invocation)).await {
+                            Ok(outcome) => (outcome, None),
+                            Err(e) => (
+                                Outcome::Failed {
+                                    error_type: e.error_type(),
+                                    error: e.to_string(),
+                                },
+                                Some(e),
+                            ),
+                        };
+                    (
+                        EventReport {
+                            event: Some(event.label()),
+                            id: event.id().map(str::to_string),
+                            account: event.account().map(ToString::to_string),
+                            outcome,
+                        },
+                        error,
+                    )
+                }
+            };
+            info!(
+                function = %self.function,
+                event = event_report.event.as_deref().unwrap_or("undecodable"),
+                event_id = event_report.id.as_deref().unwrap_or("-"),
+                account = event_report.account.as_deref().unwrap_or("-"),
+                outcome = event_report.outcome.name(),
+                detail = ?event_report.outcome,
+                "event handled"
+            );
+            report.events.push(event_report);
+            if report.error.is_none() {
+                report.error = error;
+            }
+        }
+        report
+    }
+
+    /// Everything up to the decision: no writes happen here.
+    pub async fn decide(
+        &self,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<Decision, Rejection>> {
+        match gate::check(event, &self.policy, now) {
+            Err(r) => return Ok(Err(r)),
+            Ok(Some(reason)) => return Ok(Ok(Decision::Ignore { reason })),
+            Ok(None) => {}
+        }
+        if !self.function.handles(event) {
+            return Ok(Ok(crate::rules::not_handled(event)));
+        }
+        let Some(account) = event.account() else {
+            return Ok(Err(Rejection::MissingField { field: "account" }));
+        };
+        let placement = match self.directory.lookup(account).await? {
+            Membership::Member(p) => p,
+            Membership::Outsider => {
+                return Ok(Err(Rejection::NotInOrganization {
+                    account: account.to_string(),
+                }));
+            }
+        };
+        Ok(self.function.decide(event, &placement, &self.policy))
+    }
+
+    async fn handle_event(&self, event: &Event, invocation: &Invocation) -> Result<Outcome> {
+        match self.decide(event, invocation.now).await? {
+            Err(r) => Ok(rejected(&r)),
+            Ok(Decision::Ignore { reason }) => Ok(ignored(&reason)),
+            Ok(Decision::Act { plan }) => match event.replay_key() {
+                Err(r) => Ok(rejected(&r)),
+                Ok(key) => self.act(event, &plan, &key, invocation).await,
+            },
+        }
+    }
+
+    async fn act(
+        &self,
+        event: &Event,
+        plan: &Plan,
+        key: &str,
+        invocation: &Invocation,
+    ) -> Result<Outcome> {
+        let key = format!("{}#{key}", self.function);
+        let owner = invocation.request_id.as_str();
+        let now = invocation.now;
+        let event_time = event.time().unwrap_or(now);
+        let freshness = Duration::from_std(self.policy.freshness).unwrap_or(Duration::hours(1));
+        let claim = self
+            .store
+            .claim(&ClaimRequest {
+                key: &key,
+                owner,
+                now,
+                lease_until: invocation.deadline.max(now + Duration::seconds(30)),
+                expires_at: event_time.max(now) + freshness + RECORD_MARGIN,
+            })
+            .await?;
+        let (attempt, mut done, failure_alerted) = match claim {
+            Claim::Completed { summary } => return Ok(Outcome::Duplicate { summary }),
+            Claim::InProgress { .. } => return Ok(Outcome::InProgress),
+            Claim::Claimed {
+                attempt,
+                done,
+                failure_alerted,
+            } => (attempt, done, failure_alerted),
+        };
+
+        let session = Session::new(self.function.name(), event.id().unwrap_or("event"));
+        let target = Target {
+            account: plan.account.clone(),
+            region: plan.region.clone(),
+        };
+        let mut failures = Vec::new();
+        let remaining: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| !done.contains(&a.id()))
+            .collect();
+        for (i, action) in remaining.iter().enumerate() {
+            match self.actuator.apply(&session, &target, action).await {
+                Ok(()) => {
+                    done.push(action.id());
+                    // The last step's completion is saved with the final record.
+                    if i + 1 < remaining.len() {
+                        self.store.progress(&key, owner, &done).await?;
+                    }
+                }
+                Err(e) => {
+                    warn!(function = %self.function, action = %action, error = %e, "action failed");
+                    failures.push((action.to_string(), e));
+                }
+            }
+        }
+
+        if failures.is_empty() {
+            let applied = plan.mode.fixes() && !plan.actions.is_empty();
+            let alert = Alert::for_plan(self.function, plan, applied, event.id(), event_time);
+            if let Err(e) = self.notifier.publish(&alert).await {
+                self.store
+                    .fail(&key, owner, &e.to_string(), &done, false)
+                    .await?;
+                return Err(e);
+            }
+            let summary = format!("{}: {}", alert.action, alert.done.join("; "));
+            if !self
+                .store
+                .complete(&key, owner, &crate::ids::clip(&summary, 1000), &done)
+                .await?
+            {
+                warn!(
+                    key,
+                    "claim was lost before completion; another delivery finished the event"
+                );
+            }
+            return Ok(if applied {
+                Outcome::Applied {
+                    actions: plan.actions.iter().map(ToString::to_string).collect(),
+                }
+            } else {
+                Outcome::Detected {
+                    violations: plan.violations.len(),
+                }
+            });
+        }
+
+        let total = plan.actions.len();
+        let failed = failures.len();
+        let error = if failed == 1 && total == 1 {
+            failures.remove(0).1
+        } else {
+            Error::Partial {
+                failed,
+                total,
+                first: failures[0].1.to_string(),
+            }
+        };
+        // Alert once, when the failure is final: permanent, or out of retries.
+        let final_failure = !error.is_transient() || attempt >= MAX_ATTEMPTS;
+        let alert_now = final_failure && !failure_alerted;
+        if alert_now {
+            let alert = failure_alert(
+                self.function,
+                plan,
+                &done,
+                &failures,
+                &error,
+                event,
+                event_time,
+            );
+            if let Err(e) = self.notifier.publish(&alert).await {
+                warn!(error = %e, "could not send the failure alert");
+            }
+        }
+        self.store
+            .fail(&key, owner, &error.to_string(), &done, alert_now)
+            .await?;
+        Err(error)
+    }
+}
+
+fn failure_alert(
+    function: Function,
+    plan: &Plan,
+    done: &[String],
+    failures: &[(String, Error)],
+    error: &Error,
+    event: &Event,
+    time: DateTime<Utc>,
+) -> Alert {
+    let mut alert = Alert::for_plan(function, plan, false, event.id(), time);
+    alert.severity = Severity::High;
+    alert.action = "failed".into();
+    alert.title = format!("could not fix {}", plan.subject);
+    alert.done = plan
+        .actions
+        .iter()
+        .filter(|a| done.contains(&a.id()))
+        .map(|a| format!("done: {a}"))
+        .chain(failures.iter().map(|(a, e)| format!("FAILED: {a}: {e}")))
+        .chain(std::iter::once(if error.is_transient() {
+            "Lambda retries the event, then moves it to the dead-letter queue".to_string()
+        } else {
+            "not retryable as is: fix the cause (permissions, configuration), then redrive the event from the dead-letter queue".to_string()
+        }))
+        .collect();
+    alert
+}
