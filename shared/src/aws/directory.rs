@@ -10,7 +10,7 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_organizations::operation::list_parents::ListParentsError;
+use aws_sdk_organizations::error::ProvideErrorMetadata;
 use aws_sdk_organizations::types::ParentType;
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -152,11 +152,11 @@ impl AwsDirectory {
         for _ in 0..MAX_DEPTH {
             let parents = match orgs.list_parents().child_id(&child).send().await {
                 Ok(out) => out.parents.unwrap_or_default(),
+                // AWS answers ChildNotFoundException; moto answers AccountNotFoundException.
                 Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(ListParentsError::ChildNotFoundException(_))
-                    ) =>
+                    if e.as_service_error()
+                        .and_then(|s| s.code())
+                        .is_some_and(is_unknown_account) =>
                 {
                     return Ok(Membership::Outsider);
                 }
@@ -198,6 +198,10 @@ impl AwsDirectory {
             environment: None,
         }))
     }
+}
+
+fn is_unknown_account(code: &str) -> bool {
+    matches!(code, "ChildNotFoundException" | "AccountNotFoundException")
 }
 
 impl Directory for AwsDirectory {

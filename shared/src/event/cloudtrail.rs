@@ -58,6 +58,12 @@ impl CloudTrailEvent {
                 detail: "a CloudTrail record must be a JSON object".into(),
             });
         }
+        // Insights records describe a rate, not a call: their eventName sits in insightDetails.
+        if let Some(t) = str_any(&record, &["eventType"]).filter(|t| *t == "AwsCloudTrailInsight") {
+            return Err(Rejection::UnsupportedEventType {
+                event_type: t.to_string(),
+            });
+        }
         let event_name = str_any(&record, &["eventName"])
             .map(str::trim)
             .filter(|s| !s.is_empty())

@@ -113,6 +113,9 @@ pub enum Rejection {
     UnsupportedDetailType {
         detail_type: String,
     },
+    UnsupportedEventType {
+        event_type: String,
+    },
     MalformedRecord {
         detail: String,
     },
@@ -160,6 +163,7 @@ impl Rejection {
             Rejection::MalformedEnvelope { .. } => "malformed-envelope",
             Rejection::UntrustedSource { .. } => "untrusted-source",
             Rejection::UnsupportedDetailType { .. } => "unsupported-detail-type",
+            Rejection::UnsupportedEventType { .. } => "unsupported-event-type",
             Rejection::MalformedRecord { .. } => "malformed-record",
             Rejection::MissingField { .. } => "missing-field",
             Rejection::BadAccountId { .. } => "bad-account-id",
@@ -200,6 +204,9 @@ impl fmt::Display for Rejection {
             }
             Rejection::UnsupportedDetailType { detail_type } => {
                 write!(f, "unsupported detail-type {detail_type:?}")
+            }
+            Rejection::UnsupportedEventType { event_type } => {
+                write!(f, "unsupported CloudTrail eventType {event_type:?}")
             }
             Rejection::MalformedRecord { detail } => write!(f, "malformed record: {detail}"),
             Rejection::MissingField { field } => {
@@ -347,43 +354,64 @@ fn decode_single(v: Value) -> Decoded {
 }
 
 fn decode_envelope(v: Value) -> Decoded {
+    // Check what decides trust and relevance first, so the reason given is the most specific one.
+    let detail_type =
+        str_any(&v, &["detail-type"]).ok_or_else(|| Rejection::MalformedEnvelope {
+            detail: "missing field `detail-type`".into(),
+        })?;
+    let source = str_any(&v, &["source"]).ok_or_else(|| Rejection::MalformedEnvelope {
+        detail: "missing field `source`".into(),
+    })?;
+    if !source.starts_with("aws.") {
+        return Err(Rejection::UntrustedSource {
+            source: clip(source, 64),
+        });
+    }
+    if !SUPPORTED_DETAIL_TYPES.contains(&detail_type) {
+        return Err(Rejection::UnsupportedDetailType {
+            detail_type: clip(detail_type, 64),
+        });
+    }
+    if detail_type == "GuardDuty Finding" && source != "aws.guardduty" {
+        return Err(Rejection::UntrustedSource {
+            source: clip(source, 64),
+        });
+    }
+    if let Some(t) = v
+        .get("time")
+        .filter(|t| !t.is_null() && t.as_str().and_then(time::parse).is_none())
+    {
+        return Err(Rejection::BadTimestamp {
+            field: "time",
+            value: clip(&t.to_string(), 40),
+        });
+    }
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(v).map_err(|e| Rejection::MalformedEnvelope {
             detail: e.to_string(),
         })?;
-    if !envelope.source.starts_with("aws.") {
-        return Err(Rejection::UntrustedSource {
-            source: clip(&envelope.source, 64),
-        });
+    if envelope.detail_type == "GuardDuty Finding" {
+        return Finding::from_detail(&envelope.detail, envelope.time, Via::EventBridge)
+            .map(Event::Finding);
     }
-    match envelope.detail_type.as_str() {
-        "AWS API Call via CloudTrail"
-        | "AWS Service Event via CloudTrail"
-        | "AWS Console Sign In via CloudTrail" => {
-            let facts = EnvelopeFacts {
-                account: envelope.account.as_deref(),
-                region: envelope.region.as_deref(),
-                time: envelope.time,
-            };
-            if facts.account.is_none() {
-                return Err(Rejection::MissingField { field: "account" });
-            }
-            decode_record(envelope.detail, facts, Via::EventBridge)
-        }
-        "GuardDuty Finding" => {
-            if envelope.source != "aws.guardduty" {
-                return Err(Rejection::UntrustedSource {
-                    source: clip(&envelope.source, 64),
-                });
-            }
-            Finding::from_detail(&envelope.detail, envelope.time, Via::EventBridge)
-                .map(Event::Finding)
-        }
-        other => Err(Rejection::UnsupportedDetailType {
-            detail_type: clip(other, 64),
-        }),
+    let facts = EnvelopeFacts {
+        account: envelope.account.as_deref(),
+        region: envelope.region.as_deref(),
+        time: envelope.time,
+    };
+    if facts.account.is_none() {
+        return Err(Rejection::MissingField { field: "account" });
     }
+    decode_record(envelope.detail, facts, Via::EventBridge)
 }
+
+/// The EventBridge detail-types Guardrail decodes.
+const SUPPORTED_DETAIL_TYPES: &[&str] = &[
+    "AWS API Call via CloudTrail",
+    "AWS Service Event via CloudTrail",
+    "AWS Console Sign In via CloudTrail",
+    "GuardDuty Finding",
+];
 
 fn decode_record(record: Value, envelope: EnvelopeFacts<'_>, via: Via) -> Decoded {
     let trail = CloudTrailEvent::from_record(record, envelope, via)?;
@@ -658,5 +686,49 @@ mod tests {
         let a = one(finding("2026-01-01T00:00:00Z")).and_then(|e| e.replay_key());
         let b = one(finding("2026-01-01T00:05:00Z")).and_then(|e| e.replay_key());
         assert!(a.is_ok() && b.is_ok() && a != b, "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn control_tower_lifecycle_and_account_creation_are_typed() {
+        let lifecycle = json!({
+            "version": "0", "id": "x", "detail-type": "AWS Service Event via CloudTrail", "source": "aws.controltower",
+            "account": "111122223333", "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"eventVersion": "1.05", "userIdentity": {"accountId": "111122223333", "invokedBy": "AWS Internal"},
+                "eventTime": "2026-01-01T00:00:00Z", "eventSource": "controltower.amazonaws.com",
+                "eventName": "CreateManagedAccount", "awsRegion": "us-east-1", "eventID": "e-2",
+                "eventType": "AwsServiceEvent",
+                "serviceEventDetails": {"createManagedAccountStatus": {
+                    "organizationalUnit": {"organizationalUnitName": "dev", "organizationalUnitId": "ou-ab12-cdef3456"},
+                    "account": {"accountName": "dev-payments", "accountId": "444455556666"},
+                    "state": "SUCCEEDED", "message": "AWS Control Tower successfully created a managed account."}}}
+        });
+        let Ok(Event::Lifecycle(l)) = one(lifecycle) else {
+            panic!("not a lifecycle event")
+        };
+        assert_eq!(
+            (l.name.as_str(), l.state.as_deref()),
+            ("CreateManagedAccount", Some("SUCCEEDED"))
+        );
+        assert_eq!(
+            l.account_id.as_ref().map(AccountId::as_str),
+            Some("444455556666")
+        );
+        assert_eq!(l.ou_name.as_deref(), Some("dev"));
+
+        let mut failed = record();
+        failed["eventSource"] = json!("organizations.amazonaws.com");
+        failed["eventName"] = json!("CreateAccountResult");
+        failed["eventType"] = json!("AwsServiceEvent");
+        failed["serviceEventDetails"] = json!({"createAccountStatus": {"id": "car-1", "state": "FAILED", "failureReason": "EMAIL_ALREADY_EXISTS"}});
+        let Ok(Event::AccountCreation(a)) = one(failed.clone()) else {
+            panic!("not an account creation")
+        };
+        assert_eq!(
+            (a.state.as_str(), a.failure_reason.as_deref()),
+            ("FAILED", Some("EMAIL_ALREADY_EXISTS"))
+        );
+        assert!(a.account_id.is_none());
+        failed["serviceEventDetails"]["createAccountStatus"]["accountId"] = json!("4444");
+        assert_eq!(one(failed).err().map(|r| r.code()), Some("bad-account-id"));
     }
 }

@@ -1,0 +1,148 @@
+//! Sample events from `events/`, re-aimed at the emulator's accounts and resources and made fresh.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::emulator::workspace;
+
+/// Reads `events/<path>`.
+pub fn load(path: &str) -> Value {
+    let file = workspace().join("events").join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// A fresh id in the shape of a CloudTrail `eventID`.
+pub fn event_id() -> String {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let n = crate::emulator::unique();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (nanos >> 32) as u32,
+        (nanos >> 16) as u16,
+        n & 0xfff,
+        std::process::id() & 0xfff,
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
+/// Makes a CloudTrail event (EventBridge envelope or raw record) happen now, in `account`, under a
+/// new id. Every account id of the caller's identity is moved along with it.
+pub fn fresh(mut event: Value, account: &str) -> Value {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let enveloped = event.get("detail").is_some();
+    if enveloped {
+        event["account"] = json!(account);
+        event["time"] = json!(now);
+        event["id"] = json!(event_id());
+    }
+    let old = if enveloped { &event["detail"] } else { &event }["recipientAccountId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let detail = if enveloped {
+        &mut event["detail"]
+    } else {
+        &mut event
+    };
+    detail["eventTime"] = json!(now);
+    detail["eventID"] = json!(event_id());
+    detail["recipientAccountId"] = json!(account);
+    if !old.is_empty() {
+        let identity = detail["userIdentity"].to_string().replace(&old, account);
+        detail["userIdentity"] = serde_json::from_str(&identity).unwrap_or(Value::Null);
+    }
+    event
+}
+
+/// The CloudTrail record inside an event.
+pub fn detail(event: &mut Value) -> &mut Value {
+    if event.get("detail").is_some() {
+        &mut event["detail"]
+    } else {
+        event
+    }
+}
+
+/// Points a `RunInstances` event at these instances.
+pub fn with_instances(mut event: Value, ids: &[&str]) -> Value {
+    let items = detail(&mut event)["responseElements"]["instancesSet"]["items"].take();
+    let template = items.get(0).cloned().unwrap_or_else(|| json!({}));
+    let instances: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut i = template.clone();
+            i["instanceId"] = json!(id);
+            i
+        })
+        .collect();
+    detail(&mut event)["responseElements"]["instancesSet"]["items"] = json!(instances);
+    event
+}
+
+/// Sets the tags a `RunInstances` event says the instances were created with.
+pub fn with_creation_tags(mut event: Value, tags: &[(&str, &str)]) -> Value {
+    let tags: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    let d = detail(&mut event);
+    d["requestParameters"]["tagSpecificationSet"] =
+        json!({"items": [{"resourceType": "instance", "tags": tags}]});
+    if let Some(items) = d["responseElements"]["instancesSet"]["items"].as_array_mut() {
+        for i in items {
+            i["tagSet"] = json!({"items": tags});
+        }
+    }
+    event
+}
+
+/// Launches an instance with these tags in the account `config` acts in.
+pub async fn run_instance(config: &SdkConfig, tags: &[(&str, &str)]) -> String {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut request = aws_sdk_ec2::Client::new(config)
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1);
+    if !tags.is_empty() {
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .build();
+        request = request.tag_specifications(spec);
+    }
+    let out = request.send().await.expect("RunInstances");
+    out.instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .expect("an instance")
+        .to_string()
+}
+
+/// The tags of an EC2 resource, read back from the emulator.
+pub async fn ec2_tags(config: &SdkConfig, id: &str) -> BTreeMap<String, String> {
+    use aws_sdk_ec2::types::Filter;
+    let out = aws_sdk_ec2::Client::new(config)
+        .describe_tags()
+        .filters(Filter::builder().name("resource-id").values(id).build())
+        .send()
+        .await
+        .expect("DescribeTags");
+    out.tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,301 @@
+//! The world a test runs in: an organization with environment OUs and member accounts, and
+//! Guardrail's own table, topic and an SQS queue subscribed to the topic to read alerts back.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use serde_json::Value;
+
+use crate::emulator::{Emulator, REGION};
+
+/// OUs seeded into every organization: the three environments of the shipped policy, and one
+/// that no environment names.
+pub const OUS: [&str; 4] = ["prod", "dev", "agents", "sandbox"];
+
+/// A seeded organization.
+pub struct Org {
+    pub root_id: String,
+    /// OU name → id.
+    pub ous: BTreeMap<String, String>,
+    /// OU name → the member account in it.
+    pub accounts: BTreeMap<String, String>,
+}
+
+impl Org {
+    pub fn account(&self, ou: &str) -> &str {
+        self.accounts
+            .get(ou)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no account in {ou}"))
+    }
+}
+
+/// Creates the organization, one OU per [`OUS`] entry and one member account in each.
+pub async fn seed_org(config: &SdkConfig) -> Org {
+    let orgs = aws_sdk_organizations::Client::new(config);
+    orgs.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("CreateOrganization");
+    let root_id = orgs
+        .list_roots()
+        .send()
+        .await
+        .expect("ListRoots")
+        .roots()
+        .first()
+        .and_then(|r| r.id().map(str::to_string))
+        .expect("a root");
+    let mut ous = BTreeMap::new();
+    let mut accounts = BTreeMap::new();
+    for name in OUS {
+        let ou = orgs
+            .create_organizational_unit()
+            .parent_id(&root_id)
+            .name(name)
+            .send()
+            .await
+            .expect("CreateOrganizationalUnit");
+        let ou_id = ou
+            .organizational_unit()
+            .and_then(|o| o.id())
+            .expect("OU id")
+            .to_string();
+        let account = create_account(config, &format!("{name}-workloads")).await;
+        orgs.move_account()
+            .account_id(&account)
+            .source_parent_id(&root_id)
+            .destination_parent_id(&ou_id)
+            .send()
+            .await
+            .expect("MoveAccount");
+        ous.insert(name.to_string(), ou_id);
+        accounts.insert(name.to_string(), account);
+    }
+    Org {
+        root_id,
+        ous,
+        accounts,
+    }
+}
+
+/// Creates a member account (in the root) and returns its id.
+pub async fn create_account(config: &SdkConfig, name: &str) -> String {
+    let orgs = aws_sdk_organizations::Client::new(config);
+    let status = orgs
+        .create_account()
+        .account_name(name)
+        .email(format!("{name}@example.com"))
+        .send()
+        .await
+        .expect("CreateAccount");
+    status
+        .create_account_status()
+        .and_then(|s| s.account_id())
+        .expect("moto creates accounts at once")
+        .to_string()
+}
+
+/// Guardrail's resources in the central account.
+pub struct Stack {
+    pub table: String,
+    pub topic_arn: String,
+    pub alerts_queue_url: String,
+}
+
+/// Creates the table (string key `pk`, TTL on `expires_at`), the alert topic, and a queue
+/// subscribed to it.
+pub async fn create_stack(config: &SdkConfig) -> Stack {
+    let table = "guardrail".to_string();
+    let ddb = aws_sdk_dynamodb::Client::new(config);
+    ddb.create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("CreateTable");
+    ddb.update_time_to_live()
+        .table_name(&table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("UpdateTimeToLive");
+
+    let sns = aws_sdk_sns::Client::new(config);
+    let topic_arn = sns
+        .create_topic()
+        .name("guardrail-alerts")
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn()
+        .expect("topic ARN")
+        .to_string();
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let alerts_queue_url = sqs
+        .create_queue()
+        .queue_name("guardrail-alerts-reader")
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("queue URL")
+        .to_string();
+    let queue_arn = format!(
+        "arn:aws:sqs:{REGION}:{}:guardrail-alerts-reader",
+        crate::emulator::MANAGEMENT_ACCOUNT
+    );
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("Subscribe");
+    Stack {
+        table,
+        topic_arn,
+        alerts_queue_url,
+    }
+}
+
+/// An alert as an SQS subscriber receives it.
+#[derive(Debug, Clone)]
+pub struct ReceivedAlert {
+    pub subject: String,
+    /// The JSON form (SNS delivers the `sqs` entry of the structured message).
+    pub body: Value,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Takes every alert waiting in the reader queue.
+pub async fn take_alerts(config: &SdkConfig, stack: &Stack) -> Vec<ReceivedAlert> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut alerts = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&stack.alerts_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = out.messages();
+        if messages.is_empty() {
+            return alerts;
+        }
+        for m in messages {
+            let envelope: Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope JSON");
+            let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap_or("null"))
+                .expect("alert JSON");
+            let attributes = envelope["MessageAttributes"]
+                .as_object()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v["Value"].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            alerts.push(ReceivedAlert {
+                subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                body,
+                attributes,
+            });
+            if let Some(receipt) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(&stack.alerts_queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("DeleteMessage");
+            }
+        }
+    }
+}
+
+/// The whole world of one test.
+pub struct World {
+    pub emulator: Emulator,
+    pub config: SdkConfig,
+    pub org: Org,
+    pub stack: Stack,
+}
+
+impl World {
+    pub async fn start() -> World {
+        let emulator = Emulator::start();
+        let config = emulator.config().await;
+        let org = seed_org(&config).await;
+        let stack = create_stack(&config).await;
+        World {
+            emulator,
+            config,
+            org,
+            stack,
+        }
+    }
+
+    pub async fn alerts(&self) -> Vec<ReceivedAlert> {
+        take_alerts(&self.config, &self.stack).await
+    }
+
+    /// The configuration of the function's own role (the central account).
+    pub fn guardrail_config(&self, policy: guardrail::policy::Policy) -> guardrail::config::Config {
+        guardrail::config::Config {
+            table: self.stack.table.clone(),
+            topic_arn: self.stack.topic_arn.clone(),
+            policy,
+            policy_origin: "test".into(),
+        }
+    }
+
+    /// Reads a raw item of the Guardrail table.
+    pub async fn item(
+        &self,
+        pk: &str,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        aws_sdk_dynamodb::Client::new(&self.config)
+            .get_item()
+            .table_name(&self.stack.table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.to_string()),
+            )
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+}
