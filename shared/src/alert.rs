@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::Result;
@@ -16,7 +16,7 @@ use crate::rules::Function;
 /// SNS caps subjects at 100 characters.
 pub const MAX_SUBJECT: usize = 100;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -38,8 +38,8 @@ impl Severity {
     }
 }
 
-/// One alert about one event.
-#[derive(Clone, Debug, Serialize)]
+/// One alert about one event. Its JSON form ([`Alert::json`]) reads back into an `Alert`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Alert {
     pub function: Function,
     pub severity: Severity,

@@ -33,11 +33,11 @@ pub trait Directory: Send + Sync {
     fn lookup(&self, account: &AccountId) -> impl Future<Output = Result<Membership>> + Send;
 }
 
-/// A directory with fixed contents: for the offline CLI and unit tests.
+/// A directory with fixed contents: for the offline CLI and unit tests. Accounts it does not list
+/// are members whose environment is `default_environment` (unknown when `None`).
 #[derive(Clone, Debug, Default)]
 pub struct StaticDirectory {
     pub placements: Vec<Placement>,
-    /// When set, accounts not listed are members of this environment instead of outsiders.
     pub default_environment: Option<String>,
 }
 
@@ -46,14 +46,11 @@ impl Directory for StaticDirectory {
         if let Some(p) = self.placements.iter().find(|p| &p.account == account) {
             return Ok(Membership::Member(p.clone()));
         }
-        Ok(match &self.default_environment {
-            Some(env) => Membership::Member(Placement {
-                account: account.clone(),
-                ou_id: None,
-                ou_name: Some(env.clone()),
-                environment: Some(env.clone()),
-            }),
-            None => Membership::Outsider,
-        })
+        Ok(Membership::Member(Placement {
+            account: account.clone(),
+            ou_id: None,
+            ou_name: self.default_environment.clone(),
+            environment: self.default_environment.clone(),
+        }))
     }
 }

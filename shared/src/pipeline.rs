@@ -195,26 +195,7 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
         event: &Event,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Decision, Rejection>> {
-        match gate::check(event, &self.policy, now) {
-            Err(r) => return Ok(Err(r)),
-            Ok(Some(reason)) => return Ok(Ok(Decision::Ignore { reason })),
-            Ok(None) => {}
-        }
-        if !self.function.handles(event) {
-            return Ok(Ok(crate::rules::not_handled(event)));
-        }
-        let Some(account) = event.account() else {
-            return Ok(Err(Rejection::MissingField { field: "account" }));
-        };
-        let placement = match self.directory.lookup(account).await? {
-            Membership::Member(p) => p,
-            Membership::Outsider => {
-                return Ok(Err(Rejection::NotInOrganization {
-                    account: account.to_string(),
-                }));
-            }
-        };
-        Ok(self.function.decide(event, &placement, &self.policy))
+        decide(self.function, &self.policy, &self.directory, event, now).await
     }
 
     async fn handle_event(&self, event: &Event, invocation: &Invocation) -> Result<Outcome> {
@@ -379,4 +360,35 @@ fn failure_alert(
         }))
         .collect();
     alert
+}
+
+/// The decision path shared by the functions and the offline CLI: gate, the function's interest,
+/// the account's placement, then the pure rules. Reads at most the directory; writes nothing.
+pub async fn decide(
+    function: Function,
+    policy: &Policy,
+    directory: &impl Directory,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<Decision, Rejection>> {
+    match gate::check(event, policy, now) {
+        Err(r) => return Ok(Err(r)),
+        Ok(Some(reason)) => return Ok(Ok(Decision::Ignore { reason })),
+        Ok(None) => {}
+    }
+    if !function.handles(event) {
+        return Ok(Ok(crate::rules::not_handled(event)));
+    }
+    let Some(account) = event.account() else {
+        return Ok(Err(Rejection::MissingField { field: "account" }));
+    };
+    let placement = match directory.lookup(account).await? {
+        Membership::Member(p) => p,
+        Membership::Outsider => {
+            return Ok(Err(Rejection::NotInOrganization {
+                account: account.to_string(),
+            }));
+        }
+    };
+    Ok(function.decide(event, &placement, policy))
 }

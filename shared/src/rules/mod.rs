@@ -6,7 +6,7 @@ pub mod tags;
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Rejection};
 use crate::facts::Placement;
@@ -14,7 +14,7 @@ use crate::plan::{Decision, Ignored};
 use crate::policy::Policy;
 
 /// The Lambda functions; each runs its own rules over the events it receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Function {
     AccountBaseline,

@@ -1,0 +1,212 @@
+//! `guardrail demo`: a local AWS emulator, an organization, and the sample events of `events/`
+//! replayed through the functions' handler code, narrated.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use chrono::{Duration, Utc};
+use guardrail::alert::Alert;
+use guardrail::lambda::{AwsPipeline, aws_pipeline};
+use guardrail::pipeline::{Invocation, Outcome};
+use guardrail::policy::Policy;
+use guardrail::rules::Function;
+use guardrail_tests::World;
+use guardrail_tests::events::{
+    ec2_tags, event_id, fresh, load, run_instance, with_creation_tags, with_instances,
+};
+use serde_json::Value;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: &Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("guardrail demo: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("guardrail demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn invocation() -> Invocation {
+    let now = Utc::now();
+    Invocation {
+        request_id: event_id(),
+        now,
+        deadline: now + Duration::seconds(60),
+    }
+}
+
+/// Runs one event through the tag enforcer and says what became of it.
+async fn replay(pipeline: &AwsPipeline, event: Value) -> Result<(), String> {
+    let report = pipeline.handle(event, &invocation()).await;
+    for e in &report.events {
+        let line = match &e.outcome {
+            Outcome::Applied { actions } => format!("applied: {}", actions.join("; ")),
+            Outcome::Detected { violations } => {
+                format!("detected {violations} violation(s), changed nothing")
+            }
+            Outcome::Duplicate { summary } => {
+                format!("duplicate, nothing done (first delivery: {summary})")
+            }
+            Outcome::Ignored { reason } => format!("nothing to do, because {reason}"),
+            Outcome::Rejected { code, reason } => format!("rejected ({code}): {reason}"),
+            Outcome::InProgress => "another delivery is handling it".to_string(),
+            Outcome::Failed { error, .. } => format!("FAILED: {error}"),
+        };
+        println!("   {}: {line}", pipeline.function);
+    }
+    match report.error {
+        Some(e) => Err(format!("the demo expected no failures: {e}")),
+        None => Ok(()),
+    }
+}
+
+fn show_tags(tags: &BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+async fn demo() -> Result<(), String> {
+    let world = World::start().await;
+    println!(
+        "Guardrail demo: a local AWS emulator (moto) at {}; nothing leaves this machine.",
+        world.emulator.endpoint
+    );
+    let policy = Policy::builtin().map_err(|e| e.to_string())?;
+    println!();
+    println!("Organization (policy: infra/policy.toml)");
+    println!(
+        "   {:<9} {:<14} {}",
+        "OU", "account", "environment and tag rule mode"
+    );
+    for (ou, account) in &world.org.accounts {
+        let env = policy
+            .environment_for_ou(ou)
+            .map(|e| {
+                format!(
+                    "{} (tags: {})",
+                    e.name,
+                    e.mode(guardrail::policy::Rule::Tags).name()
+                )
+            })
+            .unwrap_or_else(|| "none: the policy names no such OU".into());
+        println!("   {ou:<9} {account:<14} {env}");
+    }
+    let pipeline = aws_pipeline(
+        Function::TagEnforcer,
+        world.guardrail_config(policy),
+        &world.config,
+    );
+    let sample = "tag-enforcer/run-instances.json";
+
+    println!();
+    let dev = world.org.account("dev").to_string();
+    let dev_config = world.emulator.config_as(&dev).await;
+    println!("1. An agent in the dev account launches an instance and labels it Environment=prod,");
+    println!("   which would win it the access an ABAC policy grants to prod resources.");
+    let tags = [("Name", "build-cache"), ("Environment", "prod")];
+    let instance = run_instance(&dev_config, &tags).await;
+    let first = with_creation_tags(
+        with_instances(fresh(load(sample), &dev), &[&instance]),
+        &tags,
+    );
+    println!("   event: events/{sample}, re-aimed at account {dev} and instance {instance}");
+    replay(&pipeline, first.clone()).await?;
+    println!(
+        "   tags now: {}",
+        show_tags(&ec2_tags(&dev_config, &instance).await)
+    );
+
+    println!();
+    println!("2. EventBridge delivers the same event again (it delivers at least once).");
+    replay(&pipeline, first.clone()).await?;
+
+    println!();
+    let agents = world.org.account("agents").to_string();
+    let agents_config = world.emulator.config_as(&agents).await;
+    println!("3. An agent in the agents account launches an instance with no tags at all.");
+    let bare = run_instance(&agents_config, &[]).await;
+    replay(
+        &pipeline,
+        with_creation_tags(with_instances(fresh(load(sample), &agents), &[&bare]), &[]),
+    )
+    .await?;
+    println!(
+        "   tags now: {}",
+        show_tags(&ec2_tags(&agents_config, &bare).await)
+    );
+
+    println!();
+    println!("4. The same agent tries a dry run first (errorCode Client.DryRunOperation).");
+    let mut dry = with_instances(fresh(load(sample), &agents), &[&bare]);
+    dry["detail"]["errorCode"] = "Client.DryRunOperation".into();
+    replay(&pipeline, dry).await?;
+
+    println!();
+    let sandbox = world.org.account("sandbox").to_string();
+    println!("5. Someone launches an instance in the sandbox OU, which no environment names.");
+    let loose = run_instance(&world.emulator.config_as(&sandbox).await, &[]).await;
+    replay(
+        &pipeline,
+        with_instances(fresh(load(sample), &sandbox), &[&loose]),
+    )
+    .await?;
+
+    println!();
+    println!("6. Someone replays step 1's event two hours later, with a new id.");
+    let mut old = first.clone();
+    old["detail"]["eventID"] = event_id().into();
+    old["detail"]["eventTime"] = (Utc::now() - Duration::hours(2)).to_rfc3339().into();
+    replay(&pipeline, old).await?;
+
+    println!();
+    let alerts = world.alerts().await;
+    println!(
+        "Alerts published to SNS: {} (as an SQS subscriber received them)",
+        alerts.len()
+    );
+    for a in &alerts {
+        println!("   {}", a.subject);
+        let attributes: Vec<String> = a
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "      attributes for filter policies: {}",
+            attributes.join(" ")
+        );
+    }
+    if let Some(first_alert) = alerts.first() {
+        let alert: Alert = serde_json::from_value(first_alert.body.clone())
+            .map_err(|e| format!("alert JSON: {e}"))?;
+        println!();
+        println!("The first alert as an email subscriber reads it:");
+        for line in alert.text().lines() {
+            println!("   | {line}");
+        }
+    }
+    println!();
+    println!(
+        "AWS calls the emulator answered during the demo: {} (setup included).",
+        world.emulator.calls().len()
+    );
+    println!(
+        "The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline."
+    );
+    Ok(())
+}
