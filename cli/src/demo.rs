@@ -90,8 +90,8 @@ async fn demo() -> Result<(), String> {
     println!();
     println!("Organization (policy: infra/policy.toml)");
     println!(
-        "   {:<9} {:<14} {}",
-        "OU", "account", "environment and tag rule mode"
+        "   {:<9} {:<14} environment and tag rule mode",
+        "OU", "account"
     );
     for (ou, account) in &world.org.accounts {
         let env = policy
