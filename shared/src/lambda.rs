@@ -54,9 +54,32 @@ pub async fn handle(pipeline: &AwsPipeline, event: LambdaEvent<Value>) -> Result
 pub async fn run(function: Function) -> std::result::Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let config = Config::from_env()
-        .inspect_err(|e| tracing::error!(function = %function, error = %e, "init failed"))?;
+        .inspect_err(|e| tracing::error!(function = %function, error = %e, "init failed"))
+        .map_err(InitFailed)?;
     tracing::info!(function = %function, policy = %config.policy_origin, "starting");
     let sdk = crate::aws::load().await;
     let pipeline = aws_pipeline(function, config, &sdk);
     lambda_runtime::run(service_fn(|event| handle(&pipeline, event))).await
 }
+
+/// An init failure whose `Debug` (what `main` prints when it returns the error) is its sentence.
+struct InitFailed(crate::Error);
+
+impl std::fmt::Debug for InitFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (Guardrail error type {})",
+            self.0,
+            self.0.error_type()
+        )
+    }
+}
+
+impl std::fmt::Display for InitFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InitFailed {}

@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod events;
+pub mod lambda;
 pub mod world;
 
 pub use emulator::Emulator;

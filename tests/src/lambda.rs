@@ -1,0 +1,212 @@
+//! A function's real binary under the Lambda runtime API that `cargo lambda watch` emulates,
+//! invoked with `cargo lambda invoke`, as a deployed function would be.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::emulator::workspace;
+
+/// `cargo-lambda` from the venv (`make venv` installs it from PyPI).
+pub fn cargo_lambda() -> PathBuf {
+    workspace().join(".venv/bin/cargo-lambda")
+}
+
+/// A function running under `cargo lambda watch`. Dropping it stops the watcher and the function.
+pub struct WatchedFunction {
+    child: Child,
+    pub name: String,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl WatchedFunction {
+    /// Builds (if needed) and starts `function` with `env` as its environment.
+    pub fn start(function: &str, env: &[(String, String)]) -> WatchedFunction {
+        let tool = cargo_lambda();
+        assert!(
+            tool.exists(),
+            "{} is missing: run `make venv`",
+            tool.display()
+        );
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("guardrail-watch-{function}-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("watch log");
+        let mut command = Command::new(&tool);
+        command
+            .args([
+                "lambda",
+                "watch",
+                "--package",
+                function,
+                "--ignore-changes",
+                "--quiet",
+            ])
+            .args([
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
+            .current_dir(workspace())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file))
+            // Its own process group, so the function it spawns can be stopped with it.
+            .process_group(0);
+        for (k, v) in env {
+            command.arg("--env-var").arg(format!("{k}={v}"));
+            command.env(k, v);
+        }
+        // cargo-lambda finds cargo and zig on PATH.
+        let path = format!(
+            "{}:{}",
+            workspace().join(".venv/bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        command.env("PATH", path);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tool.display()));
+        let watched = WatchedFunction {
+            child,
+            name: function.to_string(),
+            port,
+            log,
+        };
+        watched.wait_for_port(Duration::from_secs(120));
+        watched
+    }
+
+    fn wait_for_port(&self, limit: Duration) {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < limit,
+                "cargo lambda watch did not listen within {limit:?}; see {}",
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Invokes the function with the event (through a file, as `cargo lambda invoke
+    /// --data-file` does) and returns its response, or the error it reported.
+    pub fn invoke(&self, event: &Value) -> Result<Value, String> {
+        let file = std::env::temp_dir().join(format!(
+            "guardrail-event-{}-{}.json",
+            self.port,
+            crate::emulator::unique()
+        ));
+        std::fs::write(&file, event.to_string()).expect("write event");
+        let out = Command::new(cargo_lambda())
+            .args(["lambda", "invoke", &self.name, "--data-file"])
+            .arg(&file)
+            .args([
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &self.port.to_string(),
+            ])
+            .current_dir(workspace())
+            .output()
+            .expect("cargo lambda invoke");
+        let _ = std::fs::remove_file(&file);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "{}{}\n(function log: {})",
+                stdout,
+                String::from_utf8_lossy(&out.stderr),
+                self.log.display()
+            ));
+        }
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("response {stdout:?}: {e}"))
+    }
+
+    /// What the watcher and the function have logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WatchedFunction {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Checks that a function binary refuses to start without its configuration, and that each
+/// complaint names what to fix: the variable, or the policy file's line.
+pub fn assert_init_fails_loudly(binary: &str) {
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(binary);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+        assert!(!out.status.success(), "{binary} started with {env:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let topic = (
+        "GUARDRAIL_TOPIC_ARN",
+        "arn:aws:sns:us-east-1:123456789012:guardrail-alerts",
+    );
+    let table = ("GUARDRAIL_TABLE", "guardrail");
+    let err = run(&[topic]);
+    assert!(err.contains("GUARDRAIL_TABLE is not set"), "{err}");
+    let err = run(&[table]);
+    assert!(err.contains("GUARDRAIL_TOPIC_ARN is not set"), "{err}");
+    let err = run(&[table, ("GUARDRAIL_TOPIC_ARN", "guardrail-alerts")]);
+    assert!(
+        err.contains("GUARDRAIL_TOPIC_ARN=\"guardrail-alerts\" is not an SNS topic ARN"),
+        "{err}"
+    );
+    let bad = std::env::temp_dir().join(format!(
+        "guardrail-bad-policy-{}-{}.toml",
+        std::process::id(),
+        crate::emulator::unique()
+    ));
+    std::fs::write(
+        &bad,
+        "version = 1\n[environments.prod.modes]\nquarantine = \"isolate\"\n",
+    )
+    .expect("write policy");
+    let err = run(&[
+        table,
+        topic,
+        ("GUARDRAIL_POLICY", bad.to_str().expect("path")),
+    ]);
+    let _ = std::fs::remove_file(&bad);
+    assert!(
+        err.contains("line 3: environments.prod.modes.quarantine: unknown mode"),
+        "{err}"
+    );
+}

@@ -1,0 +1,82 @@
+//! End to end: the real `tag-enforcer` binary under the Lambda runtime API (`cargo lambda
+//! watch`), invoked with the sample event from `events/`, acting on the emulator.
+
+use guardrail_tests::World;
+use guardrail_tests::events::{
+    ec2_tags, fresh, load, run_instance, with_creation_tags, with_instances,
+};
+use guardrail_tests::lambda::WatchedFunction;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
+    let world = World::start().await;
+    let account = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&account).await;
+    let tags = [("Name", "build-cache"), ("Environment", "prod")];
+    let instance = run_instance(&member, &tags).await;
+    let event = with_creation_tags(
+        with_instances(
+            fresh(load("tag-enforcer/run-instances.json"), &account),
+            &[&instance],
+        ),
+        &tags,
+    );
+
+    let mut env = world.emulator.env();
+    env.push(("GUARDRAIL_TABLE".into(), world.stack.table.clone()));
+    env.push(("GUARDRAIL_TOPIC_ARN".into(), world.stack.topic_arn.clone()));
+    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    let function = tokio::task::block_in_place(|| WatchedFunction::start("tag-enforcer", &env));
+
+    let response =
+        tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response[0]["outcome"], "applied", "{response}");
+
+    let found = ec2_tags(&member, &instance).await;
+    assert_eq!(
+        found.get("Environment").map(String::as_str),
+        Some("dev"),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.get("Owner").map(String::as_str),
+        Some(format!("arn:aws:sts::{account}:assumed-role/agent-runner/run-7f3a").as_str())
+    );
+    let event_id = event["detail"]["eventID"].as_str().expect("eventID");
+    let record = world
+        .item(&format!("replay#tag-enforcer#cloudtrail#{event_id}"))
+        .await
+        .expect("replay record");
+    assert_eq!(
+        record["state"].as_s().ok().map(String::as_str),
+        Some("Completed")
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0].attributes.get("environment").map(String::as_str),
+        Some("dev")
+    );
+    assert_eq!(alerts[0].body["function"], "tag-enforcer");
+
+    // The duplicate delivery does nothing and sends nothing.
+    let again =
+        tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again[0]["outcome"], "duplicate", "{again}");
+    assert!(world.alerts().await.is_empty());
+
+    // The function logged JSON lines with the structured fields, and no credentials.
+    let logs = function.logs();
+    let handled: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "event handled")
+        .collect();
+    assert_eq!(handled.len(), 2, "{logs}");
+    assert_eq!(handled[0]["outcome"], "applied");
+    assert_eq!(handled[0]["account"], account.as_str());
+    assert!(
+        !logs.contains("testing") && !logs.contains("SessionToken"),
+        "credentials in the log: {logs}"
+    );
+}
