@@ -392,3 +392,159 @@ pub async fn decide(
     };
     Ok(function.decide(event, &placement, policy))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::apply::RecordingActuator;
+    use crate::facts::StaticDirectory;
+    use crate::plan::Action;
+    use crate::replay::{MemoryReplayStore, State};
+
+    /// Records alerts instead of sending them.
+    #[derive(Default)]
+    struct Alerts(Mutex<Vec<Alert>>);
+
+    impl Notifier for Alerts {
+        async fn publish(&self, alert: &Alert) -> Result<()> {
+            self.0
+                .lock()
+                .map(|mut a| a.push(alert.clone()))
+                .map_err(|_| Error::config("poisoned"))
+        }
+    }
+
+    /// Fails every action that touches `broken` with a throttling error, and records the rest.
+    struct Flaky {
+        broken: Mutex<Option<String>>,
+        inner: RecordingActuator,
+    }
+
+    impl Actuator for Flaky {
+        async fn apply(&self, session: &Session, target: &Target, action: &Action) -> Result<()> {
+            let Action::TagEc2 { resources, .. } = action;
+            let broken = self.broken.lock().ok().and_then(|b| b.clone());
+            if broken.is_some_and(|b| resources.contains(&b)) {
+                return Err(Error::Aws {
+                    service: "ec2",
+                    operation: "CreateTags",
+                    code: "RequestLimitExceeded".into(),
+                    message: "slow down".into(),
+                    transient: true,
+                });
+            }
+            self.inner.apply(session, target, action).await
+        }
+    }
+
+    fn pipeline(
+        broken: Option<&str>,
+    ) -> Pipeline<MemoryReplayStore, Alerts, StaticDirectory, Flaky> {
+        Pipeline {
+            function: Function::TagEnforcer,
+            policy: Arc::new(Policy::builtin().expect("policy")),
+            store: MemoryReplayStore::default(),
+            notifier: Alerts::default(),
+            directory: StaticDirectory {
+                placements: Vec::new(),
+                default_environment: Some("dev".into()),
+            },
+            actuator: Flaky {
+                broken: Mutex::new(broken.map(str::to_string)),
+                inner: RecordingActuator::default(),
+            },
+        }
+    }
+
+    /// Two instances needing different changes: one mislabelled prod, one untagged.
+    fn event(now: DateTime<Utc>) -> Value {
+        json!({
+            "eventID": "e-1", "eventTime": now.to_rfc3339(), "eventSource": "ec2.amazonaws.com",
+            "eventName": "RunInstances", "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/bob"},
+            "responseElements": {"instancesSet": {"items": [
+                {"instanceId": "i-00000000000000001", "tagSet": {"items": [{"key": "Environment", "value": "prod"}]}},
+                {"instanceId": "i-00000000000000002"}
+            ]}}
+        })
+    }
+
+    fn invocation(n: u32, now: DateTime<Utc>) -> Invocation {
+        Invocation {
+            request_id: format!("delivery-{n}"),
+            now,
+            deadline: now + Duration::seconds(30),
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_alert_once_when_final_and_retries_resume() {
+        let now = Utc::now();
+        let p = pipeline(Some("i-00000000000000002"));
+        for attempt in 1..=MAX_ATTEMPTS {
+            let report = p.handle(event(now), &invocation(attempt, now)).await;
+            let error = report.error.expect("the event fails");
+            assert_eq!(error.error_type(), "Guardrail.Partial", "{error}");
+            let alerts = p.notifier.0.lock().map(|a| a.len()).unwrap_or_default();
+            let want = usize::from(attempt == MAX_ATTEMPTS);
+            assert_eq!(
+                alerts, want,
+                "attempt {attempt}: alert only when retries are exhausted"
+            );
+        }
+        let alert = p
+            .notifier
+            .0
+            .lock()
+            .ok()
+            .and_then(|a| a.first().cloned())
+            .expect("failure alert");
+        assert_eq!(
+            (alert.action.as_str(), alert.severity),
+            ("failed", crate::alert::Severity::High)
+        );
+        let set = "set Environment=dev, Owner=arn:aws:iam::111122223333:user/bob on";
+        assert!(
+            alert
+                .done
+                .contains(&format!("done: {set} i-00000000000000001")),
+            "{:?}",
+            alert.done
+        );
+        assert!(
+            alert
+                .done
+                .iter()
+                .any(|d| d.starts_with(&format!("FAILED: {set} i-00000000000000002"))),
+            "{:?}",
+            alert.done
+        );
+        // The working action ran once; its retries were skipped.
+        assert_eq!(p.actuator.inner.applied().len(), 1);
+
+        // A redrive after the cause is gone: only the missing step runs, and it completes with
+        // the one success alert and no further failure alert.
+        if let Ok(mut b) = p.actuator.broken.lock() {
+            *b = None;
+        }
+        let report = p.handle(event(now), &invocation(9, now)).await;
+        assert!(report.error.is_none(), "{:?}", report.error);
+        assert_eq!(p.actuator.inner.applied().len(), 2);
+        let record = p.store.get("tag-enforcer#cloudtrail#e-1").expect("record");
+        assert_eq!(
+            (record.state, record.attempts),
+            (State::Completed, MAX_ATTEMPTS + 1)
+        );
+        let actions: Vec<String> = p
+            .notifier
+            .0
+            .lock()
+            .map(|a| a.iter().map(|x| x.action.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(actions, ["failed", "tagged"]);
+    }
+}

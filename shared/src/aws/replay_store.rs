@@ -20,8 +20,12 @@ pub struct DynamoReplayStore {
 
 impl DynamoReplayStore {
     pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::with_client(aws_sdk_dynamodb::Client::new(config), table)
+    }
+
+    pub fn with_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoReplayStore {
-            client: aws_sdk_dynamodb::Client::new(config),
+            client,
             table: table.into(),
         }
     }
