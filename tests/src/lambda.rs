@@ -1,5 +1,8 @@
-//! A function's real binary under the Lambda runtime API that `cargo lambda watch` emulates,
+//! A function's real binary under the Lambda Runtime API that `cargo lambda watch` emulates,
 //! invoked with `cargo lambda invoke`, as a deployed function would be.
+//!
+//! The watcher runs with `--only-lambda-apis`, and the test starts the binary Cargo built for it
+//! (`CARGO_BIN_EXE_<name>`): the same build as the tests, so no second build of the SDK.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -15,17 +18,21 @@ pub fn cargo_lambda() -> PathBuf {
     workspace().join(".venv/bin/cargo-lambda")
 }
 
-/// A function running under `cargo lambda watch`. Dropping it stops the watcher and the function.
+/// The name `cargo lambda watch --only-lambda-apis` gives the function it serves.
+const SERVED_NAME: &str = "_";
+
+/// A function binary serving `cargo lambda watch`'s runtime API. Dropping it stops both.
 pub struct WatchedFunction {
-    child: Child,
-    pub name: String,
+    watcher: Child,
+    function: Child,
     pub port: u16,
     pub log: PathBuf,
 }
 
 impl WatchedFunction {
-    /// Builds (if needed) and starts `function` with `env` as its environment.
-    pub fn start(function: &str, env: &[(String, String)]) -> WatchedFunction {
+    /// Starts the runtime API on a free port and `binary` against it, with `env` as its
+    /// environment (plus the Lambda variables the runtime API needs).
+    pub fn start(binary: &str, env: &[(String, String)]) -> WatchedFunction {
         let tool = cargo_lambda();
         assert!(
             tool.exists(),
@@ -33,18 +40,19 @@ impl WatchedFunction {
             tool.display()
         );
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("guardrail-watch-{function}-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("watch log");
-        let mut command = Command::new(&tool);
-        command
-            .args([
-                "lambda",
-                "watch",
-                "--package",
-                function,
-                "--ignore-changes",
-                "--quiet",
-            ])
+        let name = std::path::Path::new(binary)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let log = std::env::temp_dir().join(format!("guardrail-lambda-{name}-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("function log");
+        let path = format!(
+            "{}:{}",
+            workspace().join(".venv/bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let watcher = Command::new(&tool)
+            .args(["lambda", "watch", "--only-lambda-apis", "--quiet"])
             .args([
                 "--invoke-address",
                 "127.0.0.1",
@@ -52,44 +60,35 @@ impl WatchedFunction {
                 &port.to_string(),
             ])
             .current_dir(workspace())
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file.try_clone().expect("log")))
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tool.display()));
+        wait_for_port(port, Duration::from_secs(60), &log);
+        let function = Command::new(binary)
+            .env_clear()
+            .env("PATH", &path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", SERVED_NAME)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file.try_clone().expect("log")))
             .stderr(Stdio::from(log_file))
-            // Its own process group, so the function it spawns can be stopped with it.
-            .process_group(0);
-        for (k, v) in env {
-            command.arg("--env-var").arg(format!("{k}={v}"));
-            command.env(k, v);
-        }
-        // cargo-lambda finds cargo and zig on PATH.
-        let path = format!(
-            "{}:{}",
-            workspace().join(".venv/bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        command.env("PATH", path);
-        let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tool.display()));
-        let watched = WatchedFunction {
-            child,
-            name: function.to_string(),
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        WatchedFunction {
+            watcher,
+            function,
             port,
             log,
-        };
-        watched.wait_for_port(Duration::from_secs(120));
-        watched
-    }
-
-    fn wait_for_port(&self, limit: Duration) {
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < limit,
-                "cargo lambda watch did not listen within {limit:?}; see {}",
-                self.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -103,7 +102,7 @@ impl WatchedFunction {
         ));
         std::fs::write(&file, event.to_string()).expect("write event");
         let out = Command::new(cargo_lambda())
-            .args(["lambda", "invoke", &self.name, "--data-file"])
+            .args(["lambda", "invoke", SERVED_NAME, "--data-file"])
             .arg(&file)
             .args([
                 "--invoke-address",
@@ -135,20 +134,34 @@ impl WatchedFunction {
 
 impl Drop for WatchedFunction {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
+        let _ = self.function.kill();
+        let _ = self.function.wait();
+        let group = format!("-{}", self.watcher.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.watcher.try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        let _ = self.watcher.wait();
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
         }
+    }
+}
+
+fn wait_for_port(port: u16, limit: Duration, log: &std::path::Path) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < limit,
+            "cargo lambda watch did not listen within {limit:?}; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

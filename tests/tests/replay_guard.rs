@@ -143,27 +143,33 @@ async fn memory_store_follows_the_replay_semantics() {
     conformance(&MemoryReplayStore::default()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_of_one_event_have_exactly_one_winner() {
     let world = World::start().await;
     let store = std::sync::Arc::new(DynamoReplayStore::new(&world.config, &world.stack.table));
     let now = Utc::now();
-    let owners: Vec<String> = (0..16).map(|i| format!("delivery-{i}")).collect();
     let mut tasks = Vec::new();
-    for owner in owners {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .claim(&request("same-event", &owner, now))
-                .await
-                .expect("claim")
-        }));
-    }
-    let mut winners = 0;
-    for t in tasks {
-        if matches!(t.await.expect("task"), Claim::Claimed { .. }) {
-            winners += 1;
+    for event in 0..10 {
+        for delivery in 0..12 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("event-{event}");
+                let owner = format!("delivery-{delivery}");
+                let claim = store
+                    .claim(&request(&key, &owner, now))
+                    .await
+                    .expect("claim");
+                (event, matches!(claim, Claim::Claimed { .. }))
+            }));
         }
     }
-    assert_eq!(winners, 1);
+    let mut winners = [0; 10];
+    for t in tasks {
+        let (event, won) = t.await.expect("task");
+        winners[event] += usize::from(won);
+    }
+    assert_eq!(
+        winners, [1; 10],
+        "each event must have exactly one winning delivery"
+    );
 }

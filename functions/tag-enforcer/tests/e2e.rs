@@ -1,5 +1,5 @@
-//! End to end: the real `tag-enforcer` binary under the Lambda runtime API (`cargo lambda
-//! watch`), invoked with the sample event from `events/`, acting on the emulator.
+//! End to end: the real `tag-enforcer` binary serving the Lambda runtime API of `cargo lambda
+//! watch`, invoked with the sample event from `events/`, acting on the emulator.
 
 use guardrail_tests::World;
 use guardrail_tests::events::{
@@ -26,7 +26,9 @@ async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
     env.push(("GUARDRAIL_TABLE".into(), world.stack.table.clone()));
     env.push(("GUARDRAIL_TOPIC_ARN".into(), world.stack.topic_arn.clone()));
     env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
-    let function = tokio::task::block_in_place(|| WatchedFunction::start("tag-enforcer", &env));
+    let function = tokio::task::block_in_place(|| {
+        WatchedFunction::start(env!("CARGO_BIN_EXE_tag-enforcer"), &env)
+    });
 
     let response =
         tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));

@@ -1,0 +1,638 @@
+//! Reading a policy: the TOML's raw form, defaults, and validation whose errors name key and line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use wildmatch::WildMatch;
+
+use regex::Regex;
+
+use super::{
+    AccountNaming, Baseline, ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, PasswordPolicy,
+    Pattern, Policy, PolicyError, Rule, SnapshotBlock,
+};
+use crate::ids::Region;
+
+/// Account names start with their environment: `prod-payments` belongs to `prod`.
+const DEFAULT_ACCOUNT_NAMING: &str = "(?i)^{env}-.+$";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    version: Spanned<i64>,
+    #[serde(default)]
+    events: RawEvents,
+    #[serde(default)]
+    roles: RawRoles,
+    #[serde(default)]
+    principals: RawPrincipals,
+    #[serde(default)]
+    tags: RawTags,
+    #[serde(default)]
+    naming: RawNaming,
+    #[serde(default)]
+    baseline: RawBaseline,
+    environments: Spanned<BTreeMap<Spanned<String>, RawEnvironment>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNaming {
+    account: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBaseline {
+    regions: Option<Vec<Spanned<String>>>,
+    bootstrap_role: Option<Spanned<String>>,
+    management_role: Option<Spanned<String>>,
+    landing_ous: Option<Vec<Spanned<String>>>,
+    account_alias: Option<Spanned<String>>,
+    ebs_kms_key: Option<Spanned<String>>,
+    imds_hop_limit: Option<Spanned<i64>>,
+    snapshot_block_public_access: Option<Spanned<String>>,
+    delete_default_vpcs: Option<bool>,
+    #[serde(default)]
+    password_policy: RawPasswordPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPasswordPolicy {
+    minimum_length: Option<Spanned<i64>>,
+    require_symbols: Option<bool>,
+    require_numbers: Option<bool>,
+    require_uppercase: Option<bool>,
+    require_lowercase: Option<bool>,
+    allow_users_to_change: Option<bool>,
+    max_age_days: Option<Spanned<i64>>,
+    reuse_prevention: Option<Spanned<i64>>,
+    hard_expiry: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    freshness: Option<Spanned<String>>,
+    clock_skew: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    member: Option<Spanned<String>>,
+    organizations: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrincipals {
+    #[serde(default)]
+    guardrail: Vec<Spanned<String>>,
+    #[serde(default)]
+    protected: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTags {
+    required: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    ou: Option<Spanned<String>>,
+    #[serde(default)]
+    modes: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// Parses and validates a policy.
+pub(super) fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let raw: RawPolicy =
+        toml::from_str(text).map_err(|e| PolicyError::from_toml(&e, text, origin))?;
+    Validator { text, origin }.policy(raw)
+}
+
+impl PolicyError {
+    fn from_toml(e: &toml::de::Error, text: &str, origin: &str) -> Self {
+        let line = e.span().map(|s| line_of(text, s.start));
+        // The key is what the offending line assigns to, or the table it opens.
+        let key = e
+            .span()
+            .and_then(|s| text.get(line_start(text, s.start)..))
+            .and_then(|rest| rest.lines().next())
+            .map(|l| {
+                l.split('=')
+                    .next()
+                    .unwrap_or(l)
+                    .trim()
+                    .trim_matches(['[', ']'])
+                    .to_string()
+            })
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "(document)".to_string());
+        PolicyError {
+            origin: origin.to_string(),
+            line,
+            key,
+            message: e.message().trim().to_string(),
+        }
+    }
+}
+
+fn line_start(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(
+        &self,
+        key: impl Into<String>,
+        span: Range<usize>,
+        message: impl fmt::Display,
+    ) -> PolicyError {
+        PolicyError {
+            origin: self.origin.to_string(),
+            line: Some(line_of(self.text, span.start)),
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+
+    fn policy(&self, raw: RawPolicy) -> Result<Policy, PolicyError> {
+        if *raw.version.get_ref() != 1 {
+            return Err(self.err(
+                "version",
+                raw.version.span(),
+                "only version 1 is understood",
+            ));
+        }
+        let freshness = self.duration(
+            "events.freshness",
+            raw.events.freshness,
+            "1h",
+            60..=7 * 86_400,
+        )?;
+        let clock_skew =
+            self.duration("events.clock_skew", raw.events.clock_skew, "5m", 0..=3_600)?;
+
+        let member_role = match raw.roles.member {
+            None => "guardrail-{function}".to_string(),
+            Some(m) => {
+                let span = m.span();
+                let name = m.into_inner();
+                let sample = name.replace("{function}", "tag-enforcer");
+                if !is_role_name(&sample) {
+                    return Err(self.err(
+                        "roles.member",
+                        span,
+                        format!("{name:?} is not a role name (letters, digits and +=,.@_- only, up to 64)"),
+                    ));
+                }
+                name
+            }
+        };
+        let organizations_role = match raw.roles.organizations {
+            Some(r) if r.get_ref().is_empty() => None,
+            Some(r) => {
+                if !is_role_arn(r.get_ref()) {
+                    return Err(self.err(
+                        "roles.organizations",
+                        r.span(),
+                        format!(
+                            "{:?} is not a role ARN (arn:aws:iam::123456789012:role/name)",
+                            r.get_ref()
+                        ),
+                    ));
+                }
+                Some(r.into_inner())
+            }
+            None => None,
+        };
+
+        let guardrail_principals =
+            self.patterns("principals.guardrail", raw.principals.guardrail)?;
+        let protected_principals =
+            self.patterns("principals.protected", raw.principals.protected)?;
+
+        let required_tags = match raw.tags.required {
+            None => vec![ENVIRONMENT_TAG.to_string(), OWNER_TAG.to_string()],
+            Some(keys) => {
+                let mut seen = BTreeSet::new();
+                let mut out = Vec::new();
+                for key in keys {
+                    let k = key.get_ref();
+                    if k.is_empty()
+                        || k.chars().count() > 128
+                        || k.to_ascii_lowercase().starts_with("aws:")
+                    {
+                        return Err(self.err(
+                            "tags.required",
+                            key.span(),
+                            format!(
+                                "{k:?} is not a tag key (1-128 characters, not starting with aws:)"
+                            ),
+                        ));
+                    }
+                    if !seen.insert(k.to_ascii_lowercase()) {
+                        return Err(self.err(
+                            "tags.required",
+                            key.span(),
+                            format!("{k:?} is listed twice"),
+                        ));
+                    }
+                    out.push(key.into_inner());
+                }
+                out
+            }
+        };
+
+        let env_span = raw.environments.span();
+        let mut environments = Vec::new();
+        let mut ous = BTreeSet::new();
+        // Validate (and keep) environments in the order the document lists them.
+        let mut listed: Vec<_> = raw.environments.into_inner().into_iter().collect();
+        listed.sort_by_key(|(name, _)| name.span().start);
+        for (name, env) in listed {
+            let key = format!("environments.{}", name.get_ref());
+            if !is_environment_name(name.get_ref()) {
+                return Err(self.err(
+                    key,
+                    name.span(),
+                    "environment names are 1-64 letters, digits, '-' or '_' (they become the Environment tag value)",
+                ));
+            }
+            let ou = match env.ou {
+                Some(ou) if ou.get_ref().trim().is_empty() => {
+                    return Err(self.err(format!("{key}.ou"), ou.span(), "the OU name is empty"));
+                }
+                Some(ou) => ou,
+                None => Spanned::new(name.span(), name.get_ref().clone()),
+            };
+            if !ous.insert(ou.get_ref().to_ascii_lowercase()) {
+                return Err(self.err(
+                    format!("{key}.ou"),
+                    ou.span(),
+                    format!(
+                        "OU {:?} is already mapped to another environment",
+                        ou.get_ref()
+                    ),
+                ));
+            }
+            let mut modes = BTreeMap::new();
+            for (rule, mode) in env.modes {
+                let rule_key = format!("{key}.modes.{}", rule.get_ref());
+                let Some(r) = Rule::ALL.into_iter().find(|r| r.name() == rule.get_ref()) else {
+                    return Err(self.err(
+                        rule_key,
+                        rule.span(),
+                        format!(
+                            "unknown rule {:?}; rules are tags, baseline, quarantine",
+                            rule.get_ref()
+                        ),
+                    ));
+                };
+                let Some(m) = Mode::parse(mode.get_ref()) else {
+                    return Err(self.err(
+                        rule_key,
+                        mode.span(),
+                        format!(
+                            "unknown mode {:?}; modes are off, detect, fix, enforce",
+                            mode.get_ref()
+                        ),
+                    ));
+                };
+                modes.insert(r, m);
+            }
+            environments.push(Environment {
+                name: name.into_inner(),
+                ou: ou.into_inner(),
+                modes,
+            });
+        }
+        if environments.is_empty() {
+            return Err(self.err(
+                "environments",
+                env_span,
+                "at least one environment is needed",
+            ));
+        }
+
+        let naming = self.naming(raw.naming, &environments)?;
+        let baseline = self.baseline(raw.baseline)?;
+        Ok(Policy {
+            freshness,
+            clock_skew,
+            member_role,
+            organizations_role,
+            guardrail_principals,
+            protected_principals,
+            required_tags,
+            environments,
+            naming,
+            baseline,
+        })
+    }
+
+    fn naming(
+        &self,
+        raw: RawNaming,
+        environments: &[Environment],
+    ) -> Result<AccountNaming, PolicyError> {
+        let (pattern, span) = match raw.account {
+            Some(p) => (p.get_ref().clone(), p.span()),
+            None => (DEFAULT_ACCOUNT_NAMING.to_string(), 0..0),
+        };
+        if !pattern.contains("{env}") {
+            return Err(self.err(
+                "naming.account",
+                span,
+                "the pattern must contain {env}, the environment's name",
+            ));
+        }
+        let compiled = environments
+            .iter()
+            .map(|e| {
+                let re = pattern.replace("{env}", &regex::escape(&e.name));
+                Regex::new(&re).map(|r| (e.name.clone(), r)).map_err(|err| {
+                    self.err(
+                        "naming.account",
+                        span.clone(),
+                        format!("not a regular expression: {err}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AccountNaming { pattern, compiled })
+    }
+
+    fn baseline(&self, raw: RawBaseline) -> Result<Baseline, PolicyError> {
+        let regions = match raw.regions {
+            None => vec![Region::parse("us-east-1").unwrap_or_else(|| unreachable!())],
+            Some(list) => {
+                let mut out: Vec<Region> = Vec::new();
+                for r in list {
+                    let Some(region) = Region::parse(r.get_ref()) else {
+                        return Err(self.err(
+                            "baseline.regions",
+                            r.span(),
+                            format!("{:?} is not a region name", r.get_ref()),
+                        ));
+                    };
+                    if out.contains(&region) {
+                        return Err(self.err(
+                            "baseline.regions",
+                            r.span(),
+                            format!("{region} is listed twice"),
+                        ));
+                    }
+                    out.push(region);
+                }
+                if out.is_empty() {
+                    return Err(self.err("baseline.regions", 0..0, "list at least one region"));
+                }
+                out
+            }
+        };
+        let bootstrap_role = match raw.bootstrap_role {
+            None => "OrganizationAccountAccessRole".to_string(),
+            Some(r) if is_role_name(r.get_ref()) => r.into_inner(),
+            Some(r) => {
+                return Err(self.err(
+                    "baseline.bootstrap_role",
+                    r.span(),
+                    format!("{:?} is not a role name", r.get_ref()),
+                ));
+            }
+        };
+        let management_role = match raw.management_role {
+            Some(r) if r.get_ref().is_empty() => None,
+            Some(r) if is_role_arn(r.get_ref()) => Some(r.into_inner()),
+            Some(r) => {
+                return Err(self.err(
+                    "baseline.management_role",
+                    r.span(),
+                    format!(
+                        "{:?} is not a role ARN (arn:aws:iam::123456789012:role/name)",
+                        r.get_ref()
+                    ),
+                ));
+            }
+            None => None,
+        };
+        let mut landing_ous = Vec::new();
+        for ou in raw.landing_ous.unwrap_or_default() {
+            if ou.get_ref().trim().is_empty() {
+                return Err(self.err("baseline.landing_ous", ou.span(), "an OU name is empty"));
+            }
+            landing_ous.push(ou.into_inner());
+        }
+        let account_alias = match raw.account_alias {
+            None => Some("{name}".to_string()),
+            Some(a) if a.get_ref().is_empty() => None,
+            Some(a) => {
+                let unknown = a
+                    .get_ref()
+                    .replace("{name}", "")
+                    .replace("{env}", "")
+                    .replace("{account}", "");
+                if unknown.contains('{') || unknown.contains('}') {
+                    return Err(self.err(
+                        "baseline.account_alias",
+                        a.span(),
+                        "placeholders are {name}, {env} and {account}",
+                    ));
+                }
+                Some(a.into_inner())
+            }
+        };
+        let ebs_kms_key = match raw.ebs_kms_key {
+            Some(k) if k.get_ref().is_empty() => None,
+            Some(k) if is_kms_key(k.get_ref()) => Some(k.into_inner()),
+            Some(k) => {
+                return Err(self.err(
+                    "baseline.ebs_kms_key",
+                    k.span(),
+                    format!(
+                        "{:?} is not a KMS key id, alias/..., or key or alias ARN",
+                        k.get_ref()
+                    ),
+                ));
+            }
+            None => None,
+        };
+        let imds_hop_limit = self.int("baseline.imds_hop_limit", raw.imds_hop_limit, 2, 1..=64)?;
+        let snapshot_block = match raw.snapshot_block_public_access {
+            None => SnapshotBlock::BlockAllSharing,
+            Some(s) => SnapshotBlock::parse(s.get_ref()).ok_or_else(|| {
+                self.err(
+                    "baseline.snapshot_block_public_access",
+                    s.span(),
+                    format!(
+                        "{:?}: use block-all-sharing or block-new-sharing",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let p = raw.password_policy;
+        let key = |k: &str| format!("baseline.password_policy.{k}");
+        let optional = |n: i32| (n > 0).then_some(n);
+        let password_policy = PasswordPolicy {
+            minimum_length: self.int(&key("minimum_length"), p.minimum_length, 14, 6..=128)?,
+            require_symbols: p.require_symbols.unwrap_or(true),
+            require_numbers: p.require_numbers.unwrap_or(true),
+            require_uppercase: p.require_uppercase.unwrap_or(true),
+            require_lowercase: p.require_lowercase.unwrap_or(true),
+            allow_users_to_change: p.allow_users_to_change.unwrap_or(true),
+            max_age_days: optional(self.int(&key("max_age_days"), p.max_age_days, 0, 0..=1095)?),
+            reuse_prevention: optional(self.int(
+                &key("reuse_prevention"),
+                p.reuse_prevention,
+                24,
+                0..=24,
+            )?),
+            hard_expiry: p.hard_expiry.unwrap_or(false),
+        };
+        Ok(Baseline {
+            regions,
+            bootstrap_role,
+            management_role,
+            landing_ous,
+            account_alias,
+            ebs_kms_key,
+            imds_hop_limit,
+            snapshot_block,
+            delete_default_vpcs: raw.delete_default_vpcs.unwrap_or(true),
+            password_policy,
+        })
+    }
+
+    fn int(
+        &self,
+        key: &str,
+        value: Option<Spanned<i64>>,
+        default: i32,
+        range: std::ops::RangeInclusive<i32>,
+    ) -> Result<i32, PolicyError> {
+        let Some(v) = value else { return Ok(default) };
+        i32::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                self.err(
+                    key,
+                    v.span(),
+                    format!(
+                        "{} is outside {}..={}",
+                        v.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: &str,
+        seconds: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, PolicyError> {
+        let Some(value) = value else {
+            return humantime::parse_duration(default).map_err(|e| self.err(key, 0..0, e));
+        };
+        let d = humantime::parse_duration(value.get_ref()).map_err(|e| {
+            self.err(
+                key,
+                value.span(),
+                format!(
+                    "{:?} is not a duration such as \"15m\" or \"1h\": {e}",
+                    value.get_ref()
+                ),
+            )
+        })?;
+        if !seconds.contains(&d.as_secs()) {
+            return Err(self.err(
+                key,
+                value.span(),
+                format!(
+                    "{:?} is outside the allowed {}..{}",
+                    value.get_ref(),
+                    humantime::format_duration(Duration::from_secs(*seconds.start())),
+                    humantime::format_duration(Duration::from_secs(*seconds.end()))
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    fn patterns(&self, key: &str, raw: Vec<Spanned<String>>) -> Result<Vec<Pattern>, PolicyError> {
+        raw.into_iter()
+            .map(|p| {
+                let text = p.get_ref();
+                if !text.starts_with("arn:")
+                    || text.chars().any(char::is_whitespace)
+                    || text.len() > 512
+                {
+                    return Err(self.err(
+                        key,
+                        p.span(),
+                        format!(
+                            "{text:?} is not an ARN pattern (arn:..., with * and ? as wildcards)"
+                        ),
+                    ));
+                }
+                Ok(Pattern {
+                    matcher: WildMatch::new(text),
+                    text: p.into_inner(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn is_role_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", _, "iam", "", account, resource]
+        if crate::ids::AccountId::parse(account).is_some()
+            && resource.strip_prefix("role/").is_some_and(|r| !r.is_empty()))
+}
+
+fn is_kms_key(s: &str) -> bool {
+    s.len() <= 2048
+        && !s.chars().any(char::is_whitespace)
+        && (s.starts_with("arn:")
+            || s.starts_with("alias/")
+            || s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+}
+
+fn is_environment_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
