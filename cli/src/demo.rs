@@ -1,5 +1,6 @@
 //! `guardrail demo`: a local AWS emulator, an organization, and the sample events of `events/`
-//! replayed through the functions' handler code, narrated.
+//! replayed through the functions' handler code (the same pipeline the Lambda binaries run),
+//! narrated.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -53,6 +54,13 @@ async fn replay(pipeline: &AwsPipeline, event: Value) -> Result<(), String> {
     let report = pipeline.handle(event, &invocation()).await;
     for e in &report.events {
         let line = match &e.outcome {
+            Outcome::Applied { actions } if actions.len() > 2 => {
+                format!(
+                    "applied {} actions:\n      - {}",
+                    actions.len(),
+                    actions.join("\n      - ")
+                )
+            }
             Outcome::Applied { actions } => format!("applied: {}", actions.join("; ")),
             Outcome::Detected { violations } => {
                 format!("detected {violations} violation(s), changed nothing")
@@ -174,6 +182,40 @@ async fn demo() -> Result<(), String> {
     replay(&pipeline, old).await?;
 
     println!();
+    println!(
+        "7. Organizations creates a new account, dev-payments, in the root of the organization."
+    );
+    let account = guardrail_tests::world::create_account(&world.config, "dev-payments").await;
+    let member = world.emulator.config_as(&account).await;
+    guardrail_tests::events::furnish_default_vpc(&member).await;
+    let created = guardrail_tests::events::with_created_account(
+        fresh(
+            load("account-baseline/create-account-result.json"),
+            guardrail_tests::emulator::MANAGEMENT_ACCOUNT,
+        ),
+        &account,
+        "dev-payments",
+    );
+    println!(
+        "   event: events/account-baseline/create-account-result.json, re-aimed at account {account}"
+    );
+    let baseline = aws_pipeline(
+        Function::AccountBaseline,
+        world.guardrail_config(Policy::builtin().map_err(|e| e.to_string())?),
+        &world.config,
+    );
+    let calls = world.emulator.calls().len();
+    replay(&baseline, created.clone()).await?;
+    println!(
+        "   {} AWS calls: every setting read first, then only what differed written",
+        world.emulator.calls_since(calls).len()
+    );
+
+    println!();
+    println!("8. Organizations' event arrives again.");
+    replay(&baseline, created).await?;
+
+    println!();
     let alerts = world.alerts().await;
     println!(
         "Alerts published to SNS: {} (as an SQS subscriber received them)",
@@ -191,11 +233,14 @@ async fn demo() -> Result<(), String> {
             attributes.join(" ")
         );
     }
-    if let Some(first_alert) = alerts.first() {
-        let alert: Alert = serde_json::from_value(first_alert.body.clone())
+    // The first (a tag fix) and the last (the new account's baseline), as people read them.
+    let shown = [alerts.first(), alerts.last().filter(|_| alerts.len() > 1)];
+    for (received, which) in shown.into_iter().zip(["first", "last"]) {
+        let Some(received) = received else { continue };
+        let alert: Alert = serde_json::from_value(received.body.clone())
             .map_err(|e| format!("alert JSON: {e}"))?;
         println!();
-        println!("The first alert as an email subscriber reads it:");
+        println!("The {which} alert as an email subscriber reads it:");
         for line in alert.text().lines() {
             println!("   | {line}");
         }
@@ -206,7 +251,8 @@ async fn demo() -> Result<(), String> {
         world.emulator.calls().len()
     );
     println!(
-        "The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline."
+        "The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline;"
     );
+    println!("`guardrail baseline --account ID --dry-run` shows an existing account's baseline.");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `guardrail`: the operator CLI. Ask what Guardrail would do with an event, check a policy, run
 //! the local demo.
 
+mod baseline;
 mod check_policy;
 mod demo;
 mod plan;
@@ -28,6 +29,11 @@ enum Command {
     ///
     /// Exit 0 when it decided (including "ignored, because ..."); 2 when the input is unusable.
     Plan(plan::Args),
+    /// Apply (or, with --dry-run, show) the account baseline to an existing account, with the
+    /// AWS credentials of this shell (the management account or a delegated administrator).
+    ///
+    /// Exit 0 when done, 1 when some step failed, 2 when the account or policy is unusable.
+    Baseline(baseline::Args),
     /// Validate a policy file (default: the built-in policy) and summarise it.
     CheckPolicy {
         /// The policy file; without it, the built-in infra/policy.toml.
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Plan(args) => plan::run(&args),
+        Command::Baseline(args) => baseline::run(&args),
         Command::CheckPolicy { policy, format } => check_policy::run(policy.as_deref(), format),
         Command::Demo(args) => demo::run(&args),
     }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+use guardrail::apply::Session;
 use guardrail::event::{self, Event, Rejection};
-use guardrail::facts::StaticDirectory;
+use guardrail::facts::StaticFacts;
 use guardrail::plan::{Decision, Ignored, Plan};
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
@@ -149,9 +150,9 @@ fn environments(policy: &Policy) -> String {
 }
 
 async fn decide_all(args: &Args, policy: &Policy, bytes: &[u8]) -> Vec<Item> {
-    let directory = StaticDirectory {
-        placements: Vec::new(),
+    let facts = StaticFacts {
         default_environment: args.environment.clone(),
+        ..StaticFacts::default()
     };
     let mut items = Vec::new();
     for decoded in event::decode(bytes) {
@@ -168,7 +169,7 @@ async fn decide_all(args: &Args, policy: &Policy, bytes: &[u8]) -> Vec<Item> {
                 continue;
             }
         };
-        let verdict = decide_one(args, policy, &directory, &event).await;
+        let verdict = decide_one(args, policy, &facts, &event).await;
         items.push(Item {
             event: Some(event.label()),
             id: event.id().map(str::to_string),
@@ -180,12 +181,7 @@ async fn decide_all(args: &Args, policy: &Policy, bytes: &[u8]) -> Vec<Item> {
     items
 }
 
-async fn decide_one(
-    args: &Args,
-    policy: &Policy,
-    directory: &StaticDirectory,
-    event: &Event,
-) -> Verdict {
+async fn decide_one(args: &Args, policy: &Policy, facts: &StaticFacts, event: &Event) -> Verdict {
     let now = match (args.any_age, args.at) {
         (true, _) => event.time().unwrap_or_else(Utc::now),
         (false, Some(at)) => at,
@@ -207,17 +203,21 @@ async fn decide_one(
     };
     let mut decisions = Vec::new();
     for function in functions {
-        let decision =
-            match guardrail::pipeline::decide(function, policy, directory, event, now).await {
-                Ok(Ok(d)) => d,
-                Ok(Err(r)) => return rejected(&r),
-                Err(e) => {
-                    return Verdict::Rejected {
-                        code: "error",
-                        reason: e.to_string(),
-                    };
-                }
-            };
+        let session = Session::new(function.name(), event.id().unwrap_or("event"));
+        let decision = match guardrail::pipeline::decide(
+            function, policy, facts, &session, event, now,
+        )
+        .await
+        {
+            Ok(Ok(d)) => d,
+            Ok(Err(r)) => return rejected(&r),
+            Err(e) => {
+                return Verdict::Rejected {
+                    code: "error",
+                    reason: e.to_string(),
+                };
+            }
+        };
         let note = (args.environment.is_none()
             && matches!(
                 &decision,
@@ -291,7 +291,7 @@ fn plan_text(t: &mut String, function: Function, plan: &Plan) {
         plan.subject,
         plan.rule.name(),
         plan.mode.name(),
-        plan.environment
+        plan.environment.as_deref().unwrap_or("unknown")
     );
     let _ = writeln!(t, "    caused by {}", plan.cause);
     let _ = writeln!(t, "    violations:");

@@ -8,7 +8,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::event::Event;
 use crate::ids::clip;
 use crate::plan::Plan;
 use crate::rules::Function;
@@ -61,8 +62,14 @@ pub struct Alert {
     pub why: Vec<String>,
     /// What Guardrail did (or, in detect mode, would do).
     pub done: Vec<String>,
+    /// What was found already in place.
+    #[serde(default)]
+    pub in_place: Vec<String>,
     /// Commands that undo what was done.
     pub undo: Vec<String>,
+    /// More for the reader: how to re-run, what to do by hand.
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub event_id: Option<String>,
     pub time: DateTime<Utc>,
 }
@@ -76,39 +83,92 @@ impl Alert {
         event_id: Option<&str>,
         time: DateTime<Utc>,
     ) -> Self {
-        let abac = plan.violations.iter().any(|v| {
-            v.problem
-                .starts_with(&format!("tag {}", crate::policy::ENVIRONMENT_TAG))
-        });
-        let severity = if abac { Severity::High } else { Severity::Low };
-        let (action, title, done) = if applied && !plan.actions.is_empty() {
+        if applied && !plan.actions.is_empty() {
+            let verb = plan.rule.verb();
             let done = plan.actions.iter().map(ToString::to_string).collect();
-            (
-                plan.actions[0].verb().to_string(),
-                format!("fixed {}", plan.subject),
+            let title = format!("{verb} {}", plan.subject);
+            return Alert::assemble(
+                function,
+                plan,
+                verb,
+                title,
                 done,
-            )
+                plan.undo.clone(),
+                event_id,
+                time,
+            );
+        }
+        let lines = vec![if plan.mode.fixes() {
+            "nothing could be changed automatically".to_string()
         } else {
-            let why_not = if plan.mode.fixes() {
-                "nothing could be changed automatically".to_string()
-            } else {
-                format!("mode is {}: nothing was changed", plan.mode.name())
-            };
-            (
-                "detected".to_string(),
-                format!("violations on {}", plan.subject),
-                vec![why_not],
-            )
-        };
+            format!("mode is {}: nothing was changed", plan.mode.name())
+        }];
+        let title = format!("problems with {}", plan.subject);
+        Alert::assemble(
+            function,
+            plan,
+            "detected",
+            title,
+            lines,
+            Vec::new(),
+            event_id,
+            time,
+        )
+    }
+
+    /// The alert for an event whose facts could not be read, once the failure is final.
+    pub fn for_error(
+        function: Function,
+        event: &Event,
+        error: &Error,
+        attempt: u32,
+        time: DateTime<Utc>,
+    ) -> Self {
         Alert {
             function,
-            severity,
+            severity: Severity::High,
+            rule: function.rule().name().to_string(),
+            action: "failed".into(),
+            title: format!("could not handle {}", event.label()),
+            account: event.account().map(ToString::to_string),
+            environment: None,
+            region: event.region().map(ToString::to_string),
+            resources: Vec::new(),
+            happened: format!(
+                "Guardrail could not read what it needs to decide on {} (attempt {attempt}).",
+                event.label()
+            ),
+            cause: event.trail().map(|t| t.principal.describe()),
+            why: vec![error.to_string()],
+            done: vec![retry_advice(error)],
+            in_place: Vec::new(),
+            undo: Vec::new(),
+            notes: Vec::new(),
+            event_id: event.id().map(str::to_string),
+            time,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        function: Function,
+        plan: &Plan,
+        action: &str,
+        title: String,
+        done: Vec<String>,
+        undo: Vec<String>,
+        event_id: Option<&str>,
+        time: DateTime<Utc>,
+    ) -> Self {
+        Alert {
+            function,
+            severity: plan.severity,
             rule: plan.rule.name().to_string(),
-            action,
+            action: action.to_string(),
             title,
             account: Some(plan.account.to_string()),
-            environment: Some(plan.environment.clone()),
-            region: Some(plan.region.to_string()),
+            environment: plan.environment.clone(),
+            region: plan.region.as_ref().map(ToString::to_string),
             resources: plan.resources(),
             happened: format!(
                 "{} did not meet the {} rule ({} violation(s)).",
@@ -116,18 +176,16 @@ impl Alert {
                 plan.rule.name(),
                 plan.violations.len()
             ),
-            cause: Some(plan.cause.clone()),
+            cause: (!plan.cause.is_empty()).then(|| plan.cause.clone()),
             why: plan
                 .violations
                 .iter()
                 .map(|v| format!("{}: {}", v.resource, v.problem))
                 .collect(),
             done,
-            undo: if applied {
-                plan.undo.clone()
-            } else {
-                Vec::new()
-            },
+            in_place: plan.in_place.clone(),
+            undo,
+            notes: plan.notes.clone(),
             event_id: event_id.map(str::to_string),
             time,
         }
@@ -171,12 +229,16 @@ impl Alert {
         let _ = writeln!(t, "Severity: {}", self.severity.name());
         let _ = writeln!(t);
         let _ = writeln!(t, "What happened: {}", self.happened);
+        let region = self
+            .region
+            .as_deref()
+            .map(|r| format!(", region {r}"))
+            .unwrap_or_default();
         let _ = writeln!(
             t,
-            "Where: account {}, environment {}, region {}",
+            "Where: account {}, environment {}{region}",
             self.account.as_deref().unwrap_or("unknown"),
             self.environment.as_deref().unwrap_or("none"),
-            self.region.as_deref().unwrap_or("unknown"),
         );
         if !self.resources.is_empty() {
             let _ = writeln!(t, "Resources: {}", self.resources.join(", "));
@@ -186,7 +248,9 @@ impl Alert {
         }
         section(&mut t, "Why", &self.why);
         section(&mut t, "What Guardrail did", &self.done);
+        section(&mut t, "Already in place", &self.in_place);
         section(&mut t, "How to undo", &self.undo);
+        section(&mut t, "Notes", &self.notes);
         let _ = writeln!(t);
         let _ = writeln!(
             t,
@@ -241,6 +305,15 @@ impl Alert {
     }
 }
 
+/// What happens next to a failed event, for the alert.
+pub fn retry_advice(error: &Error) -> String {
+    if error.is_transient() {
+        "Lambda retries the event, then moves it to the dead-letter queue".to_string()
+    } else {
+        "not retryable as is: fix the cause (permissions, configuration), then redrive the event from the dead-letter queue".to_string()
+    }
+}
+
 fn section(t: &mut String, title: &str, lines: &[String]) {
     if lines.is_empty() {
         return;
@@ -275,7 +348,9 @@ mod tests {
             cause: None,
             why: vec![],
             done: vec!["set Environment=dev on i-1".into()],
+            in_place: vec![],
             undo: vec![],
+            notes: vec![],
             event_id: Some("e".into()),
             time: DateTime::default(),
         }

@@ -1,21 +1,12 @@
-//! The apply port: carry out a planned [`Action`] in a target account and region.
+//! The apply port: carry out a planned [`Action`] for an account (in the region the action names).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use serde::Serialize;
-
 use crate::error::Result;
-use crate::ids::{AccountId, Region};
+use crate::ids::AccountId;
 use crate::plan::Action;
-
-/// Where an action runs.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct Target {
-    pub account: AccountId,
-    pub region: Region,
-}
 
 /// The context of one event's actions: the role session name they run under (it names the
 /// function and the event, so CloudTrail shows why Guardrail acted), and the credentials assumed
@@ -53,7 +44,7 @@ pub trait Actuator: Send + Sync {
     fn apply(
         &self,
         session: &Session,
-        target: &Target,
+        account: &AccountId,
         action: &Action,
     ) -> impl Future<Output = Result<()>> + Send;
 }
@@ -61,19 +52,19 @@ pub trait Actuator: Send + Sync {
 /// Records actions instead of making them: the offline CLI's `--dry-run` world and unit tests.
 #[derive(Default)]
 pub struct RecordingActuator {
-    applied: Mutex<Vec<(Target, Action)>>,
+    applied: Mutex<Vec<(AccountId, Action)>>,
 }
 
 impl RecordingActuator {
-    pub fn applied(&self) -> Vec<(Target, Action)> {
+    pub fn applied(&self) -> Vec<(AccountId, Action)> {
         self.applied.lock().map(|a| a.clone()).unwrap_or_default()
     }
 }
 
 impl Actuator for RecordingActuator {
-    async fn apply(&self, _session: &Session, target: &Target, action: &Action) -> Result<()> {
+    async fn apply(&self, _session: &Session, account: &AccountId, action: &Action) -> Result<()> {
         if let Ok(mut a) = self.applied.lock() {
-            a.push((target.clone(), action.clone()));
+            a.push((account.clone(), action.clone()));
         }
         Ok(())
     }

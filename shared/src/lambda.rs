@@ -8,24 +8,40 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::aws::{AwsActuator, AwsDirectory, DynamoReplayStore, MemberAccess, SnsNotifier};
+use crate::aws::{
+    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, DynamoReplayStore, MemberAccess, SnsNotifier,
+};
 use crate::config::Config;
 use crate::error::Result;
-use crate::pipeline::{Invocation, Pipeline};
+use crate::pipeline::{Invocation, Pipeline, Ports};
 use crate::rules::Function;
 
-/// A function wired to AWS.
-pub type AwsPipeline = Pipeline<DynamoReplayStore, SnsNotifier, AwsDirectory, AwsActuator>;
+/// The AWS adapters.
+pub struct AwsPorts;
 
-/// Wires a function to the table, topic and member accounts of `config`.
+impl Ports for AwsPorts {
+    type Store = DynamoReplayStore;
+    type Notifier = SnsNotifier;
+    type Facts = AwsFacts;
+    type Actuator = AwsActuator;
+}
+
+/// A function wired to AWS.
+pub type AwsPipeline = Pipeline<AwsPorts>;
+
+/// Wires a function to the table, topic and accounts of `config`.
 pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsPipeline {
     let policy = Arc::new(config.policy);
+    let access = MemberAccess::new(sdk, policy.clone(), function);
     Pipeline {
         function,
         store: DynamoReplayStore::new(sdk, &config.table),
         notifier: SnsNotifier::new(sdk, &config.topic_arn),
-        directory: AwsDirectory::new(sdk, &config.table, policy.clone()),
-        actuator: AwsActuator::new(MemberAccess::new(sdk, policy.clone(), function.name())),
+        facts: AwsFacts {
+            directory: AwsDirectory::new(sdk, &config.table, policy.clone()),
+            inspector: AwsInspector::new(access.clone()),
+        },
+        actuator: AwsActuator::new(access),
         policy,
     }
 }

@@ -11,15 +11,15 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::alert::{Alert, Notifier, Severity};
-use crate::apply::{Actuator, Session, Target};
+use crate::apply::{Actuator, Session};
 use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
-use crate::facts::{Directory, Membership};
+use crate::facts::{Facts, Membership};
 use crate::gate;
 use crate::plan::{Decision, Ignored, Plan};
 use crate::policy::Policy;
 use crate::replay::{Claim, ClaimRequest, ReplayStore};
-use crate::rules::Function;
+use crate::rules::{Function, Known, Needs};
 
 /// Deliveries of one event that may fail before its failure is final (Lambda's async invoke
 /// makes one attempt and two retries).
@@ -28,14 +28,22 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// the two.
 const RECORD_MARGIN: Duration = Duration::days(1);
 
+/// The adapters a pipeline runs on.
+pub trait Ports {
+    type Store: ReplayStore;
+    type Notifier: Notifier;
+    type Facts: Facts;
+    type Actuator: Actuator;
+}
+
 /// One function wired to its ports.
-pub struct Pipeline<S, N, D, A> {
+pub struct Pipeline<P: Ports> {
     pub function: Function,
     pub policy: Arc<Policy>,
-    pub store: S,
-    pub notifier: N,
-    pub directory: D,
-    pub actuator: A,
+    pub store: P::Store,
+    pub notifier: P::Notifier,
+    pub facts: P::Facts,
+    pub actuator: P::Actuator,
 }
 
 /// The invocation being handled.
@@ -81,7 +89,7 @@ pub enum Outcome {
     Duplicate { summary: String },
     /// Another delivery is handling it right now.
     InProgress,
-    /// Violations alerted, nothing changed (detect mode).
+    /// Violations alerted, nothing changed (detect mode, or nothing could be changed).
     Detected { violations: usize },
     /// Violations fixed and alerted.
     Applied { actions: Vec<String> },
@@ -129,7 +137,48 @@ fn ignored(reason: &Ignored) -> Outcome {
     }
 }
 
-impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A> {
+/// The decision path shared by the functions and the offline CLI: gate, the function's interest,
+/// the facts it needs, then the pure rules. Reads only; writes nothing.
+pub async fn decide(
+    function: Function,
+    policy: &Policy,
+    facts: &impl Facts,
+    session: &Session,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<Decision, Rejection>> {
+    match gate::check(event, policy, now) {
+        Err(r) => return Ok(Err(r)),
+        Ok(Some(reason)) => return Ok(Ok(Decision::Ignore { reason })),
+        Ok(None) => {}
+    }
+    if !function.handles(event) {
+        return Ok(Ok(crate::rules::not_handled(event)));
+    }
+    let known = match function.needs(event) {
+        Err(r) => return Ok(Err(r)),
+        Ok(Needs::Nothing) => Known::Nothing,
+        Ok(Needs::Placement(account)) => match facts.membership(&account).await? {
+            Membership::Member(p) => Known::Placement(p),
+            Membership::Outsider => {
+                return Ok(Err(Rejection::NotInOrganization {
+                    account: account.to_string(),
+                }));
+            }
+        },
+        Ok(Needs::Account(account)) => match facts.account(session, &account, policy).await? {
+            Some(a) => Known::Account(Box::new(a)),
+            None => {
+                return Ok(Err(Rejection::NotInOrganization {
+                    account: account.to_string(),
+                }));
+            }
+        },
+    };
+    Ok(function.decide(event, &known, policy))
+}
+
+impl<P: Ports> Pipeline<P> {
     /// Handles every event in `input` (one for EventBridge; many for log files and batches).
     pub async fn handle(&self, input: Value, invocation: &Invocation) -> Report {
         let mut report = Report {
@@ -192,21 +241,85 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
     /// Everything up to the decision: no writes happen here.
     pub async fn decide(
         &self,
+        session: &Session,
         event: &Event,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Decision, Rejection>> {
-        decide(self.function, &self.policy, &self.directory, event, now).await
+        decide(
+            self.function,
+            &self.policy,
+            &self.facts,
+            session,
+            event,
+            now,
+        )
+        .await
     }
 
     async fn handle_event(&self, event: &Event, invocation: &Invocation) -> Result<Outcome> {
-        match self.decide(event, invocation.now).await? {
+        let session = Session::new(self.function.name(), event.id().unwrap_or("event"));
+        let decision = match self.decide(&session, event, invocation.now).await {
+            Ok(d) => d,
+            Err(e) => return self.fail_before_plan(event, e, invocation).await,
+        };
+        match decision {
             Err(r) => Ok(rejected(&r)),
             Ok(Decision::Ignore { reason }) => Ok(ignored(&reason)),
             Ok(Decision::Act { plan }) => match event.replay_key() {
                 Err(r) => Ok(rejected(&r)),
-                Ok(key) => self.act(event, &plan, &key, invocation).await,
+                Ok(key) => self.act(event, &plan, &key, &session, invocation).await,
             },
         }
+    }
+
+    async fn claim(&self, event: &Event, key: &str, invocation: &Invocation) -> Result<Claim> {
+        let now = invocation.now;
+        let event_time = event.time().unwrap_or(now);
+        let freshness = Duration::from_std(self.policy.freshness).unwrap_or(Duration::hours(1));
+        self.store
+            .claim(&ClaimRequest {
+                key,
+                owner: &invocation.request_id,
+                now,
+                lease_until: invocation.deadline.max(now + Duration::seconds(30)),
+                expires_at: event_time.max(now) + freshness + RECORD_MARGIN,
+            })
+            .await
+    }
+
+    /// Reading the facts failed: the event is claimed anyway so its attempts are counted and
+    /// its failure is alerted once, when final.
+    async fn fail_before_plan(
+        &self,
+        event: &Event,
+        error: Error,
+        invocation: &Invocation,
+    ) -> Result<Outcome> {
+        let Ok(key) = event.replay_key() else {
+            return Err(error);
+        };
+        let key = format!("{}#{key}", self.function);
+        let owner = invocation.request_id.as_str();
+        let (attempt, done, failure_alerted) = match self.claim(event, &key, invocation).await? {
+            Claim::Completed { summary } => return Ok(Outcome::Duplicate { summary }),
+            Claim::InProgress { .. } => return Ok(Outcome::InProgress),
+            Claim::Claimed {
+                attempt,
+                done,
+                failure_alerted,
+            } => (attempt, done, failure_alerted),
+        };
+        let alert_now = (!error.is_transient() || attempt >= MAX_ATTEMPTS) && !failure_alerted;
+        if alert_now {
+            let alert = Alert::for_error(self.function, event, &error, attempt, invocation.now);
+            if let Err(e) = self.notifier.publish(&alert).await {
+                warn!(error = %e, "could not send the failure alert");
+            }
+        }
+        self.store
+            .fail(&key, owner, &error.to_string(), &done, alert_now)
+            .await?;
+        Err(error)
     }
 
     async fn act(
@@ -214,24 +327,14 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
         event: &Event,
         plan: &Plan,
         key: &str,
+        session: &Session,
         invocation: &Invocation,
     ) -> Result<Outcome> {
         let key = format!("{}#{key}", self.function);
         let owner = invocation.request_id.as_str();
-        let now = invocation.now;
-        let event_time = event.time().unwrap_or(now);
-        let freshness = Duration::from_std(self.policy.freshness).unwrap_or(Duration::hours(1));
-        let claim = self
-            .store
-            .claim(&ClaimRequest {
-                key: &key,
-                owner,
-                now,
-                lease_until: invocation.deadline.max(now + Duration::seconds(30)),
-                expires_at: event_time.max(now) + freshness + RECORD_MARGIN,
-            })
-            .await?;
-        let (attempt, mut done, failure_alerted) = match claim {
+        let event_time = event.time().unwrap_or(invocation.now);
+        let (attempt, mut done, failure_alerted) = match self.claim(event, &key, invocation).await?
+        {
             Claim::Completed { summary } => return Ok(Outcome::Duplicate { summary }),
             Claim::InProgress { .. } => return Ok(Outcome::InProgress),
             Claim::Claimed {
@@ -241,19 +344,14 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
             } => (attempt, done, failure_alerted),
         };
 
-        let session = Session::new(self.function.name(), event.id().unwrap_or("event"));
-        let target = Target {
-            account: plan.account.clone(),
-            region: plan.region.clone(),
-        };
-        let mut failures = Vec::new();
+        let mut failures: Vec<(String, Error)> = Vec::new();
         let remaining: Vec<_> = plan
             .actions
             .iter()
             .filter(|a| !done.contains(&a.id()))
             .collect();
         for (i, action) in remaining.iter().enumerate() {
-            match self.actuator.apply(&session, &target, action).await {
+            match self.actuator.apply(session, &plan.account, action).await {
                 Ok(()) => {
                     done.push(action.id());
                     // The last step's completion is saved with the final record.
@@ -267,6 +365,18 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
                 }
             }
         }
+        for u in &plan.unchecked {
+            failures.push((
+                format!("check {}", u.check),
+                Error::Aws {
+                    service: "read",
+                    operation: "current state",
+                    code: "Unreadable".into(),
+                    message: u.error.clone(),
+                    transient: u.transient,
+                },
+            ));
+        }
 
         if failures.is_empty() {
             let applied = plan.mode.fixes() && !plan.actions.is_empty();
@@ -276,6 +386,11 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
                     .fail(&key, owner, &e.to_string(), &done, false)
                     .await?;
                 return Err(e);
+            }
+            if let Some(placement) = &plan.placement
+                && let Err(e) = self.facts.remember(placement).await
+            {
+                warn!(error = %e, account = %placement.account, "could not record the account's placement");
             }
             let summary = format!("{}: {}", alert.action, alert.done.join("; "));
             if !self
@@ -299,15 +414,27 @@ impl<S: ReplayStore, N: Notifier, D: Directory, A: Actuator> Pipeline<S, N, D, A
             });
         }
 
-        let total = plan.actions.len();
+        let total = plan.actions.len() + plan.unchecked.len();
         let failed = failures.len();
         let error = if failed == 1 && total == 1 {
             failures.remove(0).1
         } else {
-            Error::Partial {
-                failed,
-                total,
-                first: failures[0].1.to_string(),
+            let transient = failures.iter().all(|(_, e)| e.is_transient());
+            let first = failures[0].1.to_string();
+            if transient {
+                Error::Partial {
+                    failed,
+                    total,
+                    first,
+                }
+            } else {
+                Error::Aws {
+                    service: "guardrail",
+                    operation: "apply",
+                    code: "PartialPermanentFailure".into(),
+                    message: format!("{failed} of {total} steps failed; first: {first}"),
+                    transient: false,
+                }
             }
         };
         // Alert once, when the failure is final: permanent, or out of retries.
@@ -346,51 +473,16 @@ fn failure_alert(
     let mut alert = Alert::for_plan(function, plan, false, event.id(), time);
     alert.severity = Severity::High;
     alert.action = "failed".into();
-    alert.title = format!("could not fix {}", plan.subject);
+    alert.title = format!("could not finish {}", plan.subject);
     alert.done = plan
         .actions
         .iter()
         .filter(|a| done.contains(&a.id()))
         .map(|a| format!("done: {a}"))
         .chain(failures.iter().map(|(a, e)| format!("FAILED: {a}: {e}")))
-        .chain(std::iter::once(if error.is_transient() {
-            "Lambda retries the event, then moves it to the dead-letter queue".to_string()
-        } else {
-            "not retryable as is: fix the cause (permissions, configuration), then redrive the event from the dead-letter queue".to_string()
-        }))
+        .chain(std::iter::once(crate::alert::retry_advice(error)))
         .collect();
     alert
-}
-
-/// The decision path shared by the functions and the offline CLI: gate, the function's interest,
-/// the account's placement, then the pure rules. Reads at most the directory; writes nothing.
-pub async fn decide(
-    function: Function,
-    policy: &Policy,
-    directory: &impl Directory,
-    event: &Event,
-    now: DateTime<Utc>,
-) -> Result<std::result::Result<Decision, Rejection>> {
-    match gate::check(event, policy, now) {
-        Err(r) => return Ok(Err(r)),
-        Ok(Some(reason)) => return Ok(Ok(Decision::Ignore { reason })),
-        Ok(None) => {}
-    }
-    if !function.handles(event) {
-        return Ok(Ok(crate::rules::not_handled(event)));
-    }
-    let Some(account) = event.account() else {
-        return Ok(Err(Rejection::MissingField { field: "account" }));
-    };
-    let placement = match directory.lookup(account).await? {
-        Membership::Member(p) => p,
-        Membership::Outsider => {
-            return Ok(Err(Rejection::NotInOrganization {
-                account: account.to_string(),
-            }));
-        }
-    };
-    Ok(function.decide(event, &placement, policy))
 }
 
 #[cfg(test)]
@@ -401,7 +493,8 @@ mod tests {
 
     use super::*;
     use crate::apply::RecordingActuator;
-    use crate::facts::StaticDirectory;
+    use crate::facts::StaticFacts;
+    use crate::ids::AccountId;
     use crate::plan::Action;
     use crate::replay::{MemoryReplayStore, State};
 
@@ -425,10 +518,15 @@ mod tests {
     }
 
     impl Actuator for Flaky {
-        async fn apply(&self, session: &Session, target: &Target, action: &Action) -> Result<()> {
-            let Action::TagEc2 { resources, .. } = action;
+        async fn apply(
+            &self,
+            session: &Session,
+            account: &AccountId,
+            action: &Action,
+        ) -> Result<()> {
             let broken = self.broken.lock().ok().and_then(|b| b.clone());
-            if broken.is_some_and(|b| resources.contains(&b)) {
+            let touches = |b: &String| matches!(action, Action::TagEc2 { resources, .. } if resources.contains(b));
+            if broken.is_some_and(|b| touches(&b)) {
                 return Err(Error::Aws {
                     service: "ec2",
                     operation: "CreateTags",
@@ -437,21 +535,28 @@ mod tests {
                     transient: true,
                 });
             }
-            self.inner.apply(session, target, action).await
+            self.inner.apply(session, account, action).await
         }
     }
 
-    fn pipeline(
-        broken: Option<&str>,
-    ) -> Pipeline<MemoryReplayStore, Alerts, StaticDirectory, Flaky> {
+    struct Fakes;
+
+    impl Ports for Fakes {
+        type Store = MemoryReplayStore;
+        type Notifier = Alerts;
+        type Facts = StaticFacts;
+        type Actuator = Flaky;
+    }
+
+    fn pipeline(broken: Option<&str>) -> Pipeline<Fakes> {
         Pipeline {
             function: Function::TagEnforcer,
             policy: Arc::new(Policy::builtin().expect("policy")),
             store: MemoryReplayStore::default(),
             notifier: Alerts::default(),
-            directory: StaticDirectory {
-                placements: Vec::new(),
+            facts: StaticFacts {
                 default_environment: Some("dev".into()),
+                ..StaticFacts::default()
             },
             actuator: Flaky {
                 broken: Mutex::new(broken.map(str::to_string)),

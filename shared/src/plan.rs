@@ -4,8 +4,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::alert::Severity;
+use crate::facts::{DefaultVpc, Placement};
 use crate::ids::{AccountId, Region, clip};
-use crate::policy::{Mode, Rule};
+use crate::policy::{Mode, PasswordPolicy, Rule, SnapshotBlock};
 
 /// The decision for one event, before anything is applied.
 #[derive(Clone, Debug, Serialize)]
@@ -13,8 +15,8 @@ use crate::policy::{Mode, Rule};
 pub enum Decision {
     /// Nothing to do.
     Ignore { reason: Ignored },
-    /// Something is wrong; the plan says what and what to do about it.
-    Act { plan: Plan },
+    /// Something is wrong (or only to report); the plan says what and what to do about it.
+    Act { plan: Box<Plan> },
 }
 
 /// Why an event needs nothing from Guardrail.
@@ -35,6 +37,8 @@ pub enum Ignored {
     RuleOff { rule: Rule, environment: String },
     /// Everything already complies.
     Compliant { checked: usize },
+    /// The event reports something still under way (an account being created).
+    NotFinished { state: String },
 }
 
 impl fmt::Display for Ignored {
@@ -67,7 +71,12 @@ impl fmt::Display for Ignored {
                     rule.name()
                 )
             }
-            Ignored::Compliant { checked } => write!(f, "all {checked} resource(s) already comply"),
+            Ignored::Compliant { checked } => {
+                write!(f, "all {checked} checked item(s) already comply")
+            }
+            Ignored::NotFinished { state } => {
+                write!(f, "it reports state {state}, not a finished outcome")
+            }
         }
     }
 }
@@ -88,22 +97,79 @@ impl Tag {
     }
 }
 
-/// Something a rule found wrong with one resource.
+/// Something a rule found wrong.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Violation {
+    /// What is wrong: a resource id, or a setting such as `ebs-encryption us-east-1`.
     pub resource: String,
     /// One sentence: `tag Environment is "prod" but account 1111 is in dev`.
     pub problem: String,
+    /// Whether one of the rule's actions fixes it (in `fix` mode); if not, a person must.
+    pub fixable: bool,
+}
+
+/// A check that could not be made because reading the current state failed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unchecked {
+    pub check: String,
+    pub error: String,
+    pub transient: bool,
 }
 
 /// A change Guardrail makes. Every action is idempotent: applying it twice is applying it once.
+/// Actions in a region say so; the others act account-wide (or, for the account's place and
+/// tags, in Organizations).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// Set tags (create or overwrite) on EC2 resources with one `CreateTags` call.
     TagEc2 {
+        region: Region,
         resources: Vec<String>,
         tags: Vec<Tag>,
+    },
+    /// Move the account from the root or a landing OU into its environment's OU.
+    MoveAccount {
+        from_id: String,
+        from_name: String,
+        to_id: String,
+        to_name: String,
+    },
+    /// Tag the account in Organizations.
+    TagAccount {
+        tags: Vec<Tag>,
+    },
+    SetAccountAlias {
+        alias: String,
+    },
+    SetPasswordPolicy {
+        policy: PasswordPolicy,
+    },
+    /// All four account-level S3 Block Public Access settings on.
+    BlockS3PublicAccess,
+    EnableEbsEncryption {
+        region: Region,
+    },
+    SetEbsDefaultKey {
+        region: Region,
+        key: String,
+    },
+    RequireImdsV2 {
+        region: Region,
+        hop_limit: i32,
+    },
+    BlockSnapshotSharing {
+        region: Region,
+        state: SnapshotBlock,
+    },
+    BlockImageSharing {
+        region: Region,
+    },
+    /// Delete the default VPC and what hangs off it; re-checked for instances and interfaces
+    /// right before deleting.
+    DeleteDefaultVpc {
+        region: Region,
+        vpc: DefaultVpc,
     },
 }
 
@@ -111,31 +177,125 @@ impl Action {
     /// A stable id for recording progress: the same action always gets the same id.
     pub fn id(&self) -> String {
         match self {
-            Action::TagEc2 { resources, tags } => {
+            Action::TagEc2 {
+                region,
+                resources,
+                tags,
+            } => {
                 let keys: Vec<&str> = tags.iter().map(|t| t.key.as_str()).collect();
-                format!("tag-ec2:{}:{}", resources.join(","), keys.join(","))
+                format!(
+                    "tag-ec2:{region}:{}:{}",
+                    resources.join(","),
+                    keys.join(",")
+                )
+            }
+            Action::MoveAccount { to_id, .. } => format!("move-account:{to_id}"),
+            Action::TagAccount { tags } => {
+                let keys: Vec<&str> = tags.iter().map(|t| t.key.as_str()).collect();
+                format!("tag-account:{}", keys.join(","))
+            }
+            Action::SetAccountAlias { alias } => format!("account-alias:{alias}"),
+            Action::SetPasswordPolicy { .. } => "password-policy".into(),
+            Action::BlockS3PublicAccess => "s3-block-public-access".into(),
+            Action::EnableEbsEncryption { region } => format!("ebs-encryption:{region}"),
+            Action::SetEbsDefaultKey { region, .. } => format!("ebs-default-key:{region}"),
+            Action::RequireImdsV2 { region, .. } => format!("imds-v2:{region}"),
+            Action::BlockSnapshotSharing { region, .. } => {
+                format!("snapshot-block-public-access:{region}")
+            }
+            Action::BlockImageSharing { region } => format!("image-block-public-access:{region}"),
+            Action::DeleteDefaultVpc { region, vpc } => {
+                format!("delete-default-vpc:{region}:{}", vpc.id)
             }
         }
     }
 
-    /// A one-word verb for alert filters (`action` message attribute).
-    pub fn verb(&self) -> &'static str {
+    /// The region the action runs in, when it runs in one.
+    pub fn region(&self) -> Option<&Region> {
         match self {
-            Action::TagEc2 { .. } => "tagged",
+            Action::TagEc2 { region, .. }
+            | Action::EnableEbsEncryption { region }
+            | Action::SetEbsDefaultKey { region, .. }
+            | Action::RequireImdsV2 { region, .. }
+            | Action::BlockSnapshotSharing { region, .. }
+            | Action::BlockImageSharing { region }
+            | Action::DeleteDefaultVpc { region, .. } => Some(region),
+            _ => None,
         }
     }
+
+    /// Whether the action runs in Organizations (the management account) rather than in the
+    /// account itself.
+    pub fn in_organizations(&self) -> bool {
+        matches!(self, Action::MoveAccount { .. } | Action::TagAccount { .. })
+    }
+}
+
+fn tag_list(tags: &[Tag]) -> String {
+    tags.iter()
+        .map(|t| format!("{}={}", t.key, clip(&t.value, 120)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::TagEc2 { resources, tags } => {
-                let tags: Vec<String> = tags
-                    .iter()
-                    .map(|t| format!("{}={}", t.key, clip(&t.value, 120)))
-                    .collect();
-                write!(f, "set {} on {}", tags.join(", "), resources.join(", "))
+            Action::TagEc2 {
+                resources, tags, ..
+            } => write!(f, "set {} on {}", tag_list(tags), resources.join(", ")),
+            Action::MoveAccount {
+                from_name,
+                to_name,
+                to_id,
+                ..
+            } => write!(
+                f,
+                "move the account from {from_name} to OU {to_name} ({to_id})"
+            ),
+            Action::TagAccount { tags } => write!(f, "tag the account {}", tag_list(tags)),
+            Action::SetAccountAlias { alias } => write!(f, "set the account alias {alias}"),
+            Action::SetPasswordPolicy { policy } => write!(
+                f,
+                "set the IAM password policy (at least {} characters, reuse of the last {} refused)",
+                policy.minimum_length,
+                policy.reuse_prevention.unwrap_or(0)
+            ),
+            Action::BlockS3PublicAccess => {
+                write!(f, "turn on S3 Block Public Access for the account")
             }
+            Action::EnableEbsEncryption { region } => {
+                write!(f, "turn on EBS encryption by default in {region}")
+            }
+            Action::SetEbsDefaultKey { region, key } => {
+                write!(f, "make {key} the default EBS key in {region}")
+            }
+            Action::RequireImdsV2 { region, hop_limit } => {
+                write!(
+                    f,
+                    "require IMDSv2 for new instances in {region} (hop limit {hop_limit})"
+                )
+            }
+            Action::BlockSnapshotSharing { region, state } => {
+                write!(
+                    f,
+                    "block public sharing of EBS snapshots in {region} ({})",
+                    state.as_str()
+                )
+            }
+            Action::BlockImageSharing { region } => {
+                write!(f, "block public sharing of AMIs in {region}")
+            }
+            Action::DeleteDefaultVpc { region, vpc } => write!(
+                f,
+                "delete default VPC {} in {region} ({} internet gateway(s), {} subnet(s), {} route table(s), {} network ACL(s), {} security group(s))",
+                vpc.id,
+                vpc.internet_gateways.len(),
+                vpc.subnets.len(),
+                vpc.route_tables.len(),
+                vpc.network_acls.len(),
+                vpc.security_groups.len()
+            ),
         }
     }
 }
@@ -145,21 +305,52 @@ impl fmt::Display for Action {
 pub struct Plan {
     pub rule: Rule,
     pub mode: Mode,
+    pub severity: Severity,
     pub account: AccountId,
-    pub region: Region,
-    pub environment: String,
+    /// The event's region, when the plan is about one.
+    pub region: Option<Region>,
+    pub environment: Option<String>,
     /// Who caused the event, for the alert.
     pub cause: String,
-    /// One line per resource kind: `EC2 instance(s) created by RunInstances`.
+    /// What the plan is about: `1 EC2 instance created by RunInstances`, `new account 1111`.
     pub subject: String,
     pub violations: Vec<Violation>,
     /// Empty in `detect` mode.
     pub actions: Vec<Action>,
     /// Shell commands that undo the actions.
     pub undo: Vec<String>,
+    /// Checks found already in place.
+    pub in_place: Vec<String>,
+    /// Checks that could not be made; the event fails so they are retried.
+    pub unchecked: Vec<Unchecked>,
+    /// More for the person reading the alert: how to re-run, what to do by hand.
+    pub notes: Vec<String>,
+    /// Where the account belongs once the plan is applied, for the account directory.
+    pub placement: Option<Placement>,
 }
 
 impl Plan {
+    /// An empty plan for a rule, to fill in.
+    pub fn new(rule: Rule, mode: Mode, account: AccountId, subject: impl Into<String>) -> Plan {
+        Plan {
+            rule,
+            mode,
+            severity: Severity::Low,
+            account,
+            region: None,
+            environment: None,
+            cause: String::new(),
+            subject: subject.into(),
+            violations: Vec::new(),
+            actions: Vec::new(),
+            undo: Vec::new(),
+            in_place: Vec::new(),
+            unchecked: Vec::new(),
+            notes: Vec::new(),
+            placement: None,
+        }
+    }
+
     /// Resources the plan is about, each once, in order.
     pub fn resources(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -169,5 +360,23 @@ impl Plan {
             }
         }
         out
+    }
+
+    /// A violation no action fixes: a person must.
+    pub fn violation(&mut self, resource: impl Into<String>, problem: impl Into<String>) {
+        self.violations.push(Violation {
+            resource: resource.into(),
+            problem: problem.into(),
+            fixable: false,
+        });
+    }
+
+    /// A violation the rule's actions fix.
+    pub fn fixable_violation(&mut self, resource: impl Into<String>, problem: impl Into<String>) {
+        self.violations.push(Violation {
+            resource: resource.into(),
+            problem: problem.into(),
+            fixable: true,
+        });
     }
 }

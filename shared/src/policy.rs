@@ -37,6 +37,15 @@ impl Rule {
             Rule::Quarantine => "quarantine",
         }
     }
+
+    /// What the rule did once applied, one word for alert filters (`action` attribute).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Rule::Tags => "tagged",
+            Rule::Baseline => "baselined",
+            Rule::Quarantine => "quarantined",
+        }
+    }
 }
 
 /// How hard a rule acts in an environment.

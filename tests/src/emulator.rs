@@ -155,6 +155,33 @@ impl Emulator {
             .collect()
     }
 
+    /// Makes the emulator fail matching calls (see `tests/emulator/server.py` for the fields).
+    pub fn inject_fault(&self, fault: serde_json::Value) {
+        self.control("POST", &fault.to_string());
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.control("DELETE", "");
+    }
+
+    fn control(&self, method: &str, body: &str) {
+        use std::io::{Read, Write};
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect to the emulator");
+        let request = format!(
+            "{method} /_guardrail/faults HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "the emulator refused the fault: {answer}"
+        );
+    }
+
     /// The calls answered since `mark` (a length of [`Emulator::calls`]).
     pub fn calls_since(&self, mark: usize) -> Vec<String> {
         self.calls().split_off(mark.min(self.calls().len()))

@@ -146,3 +146,77 @@ pub async fn ec2_tags(config: &SdkConfig, id: &str) -> BTreeMap<String, String> 
         })
         .collect()
 }
+
+/// Points an account-creation event (Organizations or Control Tower) at a created account.
+pub fn with_created_account(mut event: Value, account: &str, name: &str) -> Value {
+    let details = &mut detail(&mut event)["serviceEventDetails"];
+    if details.get("createAccountStatus").is_some() {
+        details["createAccountStatus"]["accountId"] = json!(account);
+        details["createAccountStatus"]["accountName"] = json!(name);
+    } else {
+        details["createManagedAccountStatus"]["account"] =
+            json!({"accountId": account, "accountName": name});
+    }
+    event
+}
+
+/// Gives the default VPC of the account and region `config` acts in what an AWS default VPC
+/// has and moto's lacks: an internet gateway; plus a security group and a route table of its own,
+/// so that deleting it has everything to take down.
+pub async fn furnish_default_vpc(config: &SdkConfig) -> String {
+    use aws_sdk_ec2::types::Filter;
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .expect("DescribeVpcs")
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .expect("a default VPC")
+        .to_string();
+    let igw = ec2
+        .create_internet_gateway()
+        .send()
+        .await
+        .expect("CreateInternetGateway")
+        .internet_gateway()
+        .and_then(|g| g.internet_gateway_id())
+        .expect("igw id")
+        .to_string();
+    ec2.attach_internet_gateway()
+        .internet_gateway_id(&igw)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("AttachInternetGateway");
+    ec2.create_security_group()
+        .group_name("web")
+        .description("left behind by someone")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("CreateSecurityGroup");
+    ec2.create_route_table()
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("CreateRouteTable");
+    vpc
+}
+
+/// The default VPC's id, if there is one.
+pub async fn default_vpc_id(ec2: &aws_sdk_ec2::Client) -> Option<String> {
+    use aws_sdk_ec2::types::Filter;
+    ec2.describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .expect("DescribeVpcs")
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .map(str::to_string)
+}

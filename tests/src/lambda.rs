@@ -137,7 +137,13 @@ impl Drop for WatchedFunction {
         let _ = self.function.kill();
         let _ = self.function.wait();
         let group = format!("-{}", self.watcher.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let quiet = |signal: &str| {
+            let _ = Command::new("kill")
+                .args([signal, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet("-TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.watcher.try_wait() {
@@ -145,7 +151,7 @@ impl Drop for WatchedFunction {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        quiet("-KILL");
         let _ = self.watcher.wait();
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);

@@ -281,6 +281,15 @@ impl World {
         }
     }
 
+    /// The environment a function binary runs with against this world.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        let mut env = self.emulator.env();
+        env.push(("GUARDRAIL_TABLE".into(), self.stack.table.clone()));
+        env.push(("GUARDRAIL_TOPIC_ARN".into(), self.stack.topic_arn.clone()));
+        env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+        env
+    }
+
     /// Reads a raw item of the Guardrail table.
     pub async fn item(
         &self,

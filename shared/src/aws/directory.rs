@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{assume_role, aws_error};
 use crate::error::Result;
-use crate::facts::{Directory, Membership, Placement};
+use crate::facts::{Membership, Placement};
 use crate::ids::AccountId;
 use crate::policy::Policy;
 
@@ -204,9 +204,10 @@ fn is_unknown_account(code: &str) -> bool {
     matches!(code, "ChildNotFoundException" | "AccountNotFoundException")
 }
 
-impl Directory for AwsDirectory {
+impl AwsDirectory {
+    /// Where the account sits: from memory, the table, or (on a miss) Organizations.
     #[tracing::instrument(skip(self), fields(account = %account))]
-    async fn lookup(&self, account: &AccountId) -> Result<Membership> {
+    pub async fn lookup(&self, account: &AccountId) -> Result<Membership> {
         let remembered = self.memory.lock().ok().and_then(|m| {
             m.get(account)
                 .filter(|(_, at)| at.elapsed() < MEMORY_FRESH)
@@ -229,5 +230,17 @@ impl Directory for AwsDirectory {
             memory.insert(account.clone(), (membership.clone(), Instant::now()));
         }
         Ok(membership)
+    }
+
+    /// Records where an account now is (the baseline just placed it).
+    pub async fn remember(&self, placement: &Placement) -> Result<()> {
+        self.save(placement).await?;
+        if let Ok(mut memory) = self.memory.lock() {
+            memory.insert(
+                placement.account.clone(),
+                (Membership::Member(placement.clone()), Instant::now()),
+            );
+        }
+        Ok(())
     }
 }

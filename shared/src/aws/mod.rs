@@ -3,8 +3,11 @@
 
 mod actuator;
 mod directory;
+mod facts;
+mod inspector;
 mod notifier;
 mod replay_store;
+mod s3control;
 
 use std::time::{Duration, SystemTime};
 
@@ -19,12 +22,16 @@ use aws_smithy_runtime_api::client::result::SdkError;
 
 pub use actuator::AwsActuator;
 pub use directory::AwsDirectory;
+pub use facts::AwsFacts;
+pub use inspector::AwsInspector;
 pub use notifier::SnsNotifier;
 pub use replay_store::DynamoReplayStore;
+pub use s3control::client as s3control_client;
 
 use crate::apply::Session;
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, Region};
+use crate::rules::Function;
 
 /// Retry and timeout settings of every client. The defaults keep a slow AWS call well inside a
 /// Lambda timeout of 60 s.
@@ -142,20 +149,21 @@ where
     }
 }
 
-/// Reaches member accounts: assumes the function's member role, once per role per event.
+/// Reaches member accounts and the management account: assumes the function's role there, once
+/// per role per event.
 #[derive(Clone, Debug)]
 pub struct MemberAccess {
     base: SdkConfig,
     sts: aws_sdk_sts::Client,
     policy: std::sync::Arc<crate::policy::Policy>,
-    function: &'static str,
+    function: Function,
 }
 
 impl MemberAccess {
     pub fn new(
         base: &SdkConfig,
         policy: std::sync::Arc<crate::policy::Policy>,
-        function: &'static str,
+        function: Function,
     ) -> Self {
         MemberAccess {
             base: base.clone(),
@@ -165,21 +173,56 @@ impl MemberAccess {
         }
     }
 
-    /// An SDK configuration acting as the member role in `account`, in `region`.
+    /// The role the function assumes in `account`: the bootstrap role for the baseline (a new
+    /// account has nothing else yet), the function's member role otherwise.
+    pub fn role_arn(&self, account: &AccountId, partition: &str) -> String {
+        match self.function {
+            Function::AccountBaseline => format!(
+                "arn:{partition}:iam::{account}:role/{}",
+                self.policy.baseline.bootstrap_role
+            ),
+            _ => self
+                .policy
+                .member_role_arn(partition, account.as_str(), self.function.name()),
+        }
+    }
+
+    /// An SDK configuration acting in `account`, in `region`.
     pub async fn config(
         &self,
         session: &Session,
         account: &AccountId,
         region: &Region,
     ) -> Result<SdkConfig> {
-        let role_arn =
-            self.policy
-                .member_role_arn(region.partition(), account.as_str(), self.function);
+        let role_arn = self.role_arn(account, region.partition());
+        self.assumed(session, &role_arn, Some(region)).await
+    }
+
+    /// An SDK configuration for Organizations writes and reads: the policy's management role,
+    /// or the function's own credentials.
+    pub async fn management(&self, session: &Session) -> Result<SdkConfig> {
+        match &self.policy.baseline.management_role {
+            Some(role_arn) => self.assumed(session, role_arn, None).await,
+            None => Ok(self.base.clone()),
+        }
+    }
+
+    /// The function's own configuration.
+    pub fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
+    async fn assumed(
+        &self,
+        session: &Session,
+        role_arn: &str,
+        region: Option<&Region>,
+    ) -> Result<SdkConfig> {
         let cached = session
             .credentials
             .lock()
             .ok()
-            .and_then(|c| c.get(&role_arn).cloned())
+            .and_then(|c| c.get(role_arn).cloned())
             .filter(|c| {
                 c.expiry()
                     .is_none_or(|e| e > SystemTime::now() + Duration::from_secs(60))
@@ -187,19 +230,21 @@ impl MemberAccess {
         let credentials = match cached {
             Some(c) => c,
             None => {
-                let c = assume_role(&self.sts, &role_arn, &session.name).await?;
+                let c = assume_role(&self.sts, role_arn, &session.name).await?;
                 if let Ok(mut cache) = session.credentials.lock() {
-                    cache.insert(role_arn, c.clone());
+                    cache.insert(role_arn.to_string(), c.clone());
                 }
                 c
             }
         };
-        Ok(self
+        let mut builder = self
             .base
             .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .region(aws_config::Region::new(region.to_string()))
-            .build())
+            .credentials_provider(SharedCredentialsProvider::new(credentials));
+        if let Some(region) = region {
+            builder = builder.region(aws_config::Region::new(region.to_string()));
+        }
+        Ok(builder.build())
     }
 }
 

@@ -558,13 +558,18 @@ impl Event {
 
     /// The semantic key under which the replay guard records this event: the CloudTrail
     /// `eventID`; a finding's id plus `updatedAt` (an updated finding is a new event); a new
-    /// account's id (however many times Organizations reports it).
+    /// account's id (however many times, and by whichever service, its creation is reported).
     pub fn replay_key(&self) -> Result<String, Rejection> {
+        let created = match self {
+            Event::AccountCreation(a) if self.is_successful_creation() => a.account_id.as_ref(),
+            // Account Factory causes both events for one account: they share the key.
+            Event::Lifecycle(l) if self.is_successful_creation() => l.account_id.as_ref(),
+            _ => None,
+        };
+        if let Some(id) = created {
+            return Ok(format!("account-created#{id}"));
+        }
         match self {
-            Event::AccountCreation(AccountCreation {
-                account_id: Some(id),
-                ..
-            }) => Ok(format!("account-created#{id}")),
             Event::Finding(f) => {
                 let updated = f
                     .updated_at
@@ -575,6 +580,17 @@ impl Event {
                 .id()
                 .map(|id| format!("cloudtrail#{id}"))
                 .ok_or(Rejection::MissingField { field: "eventID" }),
+        }
+    }
+
+    /// Whether the event reports an account created (by Organizations or Account Factory).
+    pub fn is_successful_creation(&self) -> bool {
+        match self {
+            Event::AccountCreation(a) => a.state == "SUCCEEDED",
+            Event::Lifecycle(l) => {
+                l.name == "CreateManagedAccount" && l.state.as_deref() == Some("SUCCEEDED")
+            }
+            _ => false,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Pure rules: (event, facts, policy) → [`Decision`]. No I/O and no clock, so the Lambda
 //! functions, dry runs and the offline CLI all reach the same decision.
 
+pub mod baseline;
 pub mod resources;
 pub mod tags;
 
@@ -9,9 +10,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Rejection};
-use crate::facts::Placement;
+use crate::facts::{AccountFacts, Placement};
+use crate::ids::AccountId;
 use crate::plan::{Decision, Ignored};
-use crate::policy::Policy;
+use crate::policy::{Policy, Rule};
 
 /// The Lambda functions; each runs its own rules over the events it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,6 +22,24 @@ pub enum Function {
     AccountBaseline,
     TagEnforcer,
     AgentQuarantine,
+}
+
+/// What a function must know, beyond the event, to decide.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Needs {
+    Nothing,
+    /// The account's place in the organization (the directory).
+    Placement(AccountId),
+    /// The account's current state (Organizations and the account itself).
+    Account(AccountId),
+}
+
+/// What the pipeline found out, as [`Needs`] asked.
+#[derive(Clone, Debug)]
+pub enum Known {
+    Nothing,
+    Placement(Placement),
+    Account(Box<AccountFacts>),
 }
 
 impl Function {
@@ -42,6 +62,15 @@ impl Function {
         Function::ALL.into_iter().find(|f| f.name() == name)
     }
 
+    /// The policy rule the function runs.
+    pub fn rule(self) -> Rule {
+        match self {
+            Function::AccountBaseline => Rule::Baseline,
+            Function::TagEnforcer => Rule::Tags,
+            Function::AgentQuarantine => Rule::Quarantine,
+        }
+    }
+
     /// Whether this function has a rule for the event. Asked before any AWS read, so events
     /// that are not ours cost nothing.
     pub fn handles(self, event: &Event) -> bool {
@@ -49,24 +78,42 @@ impl Function {
             (Function::TagEnforcer, Event::ApiCall(call)) => {
                 resources::lookup(&call.event_source, &call.event_name).is_some()
             }
+            (Function::AccountBaseline, Event::AccountCreation(_)) => true,
+            (Function::AccountBaseline, Event::Lifecycle(l)) => {
+                l.name == baseline::CREATE_MANAGED_ACCOUNT
+            }
             _ => false,
         }
     }
 
-    /// Decides what to do about an event this function handles.
+    /// What the function must know to decide on an event it handles.
+    pub fn needs(self, event: &Event) -> Result<Needs, Rejection> {
+        match (self, event) {
+            (Function::TagEnforcer, _) => event
+                .account()
+                .cloned()
+                .map(Needs::Placement)
+                .ok_or(Rejection::MissingField { field: "account" }),
+            (Function::AccountBaseline, _) => baseline::needs(event),
+            _ => Ok(Needs::Nothing),
+        }
+    }
+
+    /// Decides what to do about an event this function handles, from what it needed to know.
     pub fn decide(
         self,
         event: &Event,
-        placement: &Placement,
+        known: &Known,
         policy: &Policy,
     ) -> Result<Decision, Rejection> {
-        match (self, event) {
-            (Function::TagEnforcer, Event::ApiCall(call)) => {
+        match (self, event, known) {
+            (Function::TagEnforcer, Event::ApiCall(call), Known::Placement(placement)) => {
                 match resources::lookup(&call.event_source, &call.event_name) {
                     Some(resource_type) => tags::plan(call, resource_type, placement, policy),
                     None => Ok(not_handled(event)),
                 }
             }
+            (Function::AccountBaseline, _, _) => baseline::decide(event, known, policy),
             _ => Ok(not_handled(event)),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::alert::Severity;
 use crate::event::{CloudTrailEvent, Rejection};
 use crate::facts::Placement;
 use crate::ids::Region;
@@ -75,32 +76,34 @@ pub fn plan(
         });
     }
 
-    let (actions, undo) = if mode.fixes() {
-        changes
+    let abac = violations
+        .iter()
+        .any(|v| v.problem.starts_with(&format!("tag {ENVIRONMENT_TAG}")));
+    let mut plan = Plan::new(
+        Rule::Tags,
+        mode,
+        account,
+        format!(
+            "{} {} created by {}",
+            created.len(),
+            plural(resource_type.noun, created.len()),
+            call.event_name
+        ),
+    );
+    // A wrong Environment is an attempt to win ABAC access; a missing tag is hygiene.
+    plan.severity = if abac { Severity::High } else { Severity::Low };
+    plan.environment = Some(environment.name.clone());
+    plan.cause = call.principal.describe();
+    plan.violations = violations;
+    if mode.fixes() {
+        (plan.actions, plan.undo) = changes
             .into_iter()
             .map(|(change, ids)| action_for(resource_type.api, &region, &change, ids))
-            .unzip()
-    } else {
-        (Vec::new(), Vec::new())
-    };
+            .unzip();
+    }
+    plan.region = Some(region);
     Ok(Decision::Act {
-        plan: Plan {
-            rule: Rule::Tags,
-            mode,
-            account,
-            region,
-            environment: environment.name.clone(),
-            cause: call.principal.describe(),
-            subject: format!(
-                "{} {} created by {}",
-                created.len(),
-                plural(resource_type.noun, created.len()),
-                call.event_name
-            ),
-            violations,
-            actions,
-            undo,
-        },
+        plan: Box::new(plan),
     })
 }
 
@@ -127,10 +130,11 @@ fn required_changes(
             .map(|t| t.value.as_str())
     };
     let mut changes = Vec::new();
-    let mut violation = |problem: String| {
+    let mut violation = |problem: String, fixable: bool| {
         violations.push(Violation {
             resource: resource.id.clone(),
             problem,
+            fixable,
         })
     };
     for key in &policy.required_tags {
@@ -141,10 +145,13 @@ fn required_changes(
         };
         match (current(key), derived) {
             (Some(have), Some(want)) if key == ENVIRONMENT_TAG && have != want => {
-                violation(format!(
-                    "tag {key} is {:?} but the account is in environment {want}",
-                    crate::ids::clip(have, 64)
-                ));
+                violation(
+                    format!(
+                        "tag {key} is {:?} but the account is in environment {want}",
+                        crate::ids::clip(have, 64)
+                    ),
+                    true,
+                );
                 changes.push(Change {
                     key: key.clone(),
                     value: want.to_string(),
@@ -153,16 +160,19 @@ fn required_changes(
             }
             (Some(_), _) => {}
             (None, Some(want)) => {
-                violation(format!("required tag {key} is missing"));
+                violation(format!("required tag {key} is missing"), true);
                 changes.push(Change {
                     key: key.clone(),
                     value: want.to_string(),
                     previous: None,
                 });
             }
-            (None, None) => violation(format!(
-                "required tag {key} is missing and cannot be derived from the event; set it by hand"
-            )),
+            (None, None) => violation(
+                format!(
+                    "required tag {key} is missing and cannot be derived from the event; set it by hand"
+                ),
+                false,
+            ),
         }
     }
     changes
@@ -207,6 +217,7 @@ fn action_for(
     let tags = change.iter().map(|c| Tag::new(&c.key, &c.value)).collect();
     let action = match api {
         TagApi::Ec2 => Action::TagEc2 {
+            region: region.clone(),
             resources: ids,
             tags,
         },

@@ -1,0 +1,514 @@
+//! account-baseline against the emulator: a new account made through Organizations, the matching
+//! `CreateAccountResult` event from `events/`, and every step checked in the account and region.
+
+use aws_config::SdkConfig;
+use chrono::{Duration, Utc};
+use guardrail::lambda::{AwsPipeline, aws_pipeline};
+use guardrail::pipeline::{Invocation, Outcome, Report};
+use guardrail::policy::Policy;
+use guardrail::rules::Function;
+use guardrail_tests::World;
+use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
+use guardrail_tests::events::{
+    event_id, fresh, furnish_default_vpc, load, run_instance, with_created_account,
+};
+use guardrail_tests::world::create_account;
+use serde_json::{Value, json};
+
+const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
+
+fn invocation() -> Invocation {
+    let now = Utc::now();
+    Invocation {
+        request_id: event_id(),
+        now,
+        deadline: now + Duration::seconds(60),
+    }
+}
+
+fn pipeline(world: &World, policy: Policy) -> AwsPipeline {
+    aws_pipeline(
+        Function::AccountBaseline,
+        world.guardrail_config(policy),
+        &world.config,
+    )
+}
+
+fn builtin() -> Policy {
+    Policy::builtin().expect("built-in policy")
+}
+
+fn outcomes(report: &Report) -> Vec<&Outcome> {
+    report.events.iter().map(|e| &e.outcome).collect()
+}
+
+fn in_region(config: &SdkConfig, region: &'static str) -> SdkConfig {
+    config
+        .to_builder()
+        .region(aws_config::Region::new(region))
+        .build()
+}
+
+/// A new account as Organizations makes it, its default VPCs furnished as AWS's are, and the
+/// `CreateAccountResult` event announcing it.
+async fn new_account(world: &World, name: &str) -> (String, Value) {
+    let account = create_account(&world.config, name).await;
+    let member = world.emulator.config_as(&account).await;
+    for region in REGIONS {
+        furnish_default_vpc(&in_region(&member, region)).await;
+    }
+    let event = with_created_account(
+        fresh(
+            load("account-baseline/create-account-result.json"),
+            MANAGEMENT_ACCOUNT,
+        ),
+        &account,
+        name,
+    );
+    (account, event)
+}
+
+/// The baseline's settings as they are now in the account.
+struct State {
+    ou: String,
+    tags: Vec<(String, String)>,
+    alias: Option<String>,
+    min_password_length: Option<i32>,
+    s3_blocked: bool,
+    /// Per region: EBS encryption, IMDS tokens, snapshot and AMI public access, default VPC.
+    regions: Vec<(bool, Option<String>, String, String, bool)>,
+}
+
+async fn state(world: &World, account: &str) -> State {
+    let orgs = aws_sdk_organizations::Client::new(&world.config);
+    let parent = orgs
+        .list_parents()
+        .child_id(account)
+        .send()
+        .await
+        .expect("ListParents");
+    let parent_id = parent.parents()[0].id().expect("parent id").to_string();
+    let ou = world
+        .org
+        .ous
+        .iter()
+        .find(|(_, id)| **id == parent_id)
+        .map(|(name, _)| name.clone())
+        .unwrap_or_else(|| "root".into());
+    let tags = orgs
+        .list_tags_for_resource()
+        .resource_id(account)
+        .send()
+        .await
+        .expect("ListTagsForResource")
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    let member = world.emulator.config_as(account).await;
+    let iam = aws_sdk_iam::Client::new(&member);
+    let alias = iam
+        .list_account_aliases()
+        .send()
+        .await
+        .expect("aliases")
+        .account_aliases()
+        .first()
+        .cloned();
+    let min_password_length = iam
+        .get_account_password_policy()
+        .send()
+        .await
+        .ok()
+        .and_then(|p| p.password_policy.and_then(|p| p.minimum_password_length));
+    let s3_blocked = guardrail::aws::s3control_client(&member)
+        .get_public_access_block()
+        .account_id(account)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.public_access_block_configuration)
+        .is_some_and(|c| {
+            c.block_public_acls == Some(true)
+                && c.ignore_public_acls == Some(true)
+                && c.block_public_policy == Some(true)
+                && c.restrict_public_buckets == Some(true)
+        });
+    let mut regions = Vec::new();
+    for region in REGIONS {
+        let ec2 = aws_sdk_ec2::Client::new(&in_region(&member, region));
+        let ebs = ec2
+            .get_ebs_encryption_by_default()
+            .send()
+            .await
+            .expect("ebs")
+            .ebs_encryption_by_default
+            == Some(true);
+        let imds = ec2
+            .get_instance_metadata_defaults()
+            .send()
+            .await
+            .expect("imds")
+            .account_level
+            .and_then(|l| l.http_tokens)
+            .map(|t| t.as_str().to_string());
+        let snapshots = ec2
+            .get_snapshot_block_public_access_state()
+            .send()
+            .await
+            .expect("snapshots")
+            .state
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let images = ec2
+            .get_image_block_public_access_state()
+            .send()
+            .await
+            .expect("images")
+            .image_block_public_access_state
+            .unwrap_or_default();
+        let default_vpc = guardrail_tests::events::default_vpc_id(&ec2)
+            .await
+            .is_some();
+        regions.push((ebs, imds, snapshots, images, default_vpc));
+    }
+    State {
+        ou,
+        tags,
+        alias,
+        min_password_length,
+        s3_blocked,
+        regions,
+    }
+}
+
+/// Calls that only read (`ec2.DescribeVpcs`, `iam.GetAccountPasswordPolicy`, REST `GET`s).
+fn is_read(call: &str) -> bool {
+    [".Get", ".List", ".Describe", ".GET:"]
+        .iter()
+        .any(|r| call.contains(r))
+}
+
+fn baselined_region() -> (bool, Option<String>, String, String, bool) {
+    (
+        true,
+        Some("required".into()),
+        "block-all-sharing".into(),
+        "block-new-sharing".into(),
+        false,
+    )
+}
+
+#[tokio::test]
+async fn a_new_account_is_baselined_completely_and_once() {
+    let world = World::start().await;
+    let (account, event) = new_account(&world, "dev-payments").await;
+    let p = pipeline(&world, builtin());
+
+    let report = p.handle(event.clone(), &invocation()).await;
+    assert!(report.error.is_none(), "{report:?}");
+    let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
+        panic!("{report:?}")
+    };
+    assert_eq!(actions.len(), 15, "{actions:#?}");
+
+    let s = state(&world, &account).await;
+    assert_eq!(s.ou, "dev");
+    assert!(
+        s.tags.contains(&("Environment".into(), "dev".into())),
+        "{:?}",
+        s.tags
+    );
+    assert!(
+        s.tags
+            .contains(&("Owner".into(), "dev-payments@example.com".into())),
+        "{:?}",
+        s.tags
+    );
+    assert_eq!(s.alias.as_deref(), Some("dev-payments"));
+    assert_eq!(s.min_password_length, Some(14));
+    assert!(s.s3_blocked);
+    assert_eq!(s.regions, vec![baselined_region(), baselined_region()]);
+
+    // The directory now knows the account, so the tag enforcer needs no Organizations call.
+    let record = world
+        .item(&format!("account#{account}"))
+        .await
+        .expect("directory record");
+    assert_eq!(
+        record["environment"].as_s().ok().map(String::as_str),
+        Some("dev")
+    );
+
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(
+        a.attributes.get("action").map(String::as_str),
+        Some("baselined")
+    );
+    assert_eq!(
+        a.attributes.get("severity").map(String::as_str),
+        Some("info")
+    );
+    assert_eq!(
+        a.attributes.get("environment").map(String::as_str),
+        Some("dev")
+    );
+    assert_eq!(
+        a.attributes.get("account").map(String::as_str),
+        Some(account.as_str())
+    );
+    assert_eq!(a.body["done"].as_array().map(Vec::len), Some(15));
+    assert!(
+        a.body["notes"]
+            .to_string()
+            .contains(&format!("guardrail baseline --account {account}"))
+    );
+
+    // A replay: nothing sent, nothing changed.
+    let mark = world.emulator.calls().len();
+    let again = p.handle(event, &invocation()).await;
+    assert!(again.error.is_none(), "{again:?}");
+    assert!(
+        matches!(
+            outcomes(&again)[..],
+            [Outcome::Duplicate { .. }] | [Outcome::Ignored { .. }]
+        ),
+        "{again:?}"
+    );
+    let writes: Vec<String> = world
+        .emulator
+        .calls_since(mark)
+        .into_iter()
+        .filter(|c| !is_read(c) && c != "sts.AssumeRole")
+        .collect();
+    assert!(
+        writes.iter().all(|c| c.starts_with("dynamodb.")),
+        "a replay writes nothing: {writes:?}"
+    );
+    assert!(world.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
+    let world = World::start().await;
+    let (account, event) = new_account(&world, "agents-runner-7").await;
+    world.emulator.inject_fault(
+        json!({"service": "ec2", "action": "EnableEbsEncryptionByDefault", "region": "us-west-2",
+                             "status": 503, "code": "Unavailable", "count": -1}),
+    );
+    let p = pipeline(&world, builtin());
+
+    let first = p.handle(event.clone(), &invocation()).await;
+    let error = first
+        .error
+        .as_ref()
+        .expect("the event fails so Lambda retries it");
+    assert_eq!(error.error_type(), "Guardrail.Partial", "{error}");
+    let s = state(&world, &account).await;
+    assert_eq!(s.ou, "agents");
+    assert_eq!(s.regions[0], baselined_region(), "us-east-1 is done");
+    assert!(!s.regions[1].0, "us-west-2's EBS step failed");
+    assert_eq!(
+        (s.regions[1].1.as_deref(), s.regions[1].4),
+        (Some("required"), false),
+        "us-west-2's other steps are done"
+    );
+    assert!(
+        world.alerts().await.is_empty(),
+        "a transient failure alerts only when retries run out"
+    );
+    let record = world
+        .item(&format!(
+            "replay#account-baseline#account-created#{account}"
+        ))
+        .await
+        .expect("record");
+    assert_eq!(
+        record["state"].as_s().ok().map(String::as_str),
+        Some("Failed")
+    );
+
+    // Lambda's retry after the region recovers: only the missing step is written.
+    world.emulator.clear_faults();
+    let mark = world.emulator.calls().len();
+    let retry = p.handle(event, &invocation()).await;
+    assert!(retry.error.is_none(), "{retry:?}");
+    assert!(
+        matches!(outcomes(&retry)[..], [Outcome::Applied { actions }] if actions.len() == 1),
+        "{retry:?}"
+    );
+    let writes: Vec<String> = world
+        .emulator
+        .calls_since(mark)
+        .into_iter()
+        .filter(|c| c.starts_with("ec2.") && !is_read(c))
+        .collect();
+    assert_eq!(writes, ["ec2.EnableEbsEncryptionByDefault"]);
+    assert_eq!(
+        state(&world, &account).await.regions,
+        vec![baselined_region(), baselined_region()]
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0].body["in_place"]
+            .as_array()
+            .is_some_and(|l| l.len() >= 14),
+        "{}",
+        alerts[0].body
+    );
+}
+
+#[tokio::test]
+async fn a_failed_creation_alerts_with_the_reason_and_changes_nothing() {
+    let world = World::start().await;
+    let event = fresh(
+        load("account-baseline/create-account-result-failed.json"),
+        MANAGEMENT_ACCOUNT,
+    );
+    let mark = world.emulator.calls().len();
+    let report = pipeline(&world, builtin())
+        .handle(event, &invocation())
+        .await;
+    assert!(
+        matches!(outcomes(&report)[..], [Outcome::Detected { violations: 1 }]),
+        "{report:?}"
+    );
+    let calls = world.emulator.calls_since(mark);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.starts_with("dynamodb.") || c == "sns.Publish"),
+        "only the claim, the alert and the record: {calls:?}"
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0].body["why"]
+            .to_string()
+            .contains("EMAIL_ALREADY_EXISTS"),
+        "{}",
+        alerts[0].body
+    );
+    assert!(
+        alerts[0].subject.contains("dev-ledger"),
+        "{}",
+        alerts[0].subject
+    );
+}
+
+#[tokio::test]
+async fn detect_mode_lists_what_would_change_and_changes_nothing() {
+    let world = World::start().await;
+    let text = guardrail::policy::BUILTIN_POLICY.replace(
+        "[environments.prod.modes]\ntags = \"fix\"\nbaseline = \"fix\"",
+        "[environments.prod.modes]\ntags = \"fix\"\nbaseline = \"detect\"",
+    );
+    let policy = Policy::from_toml(&text, "detect.toml").expect("policy");
+    let (account, event) = new_account(&world, "prod-ledger").await;
+    let report = pipeline(&world, policy).handle(event, &invocation()).await;
+    assert!(
+        matches!(
+            outcomes(&report)[..],
+            [Outcome::Detected { violations: 15 }]
+        ),
+        "{report:?}"
+    );
+    let s = state(&world, &account).await;
+    assert_eq!(s.ou, "root");
+    assert!(
+        s.regions.iter().all(|r| !r.0 && r.4),
+        "nothing changed in any region"
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].attributes.get("action").map(String::as_str),
+        Some("detected")
+    );
+    assert_eq!(
+        alerts[0].attributes.get("severity").map(String::as_str),
+        Some("medium")
+    );
+}
+
+#[tokio::test]
+async fn a_control_tower_account_is_baselined_in_place_and_its_other_event_is_a_duplicate() {
+    let world = World::start().await;
+    let account = create_account(&world.config, "dev-analytics").await;
+    // Account Factory has already placed it in its OU.
+    aws_sdk_organizations::Client::new(&world.config)
+        .move_account()
+        .account_id(&account)
+        .source_parent_id(&world.org.root_id)
+        .destination_parent_id(&world.org.ous["dev"])
+        .send()
+        .await
+        .expect("MoveAccount");
+    let lifecycle = with_created_account(
+        fresh(
+            load("account-baseline/create-managed-account.json"),
+            MANAGEMENT_ACCOUNT,
+        ),
+        &account,
+        "dev-analytics",
+    );
+    let p = pipeline(&world, builtin());
+    let report = p.handle(lifecycle, &invocation()).await;
+    let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
+        panic!("{report:?}")
+    };
+    assert!(
+        !actions.iter().any(|a| a.starts_with("move the account")),
+        "{actions:?}"
+    );
+    assert_eq!(state(&world, &account).await.ou, "dev");
+
+    // Organizations reports the same account's creation too: one account, one baseline.
+    let organizations = with_created_account(
+        fresh(
+            load("account-baseline/create-account-result.json"),
+            MANAGEMENT_ACCOUNT,
+        ),
+        &account,
+        "dev-analytics",
+    );
+    let again = p.handle(organizations, &invocation()).await;
+    assert!(
+        matches!(
+            outcomes(&again)[..],
+            [Outcome::Duplicate { .. }] | [Outcome::Ignored { .. }]
+        ),
+        "{again:?}"
+    );
+    assert_eq!(world.alerts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_default_vpc_with_an_instance_is_left_in_place_and_said_so() {
+    let world = World::start().await;
+    let (account, event) = new_account(&world, "dev-build").await;
+    run_instance(&world.emulator.config_as(&account).await, &[]).await;
+    let report = pipeline(&world, builtin())
+        .handle(event, &invocation())
+        .await;
+    assert!(report.error.is_none(), "{report:?}");
+    let s = state(&world, &account).await;
+    assert!(
+        s.regions[0].4,
+        "us-east-1 keeps its default VPC: an instance runs in it"
+    );
+    assert!(!s.regions[1].4, "us-west-2's is deleted");
+    let alerts = world.alerts().await;
+    assert_eq!(
+        alerts[0].attributes.get("severity").map(String::as_str),
+        Some("medium")
+    );
+    assert!(
+        alerts[0].body["why"].to_string().contains("left in place"),
+        "{}",
+        alerts[0].body
+    );
+}
