@@ -140,7 +140,7 @@ impl Alert {
             ),
             cause: event.trail().map(|t| t.principal.describe()),
             why: vec![error.to_string()],
-            done: vec![retry_advice(error)],
+            done: vec![final_advice(error)],
             in_place: Vec::new(),
             undo: Vec::new(),
             notes: Vec::new(),
@@ -305,10 +305,10 @@ impl Alert {
     }
 }
 
-/// What happens next to a failed event, for the alert.
-pub fn retry_advice(error: &Error) -> String {
+/// What happens next to an event whose failure is final (failure alerts are sent only then).
+pub fn final_advice(error: &Error) -> String {
     if error.is_transient() {
-        "Lambda retries the event, then moves it to the dead-letter queue".to_string()
+        "Lambda's retries are used up, so the event goes to the dead-letter queue: redrive it once the cause has passed".to_string()
     } else {
         "not retryable as is: fix the cause (permissions, configuration), then redrive the event from the dead-letter queue".to_string()
     }

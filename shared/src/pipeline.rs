@@ -416,6 +416,11 @@ impl<P: Ports> Pipeline<P> {
 
         let total = plan.actions.len() + plan.unchecked.len();
         let failed = failures.len();
+        // Written down before the failures are turned into the event's error.
+        let failed_lines: Vec<String> = failures
+            .iter()
+            .map(|(a, e)| format!("FAILED: {a}: {e}"))
+            .collect();
         let error = if failed == 1 && total == 1 {
             failures.remove(0).1
         } else {
@@ -445,7 +450,7 @@ impl<P: Ports> Pipeline<P> {
                 self.function,
                 plan,
                 &done,
-                &failures,
+                failed_lines,
                 &error,
                 event,
                 event_time,
@@ -465,7 +470,7 @@ fn failure_alert(
     function: Function,
     plan: &Plan,
     done: &[String],
-    failures: &[(String, Error)],
+    failed: Vec<String>,
     error: &Error,
     event: &Event,
     time: DateTime<Utc>,
@@ -479,8 +484,8 @@ fn failure_alert(
         .iter()
         .filter(|a| done.contains(&a.id()))
         .map(|a| format!("done: {a}"))
-        .chain(failures.iter().map(|(a, e)| format!("FAILED: {a}: {e}")))
-        .chain(std::iter::once(crate::alert::retry_advice(error)))
+        .chain(failed)
+        .chain(std::iter::once(crate::alert::final_advice(error)))
         .collect();
     alert
 }

@@ -330,7 +330,25 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
         Some("Failed")
     );
 
-    // Lambda's retry after the region recovers: only the missing step is written.
+    // Lambda's two retries fail the same way; the last one alerts, naming the failed step.
+    for attempt in 2..=3 {
+        let retry = p.handle(event.clone(), &invocation()).await;
+        assert!(retry.error.is_some(), "attempt {attempt}");
+    }
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "one alert, when the failure is final");
+    assert_eq!(
+        alerts[0].attributes.get("action").map(String::as_str),
+        Some("failed")
+    );
+    let done = alerts[0].body["done"].to_string();
+    assert!(
+        done.contains("FAILED: turn on EBS encryption by default in us-west-2"),
+        "{done}"
+    );
+    assert!(done.contains("dead-letter"), "{done}");
+
+    // A redrive after the region recovers: only the missing step is written.
     world.emulator.clear_faults();
     let mark = world.emulator.calls().len();
     let retry = p.handle(event, &invocation()).await;
@@ -359,6 +377,46 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
         "{}",
         alerts[0].body
     );
+}
+
+#[tokio::test]
+async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
+    let world = World::start().await;
+    let (account, event) = new_account(&world, "prod-vault").await;
+    let member = world.emulator.config_as(&account).await;
+    let mut keys = Vec::new();
+    for region in REGIONS {
+        let kms = aws_sdk_kms::Client::new(&in_region(&member, region));
+        let key = kms.create_key().send().await.expect("CreateKey");
+        let arn = key
+            .key_metadata()
+            .and_then(|m| m.arn())
+            .expect("key ARN")
+            .to_string();
+        kms.create_alias()
+            .alias_name("alias/guardrail-ebs")
+            .target_key_id(&arn)
+            .send()
+            .await
+            .expect("CreateAlias");
+        keys.push(arn);
+    }
+    let text = guardrail::policy::BUILTIN_POLICY.replace(
+        "ebs_kms_key = \"\"",
+        "ebs_kms_key = \"alias/guardrail-ebs\"",
+    );
+    let policy = Policy::from_toml(&text, "kms.toml").expect("policy");
+    let report = pipeline(&world, policy).handle(event, &invocation()).await;
+    assert!(report.error.is_none(), "{report:?}");
+    for (region, key) in REGIONS.iter().zip(keys) {
+        let ec2 = aws_sdk_ec2::Client::new(&in_region(&member, region));
+        let default = ec2
+            .get_ebs_default_kms_key_id()
+            .send()
+            .await
+            .expect("GetEbsDefaultKmsKeyId");
+        assert_eq!(default.kms_key_id(), Some(key.as_str()), "{region}");
+    }
 }
 
 #[tokio::test]
