@@ -108,13 +108,21 @@ pub struct DefaultVpc {
     pub network_interfaces: Vec<String>,
 }
 
+/// The default EBS key next to the one the policy wants, both resolved to key ARNs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EbsKey {
+    pub current: Option<String>,
+    pub wanted: String,
+}
+
 /// One region's baseline settings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RegionFacts {
     pub region: Region,
     pub ebs_encryption: Reading<bool>,
-    /// The default EBS key; read only when the policy names one.
-    pub ebs_kms_key: Reading<Option<String>>,
+    /// The default EBS key and the policy's key, both as ARNs; read only when the policy names
+    /// a key.
+    pub ebs_kms_key: Reading<Option<EbsKey>>,
     pub imds: Reading<ImdsDefaults>,
     /// `unblocked`, `block-new-sharing` or `block-all-sharing`.
     pub snapshot_block: Reading<String>,

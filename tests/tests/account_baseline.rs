@@ -406,8 +406,27 @@ async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
         "ebs_kms_key = \"alias/guardrail-ebs\"",
     );
     let policy = Policy::from_toml(&text, "kms.toml").expect("policy");
-    let report = pipeline(&world, policy).handle(event, &invocation()).await;
+    let report = pipeline(&world, policy.clone())
+        .handle(event, &invocation())
+        .await;
     assert!(report.error.is_none(), "{report:?}");
+
+    // Read again, the alias resolves to the key now in use: nothing left to write.
+    let policy = std::sync::Arc::new(policy);
+    let access =
+        guardrail::aws::MemberAccess::new(&world.config, policy.clone(), Function::AccountBaseline);
+    let session = guardrail::apply::Session::new("test", "kms");
+    let account_id = guardrail::ids::AccountId::parse(&account).expect("id");
+    let facts = guardrail::aws::AwsInspector::new(access)
+        .account(&session, &account_id, &policy)
+        .await
+        .expect("read")
+        .expect("a member");
+    let again = guardrail::rules::baseline::plan_account(&facts, false, &policy);
+    assert!(
+        matches!(again, guardrail::plan::Decision::Ignore { .. }),
+        "a baselined account with the policy's key needs nothing: {again:?}"
+    );
     for (region, key) in REGIONS.iter().zip(keys) {
         let ec2 = aws_sdk_ec2::Client::new(&in_region(&member, region));
         let default = ec2

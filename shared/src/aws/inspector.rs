@@ -13,7 +13,7 @@ use super::{MemberAccess, aws_error, s3control};
 use crate::apply::Session;
 use crate::error::Result;
 use crate::facts::{
-    AccountFacts, DefaultVpc, ImdsDefaults, OuRef, ReadError, Reading, RegionFacts,
+    AccountFacts, DefaultVpc, EbsKey, ImdsDefaults, OuRef, ReadError, Reading, RegionFacts,
     S3PublicAccessBlock,
 };
 use crate::ids::{AccountId, Region};
@@ -302,13 +302,7 @@ async fn region_state(config: &SdkConfig, region: &Region, policy: &Policy) -> R
         ),
         ebs_kms_key: match &policy.baseline.ebs_kms_key {
             None => Ok(None),
-            Some(_) => reading(
-                ec2.get_ebs_default_kms_key_id()
-                    .send()
-                    .await
-                    .map(|o| o.kms_key_id)
-                    .map_err(|e| aws_error("ec2", "GetEbsDefaultKmsKeyId", e)),
-            ),
+            Some(wanted) => reading(ebs_key(config, &ec2, wanted).await.map(Some)),
         },
         imds: reading(
             ec2.get_instance_metadata_defaults()
@@ -353,6 +347,30 @@ async fn region_state(config: &SdkConfig, region: &Region, policy: &Policy) -> R
             Ok(None)
         },
     }
+}
+
+/// The current default EBS key and the policy's key (an id, alias or ARN) as an ARN.
+async fn ebs_key(config: &SdkConfig, ec2: &aws_sdk_ec2::Client, wanted: &str) -> Result<EbsKey> {
+    let current = ec2
+        .get_ebs_default_kms_key_id()
+        .send()
+        .await
+        .map_err(|e| aws_error("ec2", "GetEbsDefaultKmsKeyId", e))?
+        .kms_key_id;
+    let wanted = if wanted.starts_with("arn:") && wanted.contains(":key/") {
+        wanted.to_string()
+    } else {
+        aws_sdk_kms::Client::new(config)
+            .describe_key()
+            .key_id(wanted)
+            .send()
+            .await
+            .map_err(|e| aws_error("kms", "DescribeKey", e))?
+            .key_metadata
+            .and_then(|m| m.arn)
+            .unwrap_or_else(|| wanted.to_string())
+    };
+    Ok(EbsKey { current, wanted })
 }
 
 fn filter(name: &str, value: &str) -> Filter {

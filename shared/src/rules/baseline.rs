@@ -534,19 +534,17 @@ impl Builder {
             }
         }
         if let Some(want) = &policy.baseline.ebs_kms_key
-            && let Some(current) = self.readable(&name("EBS default key"), &facts.ebs_kms_key)
+            && let Some(Some(key)) = self.readable(&name("EBS default key"), &facts.ebs_kms_key)
         {
-            let same = current
-                .as_deref()
-                .is_some_and(|c| c == want || c.ends_with(&format!("key/{want}")));
-            if same {
+            if key.current.as_deref() == Some(key.wanted.as_str()) {
                 self.ok(format!("the default EBS key in {region}"));
             } else {
                 self.fix(
                     &name("EBS default key"),
                     format!(
-                        "the default EBS key is {}, not {want}",
-                        current.as_deref().unwrap_or("unknown")
+                        "the default EBS key is {}, not {want} ({})",
+                        key.current.as_deref().unwrap_or("unknown"),
+                        key.wanted
                     ),
                     Action::SetEbsDefaultKey {
                         region: region.clone(),
