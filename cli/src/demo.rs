@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use chrono::{Duration, Utc};
 use guardrail::alert::Alert;
 use guardrail::lambda::{AwsPipeline, aws_pipeline};
-use guardrail::pipeline::{Invocation, Outcome};
+use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::World;
 use guardrail_tests::events::{
     ec2_tags, event_id, fresh, load, run_instance, with_creation_tags, with_instances,
 };
+use guardrail_tests::{World, invocation};
 use serde_json::Value;
 
 #[derive(clap::Args)]
@@ -37,15 +37,6 @@ pub fn run(_args: &Args) -> ExitCode {
             eprintln!("guardrail demo: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn invocation() -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: event_id(),
-        now,
-        deadline: now + Duration::seconds(60),
     }
 }
 

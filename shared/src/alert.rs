@@ -140,7 +140,7 @@ impl Alert {
             ),
             cause: event.trail().map(|t| t.principal.describe()),
             why: vec![error.to_string()],
-            done: vec![final_advice(error)],
+            done: Vec::new(),
             in_place: Vec::new(),
             undo: Vec::new(),
             notes: Vec::new(),

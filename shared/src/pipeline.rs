@@ -46,6 +46,13 @@ pub struct Pipeline<P: Ports> {
     pub actuator: P::Actuator,
 }
 
+/// A claim this delivery holds.
+struct Claimed {
+    attempt: u32,
+    done: Vec<String>,
+    failure_alerted: bool,
+}
+
 /// The invocation being handled.
 #[derive(Clone, Debug)]
 pub struct Invocation {
@@ -272,11 +279,18 @@ impl<P: Ports> Pipeline<P> {
         }
     }
 
-    async fn claim(&self, event: &Event, key: &str, invocation: &Invocation) -> Result<Claim> {
+    /// Claims the event; `Err` holds the outcome when another delivery has it or had it.
+    async fn claim(
+        &self,
+        event: &Event,
+        key: &str,
+        invocation: &Invocation,
+    ) -> Result<std::result::Result<Claimed, Outcome>> {
         let now = invocation.now;
         let event_time = event.time().unwrap_or(now);
         let freshness = Duration::from_std(self.policy.freshness).unwrap_or(Duration::hours(1));
-        self.store
+        let claim = self
+            .store
             .claim(&ClaimRequest {
                 key,
                 owner: &invocation.request_id,
@@ -284,7 +298,46 @@ impl<P: Ports> Pipeline<P> {
                 lease_until: invocation.deadline.max(now + Duration::seconds(30)),
                 expires_at: event_time.max(now) + freshness + RECORD_MARGIN,
             })
-            .await
+            .await?;
+        Ok(match claim {
+            Claim::Completed { summary } => Err(Outcome::Duplicate { summary }),
+            Claim::InProgress { .. } => Err(Outcome::InProgress),
+            Claim::Claimed {
+                attempt,
+                done,
+                failure_alerted,
+            } => Ok(Claimed {
+                attempt,
+                done,
+                failure_alerted,
+            }),
+        })
+    }
+
+    /// Records a failed attempt, alerting once when the failure is final (permanent, or out
+    /// of retries), and fails the invocation so Lambda retries it.
+    async fn record_failure(
+        &self,
+        key: &str,
+        owner: &str,
+        error: Error,
+        done: &[String],
+        claimed: &Claimed,
+        alert: impl FnOnce() -> Alert,
+    ) -> Result<Outcome> {
+        let final_failure = !error.is_transient() || claimed.attempt >= MAX_ATTEMPTS;
+        let alert_now = final_failure && !claimed.failure_alerted;
+        if alert_now {
+            let mut alert = alert();
+            alert.done.push(crate::alert::final_advice(&error));
+            if let Err(e) = self.notifier.publish(&alert).await {
+                warn!(error = %e, "could not send the failure alert");
+            }
+        }
+        self.store
+            .fail(key, owner, &error.to_string(), done, alert_now)
+            .await?;
+        Err(error)
     }
 
     /// Reading the facts failed: the event is claimed anyway so its attempts are counted and
@@ -299,27 +352,26 @@ impl<P: Ports> Pipeline<P> {
             return Err(error);
         };
         let key = format!("{}#{key}", self.function);
-        let owner = invocation.request_id.as_str();
-        let (attempt, done, failure_alerted) = match self.claim(event, &key, invocation).await? {
-            Claim::Completed { summary } => return Ok(Outcome::Duplicate { summary }),
-            Claim::InProgress { .. } => return Ok(Outcome::InProgress),
-            Claim::Claimed {
-                attempt,
-                done,
-                failure_alerted,
-            } => (attempt, done, failure_alerted),
+        let claimed = match self.claim(event, &key, invocation).await? {
+            Ok(c) => c,
+            Err(outcome) => return Ok(outcome),
         };
-        let alert_now = (!error.is_transient() || attempt >= MAX_ATTEMPTS) && !failure_alerted;
-        if alert_now {
-            let alert = Alert::for_error(self.function, event, &error, attempt, invocation.now);
-            if let Err(e) = self.notifier.publish(&alert).await {
-                warn!(error = %e, "could not send the failure alert");
-            }
-        }
-        self.store
-            .fail(&key, owner, &error.to_string(), &done, alert_now)
-            .await?;
-        Err(error)
+        let alert = Alert::for_error(
+            self.function,
+            event,
+            &error,
+            claimed.attempt,
+            invocation.now,
+        );
+        self.record_failure(
+            &key,
+            &invocation.request_id,
+            error,
+            &claimed.done,
+            &claimed,
+            || alert,
+        )
+        .await
     }
 
     async fn act(
@@ -333,16 +385,11 @@ impl<P: Ports> Pipeline<P> {
         let key = format!("{}#{key}", self.function);
         let owner = invocation.request_id.as_str();
         let event_time = event.time().unwrap_or(invocation.now);
-        let (attempt, mut done, failure_alerted) = match self.claim(event, &key, invocation).await?
-        {
-            Claim::Completed { summary } => return Ok(Outcome::Duplicate { summary }),
-            Claim::InProgress { .. } => return Ok(Outcome::InProgress),
-            Claim::Claimed {
-                attempt,
-                done,
-                failure_alerted,
-            } => (attempt, done, failure_alerted),
+        let claimed = match self.claim(event, &key, invocation).await? {
+            Ok(c) => c,
+            Err(outcome) => return Ok(outcome),
         };
+        let mut done = claimed.done.clone();
 
         let mut failures: Vec<(String, Error)> = Vec::new();
         let remaining: Vec<_> = plan
@@ -442,27 +489,10 @@ impl<P: Ports> Pipeline<P> {
                 }
             }
         };
-        // Alert once, when the failure is final: permanent, or out of retries.
-        let final_failure = !error.is_transient() || attempt >= MAX_ATTEMPTS;
-        let alert_now = final_failure && !failure_alerted;
-        if alert_now {
-            let alert = failure_alert(
-                self.function,
-                plan,
-                &done,
-                failed_lines,
-                &error,
-                event,
-                event_time,
-            );
-            if let Err(e) = self.notifier.publish(&alert).await {
-                warn!(error = %e, "could not send the failure alert");
-            }
-        }
-        self.store
-            .fail(&key, owner, &error.to_string(), &done, alert_now)
-            .await?;
-        Err(error)
+        self.record_failure(&key, owner, error, &done, &claimed, || {
+            failure_alert(self.function, plan, &done, failed_lines, event, event_time)
+        })
+        .await
     }
 }
 
@@ -471,7 +501,6 @@ fn failure_alert(
     plan: &Plan,
     done: &[String],
     failed: Vec<String>,
-    error: &Error,
     event: &Event,
     time: DateTime<Utc>,
 ) -> Alert {
@@ -485,7 +514,6 @@ fn failure_alert(
         .filter(|a| done.contains(&a.id()))
         .map(|a| format!("done: {a}"))
         .chain(failed)
-        .chain(std::iter::once(crate::alert::final_advice(error)))
         .collect();
     alert
 }

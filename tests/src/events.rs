@@ -164,19 +164,8 @@ pub fn with_created_account(mut event: Value, account: &str, name: &str) -> Valu
 /// has and moto's lacks: an internet gateway; plus a security group and a route table of its own,
 /// so that deleting it has everything to take down.
 pub async fn furnish_default_vpc(config: &SdkConfig) -> String {
-    use aws_sdk_ec2::types::Filter;
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let vpc = ec2
-        .describe_vpcs()
-        .filters(Filter::builder().name("is-default").values("true").build())
-        .send()
-        .await
-        .expect("DescribeVpcs")
-        .vpcs()
-        .first()
-        .and_then(|v| v.vpc_id())
-        .expect("a default VPC")
-        .to_string();
+    let vpc = default_vpc_id(&ec2).await.expect("a default VPC");
     let igw = ec2
         .create_internet_gateway()
         .send()

@@ -281,6 +281,15 @@ impl World {
         }
     }
 
+    /// A function's pipeline on this world's table, topic and accounts, as the Lambda wires it.
+    pub fn pipeline(
+        &self,
+        function: guardrail::rules::Function,
+        policy: guardrail::policy::Policy,
+    ) -> guardrail::lambda::AwsPipeline {
+        guardrail::lambda::aws_pipeline(function, self.guardrail_config(policy), &self.config)
+    }
+
     /// The environment a function binary runs with against this world.
     pub fn function_env(&self) -> Vec<(String, String)> {
         let mut env = self.emulator.env();

@@ -2,44 +2,21 @@
 //! `CreateAccountResult` event from `events/`, and every step checked in the account and region.
 
 use aws_config::SdkConfig;
-use chrono::{Duration, Utc};
-use guardrail::lambda::{AwsPipeline, aws_pipeline};
-use guardrail::pipeline::{Invocation, Outcome, Report};
+use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::World;
 use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
 use guardrail_tests::events::{
-    event_id, fresh, furnish_default_vpc, load, run_instance, with_created_account,
+    fresh, furnish_default_vpc, load, run_instance, with_created_account,
 };
 use guardrail_tests::world::create_account;
+use guardrail_tests::{World, invocation, outcomes};
 use serde_json::{Value, json};
 
 const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
-fn invocation() -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: event_id(),
-        now,
-        deadline: now + Duration::seconds(60),
-    }
-}
-
-fn pipeline(world: &World, policy: Policy) -> AwsPipeline {
-    aws_pipeline(
-        Function::AccountBaseline,
-        world.guardrail_config(policy),
-        &world.config,
-    )
-}
-
 fn builtin() -> Policy {
     Policy::builtin().expect("built-in policy")
-}
-
-fn outcomes(report: &Report) -> Vec<&Outcome> {
-    report.events.iter().map(|e| &e.outcome).collect()
 }
 
 fn in_region(config: &SdkConfig, region: &'static str) -> SdkConfig {
@@ -203,7 +180,7 @@ fn baselined_region() -> (bool, Option<String>, String, String, bool) {
 async fn a_new_account_is_baselined_completely_and_once() {
     let world = World::start().await;
     let (account, event) = new_account(&world, "dev-payments").await;
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::AccountBaseline, builtin());
 
     let report = p.handle(event.clone(), &invocation()).await;
     assert!(report.error.is_none(), "{report:?}");
@@ -298,7 +275,7 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
         json!({"service": "ec2", "action": "EnableEbsEncryptionByDefault", "region": "us-west-2",
                              "status": 503, "code": "Unavailable", "count": -1}),
     );
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::AccountBaseline, builtin());
 
     let first = p.handle(event.clone(), &invocation()).await;
     let error = first
@@ -406,7 +383,8 @@ async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
         "ebs_kms_key = \"alias/guardrail-ebs\"",
     );
     let policy = Policy::from_toml(&text, "kms.toml").expect("policy");
-    let report = pipeline(&world, policy.clone())
+    let report = world
+        .pipeline(Function::AccountBaseline, policy.clone())
         .handle(event, &invocation())
         .await;
     assert!(report.error.is_none(), "{report:?}");
@@ -446,7 +424,8 @@ async fn a_failed_creation_alerts_with_the_reason_and_changes_nothing() {
         MANAGEMENT_ACCOUNT,
     );
     let mark = world.emulator.calls().len();
-    let report = pipeline(&world, builtin())
+    let report = world
+        .pipeline(Function::AccountBaseline, builtin())
         .handle(event, &invocation())
         .await;
     assert!(
@@ -485,7 +464,10 @@ async fn detect_mode_lists_what_would_change_and_changes_nothing() {
     );
     let policy = Policy::from_toml(&text, "detect.toml").expect("policy");
     let (account, event) = new_account(&world, "prod-ledger").await;
-    let report = pipeline(&world, policy).handle(event, &invocation()).await;
+    let report = world
+        .pipeline(Function::AccountBaseline, policy)
+        .handle(event, &invocation())
+        .await;
     assert!(
         matches!(
             outcomes(&report)[..],
@@ -532,7 +514,7 @@ async fn a_control_tower_account_is_baselined_in_place_and_its_other_event_is_a_
         &account,
         "dev-analytics",
     );
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::AccountBaseline, builtin());
     let report = p.handle(lifecycle, &invocation()).await;
     let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
         panic!("{report:?}")
@@ -568,7 +550,8 @@ async fn a_default_vpc_with_an_instance_is_left_in_place_and_said_so() {
     let world = World::start().await;
     let (account, event) = new_account(&world, "dev-build").await;
     run_instance(&world.emulator.config_as(&account).await, &[]).await;
-    let report = pipeline(&world, builtin())
+    let report = world
+        .pipeline(Function::AccountBaseline, builtin())
         .handle(event, &invocation())
         .await;
     assert!(report.error.is_none(), "{report:?}");

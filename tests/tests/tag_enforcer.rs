@@ -2,39 +2,17 @@
 //! Lambda runs: tags fixed in the member account, replay record written, one alert.
 
 use chrono::{Duration, Utc};
-use guardrail::lambda::{AwsPipeline, aws_pipeline};
-use guardrail::pipeline::{Invocation, Outcome, Report};
+use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::World;
 use guardrail_tests::events::{
     ec2_tags, fresh, load, run_instance, with_creation_tags, with_instances,
 };
+use guardrail_tests::{World, invocation, outcomes};
 use serde_json::Value;
-
-fn invocation() -> Invocation {
-    let now = Utc::now();
-    Invocation {
-        request_id: guardrail_tests::events::event_id(),
-        now,
-        deadline: now + Duration::seconds(60),
-    }
-}
-
-fn pipeline(world: &World, policy: Policy) -> AwsPipeline {
-    aws_pipeline(
-        Function::TagEnforcer,
-        world.guardrail_config(policy),
-        &world.config,
-    )
-}
 
 fn builtin() -> Policy {
     Policy::builtin().expect("built-in policy")
-}
-
-fn outcomes(report: &Report) -> Vec<&Outcome> {
-    report.events.iter().map(|e| &e.outcome).collect()
 }
 
 /// An agent launches an instance in a `dev` account and labels it `Environment=prod`.
@@ -63,7 +41,7 @@ async fn run_instances_gets_environment_corrected_and_owner_added_once() {
     .await;
     let account = world.org.account("dev").to_string();
     let member = world.emulator.config_as(&account).await;
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::TagEnforcer, builtin());
 
     let report = p.handle(event.clone(), &invocation()).await;
     assert!(report.error.is_none(), "{:?}", report.error);
@@ -152,7 +130,7 @@ async fn a_compliant_instance_costs_no_write_and_no_alert() {
         &[("Environment", "prod"), ("Owner", &owner)],
     )
     .await;
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::TagEnforcer, builtin());
     let mark = world.emulator.calls().len();
     let report = p.handle(event, &invocation()).await;
     assert!(
@@ -187,7 +165,7 @@ async fn a_compliant_instance_costs_no_write_and_no_alert() {
 #[tokio::test]
 async fn ignored_events_change_nothing() {
     let world = World::start().await;
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::TagEnforcer, builtin());
     let dev = world.org.account("dev").to_string();
 
     let (instance, mut failed) = agent_launch(&world, "dev", &[]).await;
@@ -229,7 +207,10 @@ async fn detect_mode_alerts_without_changing_tags() {
     );
     let policy = Policy::from_toml(&text, "detect.toml").expect("policy");
     let (instance, event) = agent_launch(&world, "dev", &[("Environment", "prod")]).await;
-    let report = pipeline(&world, policy).handle(event, &invocation()).await;
+    let report = world
+        .pipeline(Function::TagEnforcer, policy)
+        .handle(event, &invocation())
+        .await;
     assert!(
         matches!(outcomes(&report)[..], [Outcome::Detected { violations: 2 }]),
         "{report:?}"
@@ -261,7 +242,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let (instance, event) = agent_launch(&world, "agents", &[]).await;
     let mut config = world.guardrail_config(builtin());
     config.topic_arn = format!("{}-missing", world.stack.topic_arn);
-    let broken = aws_pipeline(Function::TagEnforcer, config, &world.config);
+    let broken = guardrail::lambda::aws_pipeline(Function::TagEnforcer, config, &world.config);
 
     let report = broken.handle(event.clone(), &invocation()).await;
     assert!(
@@ -292,7 +273,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
             .map(String::as_str),
         Some("agents")
     );
-    let fixed = pipeline(&world, builtin());
+    let fixed = world.pipeline(Function::TagEnforcer, builtin());
     let mark = world.emulator.calls().len();
     let retry = fixed.handle(event, &invocation()).await;
     assert!(
@@ -327,7 +308,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
 #[tokio::test]
 async fn a_log_file_of_many_records_is_handled_record_by_record() {
     let world = World::start().await;
-    let p = pipeline(&world, builtin());
+    let p = world.pipeline(Function::TagEnforcer, builtin());
     let (a, first) = agent_launch(&world, "dev", &[]).await;
     let (b, second) = agent_launch(&world, "agents", &[]).await;
     let log_file = serde_json::json!({"Records": [first["detail"], second["detail"]]});
