@@ -294,54 +294,48 @@ async fn delete_default_vpc(ec2: &aws_sdk_ec2::Client, planned: &DefaultVpc) -> 
     }
     let gone =
         |c: Option<&str>| c.is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached");
+    // Runs a delete call, taking "already gone" (a retry) for success.
+    macro_rules! delete {
+        ($call:expr, $operation:literal) => {
+            if let Err(e) = $call.send().await
+                && !gone(code(&e))
+            {
+                return Err(aws_error("ec2", $operation, e));
+            }
+        };
+    }
     for igw in &vpc.internet_gateways {
-        if let Err(e) = ec2
-            .detach_internet_gateway()
-            .internet_gateway_id(igw)
-            .vpc_id(&vpc.id)
-            .send()
-            .await
-            && !gone(code(&e))
-        {
-            return Err(aws_error("ec2", "DetachInternetGateway", e));
-        }
-        if let Err(e) = ec2
-            .delete_internet_gateway()
-            .internet_gateway_id(igw)
-            .send()
-            .await
-            && !gone(code(&e))
-        {
-            return Err(aws_error("ec2", "DeleteInternetGateway", e));
-        }
+        delete!(
+            ec2.detach_internet_gateway()
+                .internet_gateway_id(igw)
+                .vpc_id(&vpc.id),
+            "DetachInternetGateway"
+        );
+        delete!(
+            ec2.delete_internet_gateway().internet_gateway_id(igw),
+            "DeleteInternetGateway"
+        );
     }
     for subnet in &vpc.subnets {
-        if let Err(e) = ec2.delete_subnet().subnet_id(subnet).send().await
-            && !gone(code(&e))
-        {
-            return Err(aws_error("ec2", "DeleteSubnet", e));
-        }
+        delete!(ec2.delete_subnet().subnet_id(subnet), "DeleteSubnet");
     }
     for table in &vpc.route_tables {
-        if let Err(e) = ec2.delete_route_table().route_table_id(table).send().await
-            && !gone(code(&e))
-        {
-            return Err(aws_error("ec2", "DeleteRouteTable", e));
-        }
+        delete!(
+            ec2.delete_route_table().route_table_id(table),
+            "DeleteRouteTable"
+        );
     }
     for acl in &vpc.network_acls {
-        if let Err(e) = ec2.delete_network_acl().network_acl_id(acl).send().await
-            && !gone(code(&e))
-        {
-            return Err(aws_error("ec2", "DeleteNetworkAcl", e));
-        }
+        delete!(
+            ec2.delete_network_acl().network_acl_id(acl),
+            "DeleteNetworkAcl"
+        );
     }
     for group in &vpc.security_groups {
-        if let Err(e) = ec2.delete_security_group().group_id(group).send().await
-            && !gone(code(&e))
-        {
-            return Err(aws_error("ec2", "DeleteSecurityGroup", e));
-        }
+        delete!(
+            ec2.delete_security_group().group_id(group),
+            "DeleteSecurityGroup"
+        );
     }
     match ec2.delete_vpc().vpc_id(&vpc.id).send().await {
         Ok(_) => Ok(()),

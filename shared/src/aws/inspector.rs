@@ -394,69 +394,53 @@ pub(crate) async fn default_vpc(ec2: &aws_sdk_ec2::Client) -> Result<Option<Defa
         return Ok(None);
     };
     let in_vpc = || filter("vpc-id", &id);
-    let internet_gateways = ec2
-        .describe_internet_gateways()
-        .filters(filter("attachment.vpc-id", &id))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| aws_error("ec2", "DescribeInternetGateways", e))?
-        .into_iter()
-        .filter_map(|g| g.internet_gateway_id)
-        .collect();
-    let subnets = ec2
-        .describe_subnets()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| aws_error("ec2", "DescribeSubnets", e))?
-        .into_iter()
-        .filter_map(|s| s.subnet_id)
-        .collect();
-    let route_tables = ec2
-        .describe_route_tables()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| aws_error("ec2", "DescribeRouteTables", e))?
-        .into_iter()
-        .filter(|t| !t.associations().iter().any(|a| a.main() == Some(true)))
-        .filter_map(|t| t.route_table_id)
-        .collect();
-    let network_acls = ec2
-        .describe_network_acls()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| aws_error("ec2", "DescribeNetworkAcls", e))?
-        .into_iter()
-        .filter(|a| a.is_default != Some(true))
-        .filter_map(|a| a.network_acl_id)
-        .collect();
-    let security_groups = ec2
-        .describe_security_groups()
-        .filters(in_vpc())
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| aws_error("ec2", "DescribeSecurityGroups", e))?
-        .into_iter()
-        .filter(|g| g.group_name() != Some("default"))
-        .filter_map(|g| g.group_id)
-        .collect();
+    // Every page of a describe call, reduced to the ids of the items that qualify.
+    macro_rules! ids {
+        ($request:expr, $operation:literal, $keep:expr, $id:expr) => {
+            $request
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| aws_error("ec2", $operation, e))?
+                .into_iter()
+                .filter($keep)
+                .filter_map($id)
+                .collect()
+        };
+    }
+    let internet_gateways = ids!(
+        ec2.describe_internet_gateways()
+            .filters(filter("attachment.vpc-id", &id)),
+        "DescribeInternetGateways",
+        |_| true,
+        |g| g.internet_gateway_id
+    );
+    let subnets = ids!(
+        ec2.describe_subnets().filters(in_vpc()),
+        "DescribeSubnets",
+        |_| true,
+        |s| s.subnet_id
+    );
+    let route_tables = ids!(
+        ec2.describe_route_tables().filters(in_vpc()),
+        "DescribeRouteTables",
+        |t| !t.associations().iter().any(|a| a.main() == Some(true)),
+        |t| t.route_table_id
+    );
+    let network_acls = ids!(
+        ec2.describe_network_acls().filters(in_vpc()),
+        "DescribeNetworkAcls",
+        |a| a.is_default != Some(true),
+        |a| a.network_acl_id
+    );
+    let security_groups = ids!(
+        ec2.describe_security_groups().filters(in_vpc()),
+        "DescribeSecurityGroups",
+        |g| g.group_name() != Some("default"),
+        |g| g.group_id
+    );
     let instances = ec2
         .describe_instances()
         .filters(in_vpc())
