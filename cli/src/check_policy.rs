@@ -40,7 +40,7 @@ fn summary(policy: &Policy, origin: &str) -> String {
         humantime::format_duration(policy.freshness),
         humantime::format_duration(policy.clock_skew)
     );
-    let _ = writeln!(t, "required tags: {}", policy.required_tags.join(", "));
+    let _ = writeln!(t, "required tags: {}", policy.tags.required.join(", "));
     let _ = writeln!(t, "member role: {}", policy.member_role);
     let _ = writeln!(t);
     let _ = write!(t, "{:<12} {:<12}", "environment", "OU");

@@ -11,9 +11,7 @@ use guardrail::lambda::{AwsPipeline, aws_pipeline};
 use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::events::{
-    ec2_tags, event_id, fresh, load, run_instance, with_creation_tags, with_instances,
-};
+use guardrail_tests::events::{ec2_tags, event_id, fresh, launch, launch_event, load};
 use guardrail_tests::{World, invocation};
 use serde_json::Value;
 
@@ -118,11 +116,9 @@ async fn demo() -> Result<(), String> {
     println!("1. An agent in the dev account launches an instance and labels it Environment=prod,");
     println!("   which would win it the access an ABAC policy grants to prod resources.");
     let tags = [("Name", "build-cache"), ("Environment", "prod")];
-    let instance = run_instance(&dev_config, &tags).await;
-    let first = with_creation_tags(
-        with_instances(fresh(load(sample), &dev), &[&instance]),
-        &tags,
-    );
+    let launched = launch(&dev_config, &tags).await;
+    let instance = launched.instance.clone();
+    let first = launch_event(&dev, &[&launched], &tags);
     println!("   event: events/{sample}, re-aimed at account {dev} and instance {instance}");
     replay(&pipeline, first.clone()).await?;
     println!(
@@ -138,12 +134,9 @@ async fn demo() -> Result<(), String> {
     let agents = world.org.account("agents").to_string();
     let agents_config = world.emulator.config_as(&agents).await;
     println!("3. An agent in the agents account launches an instance with no tags at all.");
-    let bare = run_instance(&agents_config, &[]).await;
-    replay(
-        &pipeline,
-        with_creation_tags(with_instances(fresh(load(sample), &agents), &[&bare]), &[]),
-    )
-    .await?;
+    let bare_launch = launch(&agents_config, &[]).await;
+    let bare = bare_launch.instance.clone();
+    replay(&pipeline, launch_event(&agents, &[&bare_launch], &[])).await?;
     println!(
         "   tags now: {}",
         show_tags(&ec2_tags(&agents_config, &bare).await)
@@ -151,19 +144,15 @@ async fn demo() -> Result<(), String> {
 
     println!();
     println!("4. The same agent tries a dry run first (errorCode Client.DryRunOperation).");
-    let mut dry = with_instances(fresh(load(sample), &agents), &[&bare]);
+    let mut dry = launch_event(&agents, &[&bare_launch], &[]);
     dry["detail"]["errorCode"] = "Client.DryRunOperation".into();
     replay(&pipeline, dry).await?;
 
     println!();
     let sandbox = world.org.account("sandbox").to_string();
     println!("5. Someone launches an instance in the sandbox OU, which no environment names.");
-    let loose = run_instance(&world.emulator.config_as(&sandbox).await, &[]).await;
-    replay(
-        &pipeline,
-        with_instances(fresh(load(sample), &sandbox), &[&loose]),
-    )
-    .await?;
+    let loose = launch(&world.emulator.config_as(&sandbox).await, &[]).await;
+    replay(&pipeline, launch_event(&sandbox, &[&loose], &[])).await?;
 
     println!();
     println!("6. Someone replays step 1's event two hours later, with a new id.");

@@ -56,7 +56,8 @@ fn plan_json_is_one_parseable_document() {
     assert_eq!(decision["function"], "tag-enforcer");
     assert_eq!(decision["decision"], "act");
     assert_eq!(decision["plan"]["mode"], "enforce");
-    assert_eq!(decision["plan"]["actions"][0]["action"], "tag-ec2");
+    assert_eq!(decision["plan"]["actions"][0]["action"], "tag");
+    assert_eq!(decision["plan"]["actions"][0]["api"], "ec2");
 }
 
 #[test]

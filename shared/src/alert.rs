@@ -191,20 +191,18 @@ impl Alert {
         }
     }
 
-    /// `Guardrail HIGH: fixed 1 EC2 instance created by RunInstances | 111122223333 dev`, cut to
+    /// `Guardrail HIGH 111122223333 dev: tagged 1 EC2 instance created by RunInstances`, cut to
     /// 100 printable ASCII characters as SNS requires.
     pub fn subject(&self) -> String {
-        let mut s = format!(
-            "Guardrail {}: {}",
-            self.severity.name().to_uppercase(),
-            self.title
-        );
+        // Where comes before what, so that a long title is what gets cut.
+        let mut s = format!("Guardrail {}", self.severity.name().to_uppercase());
         if let Some(account) = &self.account {
-            let _ = write!(s, " | {account}");
+            let _ = write!(s, " {account}");
             if let Some(env) = &self.environment {
                 let _ = write!(s, " {env}");
             }
         }
+        let _ = write!(s, ": {}", self.title);
         let ascii: String = s
             .chars()
             .map(|c| {
@@ -364,7 +362,7 @@ mod tests {
         assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
         assert_eq!(
             alert("tagged i-1").subject(),
-            "Guardrail HIGH: tagged i-1 | 111122223333"
+            "Guardrail HIGH 111122223333: tagged i-1"
         );
     }
 

@@ -530,6 +530,7 @@ mod tests {
     use crate::ids::AccountId;
     use crate::plan::Action;
     use crate::replay::{MemoryReplayStore, State};
+    use crate::rules::resources::TagApi;
 
     /// Records alerts instead of sending them.
     #[derive(Default)]
@@ -544,9 +545,9 @@ mod tests {
         }
     }
 
-    /// Fails every action that touches `broken` with a throttling error, and records the rest.
+    /// Fails every tagging call of the `broken` kind with a throttling error, and records the rest.
     struct Flaky {
-        broken: Mutex<Option<String>>,
+        broken: Mutex<Option<TagApi>>,
         inner: RecordingActuator,
     }
 
@@ -557,9 +558,8 @@ mod tests {
             account: &AccountId,
             action: &Action,
         ) -> Result<()> {
-            let broken = self.broken.lock().ok().and_then(|b| b.clone());
-            let touches = |b: &String| matches!(action, Action::TagEc2 { resources, .. } if resources.contains(b));
-            if broken.is_some_and(|b| touches(&b)) {
+            let broken = self.broken.lock().ok().and_then(|b| *b);
+            if broken.is_some_and(|b| matches!(action, Action::Tag { api, .. } if *api == b)) {
                 return Err(Error::Aws {
                     service: "ec2",
                     operation: "CreateTags",
@@ -581,7 +581,7 @@ mod tests {
         type Actuator = Flaky;
     }
 
-    fn pipeline(broken: Option<&str>) -> Pipeline<Fakes> {
+    fn pipeline(broken: Option<TagApi>) -> Pipeline<Fakes> {
         Pipeline {
             function: Function::TagEnforcer,
             policy: Arc::new(Policy::builtin().expect("policy")),
@@ -592,7 +592,7 @@ mod tests {
                 ..StaticFacts::default()
             },
             actuator: Flaky {
-                broken: Mutex::new(broken.map(str::to_string)),
+                broken: Mutex::new(broken),
                 inner: RecordingActuator::default(),
             },
         }
@@ -622,10 +622,12 @@ mod tests {
     #[tokio::test]
     async fn transient_failures_alert_once_when_final_and_retries_resume() {
         let now = Utc::now();
-        let p = pipeline(Some("i-00000000000000002"));
+        let p = pipeline(Some(TagApi::Ec2VolumesOf));
         for attempt in 1..=MAX_ATTEMPTS {
             let report = p.handle(event(now), &invocation(attempt, now)).await;
-            let error = report.error.expect("the event fails");
+            let error = report
+                .error
+                .unwrap_or_else(|| panic!("attempt {attempt} fails: {:?}", report.events));
             assert_eq!(error.error_type(), "Guardrail.Partial", "{error}");
             let alerts = p.notifier.0.lock().map(|a| a.len()).unwrap_or_default();
             let want = usize::from(attempt == MAX_ATTEMPTS);
@@ -647,17 +649,16 @@ mod tests {
         );
         let set = "set Environment=dev, Owner=arn:aws:iam::111122223333:user/bob on";
         assert!(
-            alert
-                .done
-                .contains(&format!("done: {set} i-00000000000000001")),
+            alert.done.contains(&format!(
+                "done: {set} i-00000000000000001, i-00000000000000002"
+            )),
             "{:?}",
             alert.done
         );
         assert!(
-            alert
-                .done
-                .iter()
-                .any(|d| d.starts_with(&format!("FAILED: {set} i-00000000000000002"))),
+            alert.done.iter().any(|d| d.starts_with(&format!(
+                "FAILED: {set} the volumes of i-00000000000000001, i-00000000000000002"
+            ))),
             "{:?}",
             alert.done
         );

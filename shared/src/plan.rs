@@ -8,6 +8,7 @@ use crate::alert::Severity;
 use crate::facts::{DefaultVpc, Placement};
 use crate::ids::{AccountId, Region, clip};
 use crate::policy::{Mode, PasswordPolicy, Rule, SnapshotBlock};
+use crate::rules::resources::TagApi;
 
 /// The decision for one event, before anything is applied.
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +40,8 @@ pub enum Ignored {
     Compliant { checked: usize },
     /// The event reports something still under way (an account being created).
     NotFinished { state: String },
+    /// The policy exempts the principal that made the call.
+    Exempt { principal: String },
 }
 
 impl fmt::Display for Ignored {
@@ -74,6 +77,7 @@ impl fmt::Display for Ignored {
             Ignored::Compliant { checked } => {
                 write!(f, "all {checked} checked item(s) already comply")
             }
+            Ignored::Exempt { principal } => write!(f, "the policy exempts {principal}"),
             Ignored::NotFinished { state } => {
                 write!(f, "it reports state {state}, not a finished outcome")
             }
@@ -122,11 +126,19 @@ pub struct Unchecked {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
-    /// Set tags (create or overwrite) on EC2 resources with one `CreateTags` call.
-    TagEc2 {
+    /// Set tags (create or overwrite), then remove misspelled keys, with the resource type's
+    /// tagging call.
+    Tag {
+        api: TagApi,
         region: Region,
         resources: Vec<String>,
-        tags: Vec<Tag>,
+        set: Vec<Tag>,
+        remove: Vec<String>,
+    },
+    /// Stop instances (containment in `enforce` mode; they can be started again).
+    StopInstances {
+        region: Region,
+        instances: Vec<String>,
     },
     /// Move the account from the root or a landing OU into its environment's OU.
     MoveAccount {
@@ -177,17 +189,25 @@ impl Action {
     /// A stable id for recording progress: the same action always gets the same id.
     pub fn id(&self) -> String {
         match self {
-            Action::TagEc2 {
+            Action::Tag {
+                api,
                 region,
                 resources,
-                tags,
+                set,
+                remove,
             } => {
-                let keys: Vec<&str> = tags.iter().map(|t| t.key.as_str()).collect();
+                // The API is part of it: the same ids can be instances or their volumes.
+                let keys: Vec<&str> = set.iter().map(|t| t.key.as_str()).collect();
                 format!(
-                    "tag-ec2:{region}:{}:{}",
+                    "tag:{}:{region}:{}:{}:-{}",
+                    api.name(),
                     resources.join(","),
-                    keys.join(",")
+                    keys.join(","),
+                    remove.join(",")
                 )
+            }
+            Action::StopInstances { region, instances } => {
+                format!("stop:{region}:{}", instances.join(","))
             }
             Action::MoveAccount { to_id, .. } => format!("move-account:{to_id}"),
             Action::TagAccount { tags } => {
@@ -213,7 +233,8 @@ impl Action {
     /// The region the action runs in, when it runs in one.
     pub fn region(&self) -> Option<&Region> {
         match self {
-            Action::TagEc2 { region, .. }
+            Action::Tag { region, .. }
+            | Action::StopInstances { region, .. }
             | Action::EnableEbsEncryption { region }
             | Action::SetEbsDefaultKey { region, .. }
             | Action::RequireImdsV2 { region, .. }
@@ -241,9 +262,28 @@ fn tag_list(tags: &[Tag]) -> String {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::TagEc2 {
-                resources, tags, ..
-            } => write!(f, "set {} on {}", tag_list(tags), resources.join(", ")),
+            Action::Tag {
+                api,
+                resources,
+                set,
+                remove,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                if !set.is_empty() {
+                    parts.push(format!("set {}", tag_list(set)));
+                }
+                if !remove.is_empty() {
+                    parts.push(format!("remove {}", remove.join(", ")));
+                }
+                let on = if *api == TagApi::Ec2VolumesOf {
+                    "on the volumes of"
+                } else {
+                    "on"
+                };
+                write!(f, "{} {on} {}", parts.join(" and "), resources.join(", "))
+            }
+            Action::StopInstances { instances, .. } => write!(f, "stop {}", instances.join(", ")),
             Action::MoveAccount {
                 from_name,
                 to_name,

@@ -2,6 +2,7 @@
 //! roles and event freshness; loaded from TOML and validated with errors naming key and line.
 
 mod baseline;
+mod tags;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -10,7 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 use wildmatch::WildMatch;
 
-pub use baseline::{AccountNaming, Baseline, PasswordPolicy, SnapshotBlock};
+pub use baseline::{Baseline, PasswordPolicy, SnapshotBlock};
+pub use tags::{NamePattern, Naming, TagRules, ValuePattern};
 
 /// The default policy, compiled in from `infra/policy.toml`.
 pub const BUILTIN_POLICY: &str = include_str!("../../infra/policy.toml");
@@ -92,6 +94,8 @@ pub struct Environment {
     /// The name of the OU whose accounts belong to this environment.
     pub ou: String,
     modes: BTreeMap<Rule, Mode>,
+    /// Values for tags that resources in this environment must carry and that cannot be derived.
+    pub tag_defaults: BTreeMap<String, String>,
 }
 
 impl Environment {
@@ -141,9 +145,11 @@ pub struct Policy {
     pub organizations_role: Option<String>,
     pub guardrail_principals: Vec<Pattern>,
     pub protected_principals: Vec<Pattern>,
-    pub required_tags: Vec<String>,
+    /// Principals (service-linked roles, say) whose resources the tag rules leave alone.
+    pub exempt_principals: Vec<Pattern>,
+    pub tags: TagRules,
     pub environments: Vec<Environment>,
-    pub naming: AccountNaming,
+    pub naming: Naming,
     pub baseline: Baseline,
 }
 
@@ -179,6 +185,11 @@ impl Policy {
         self.guardrail_principals.iter().any(|p| p.matches(arn))
     }
 
+    /// Whether the tag rules leave this principal's resources alone.
+    pub fn is_exempt(&self, arn: &str) -> bool {
+        self.exempt_principals.iter().any(|p| p.matches(arn))
+    }
+
     /// Whether the ARN is protected (never quarantined or modified).
     pub fn is_protected(&self, arn: &str) -> bool {
         self.is_guardrail(arn) || self.protected_principals.iter().any(|p| p.matches(arn))
@@ -211,7 +222,7 @@ mod tests {
         for ou in ["prod", "dev", "agents"] {
             assert!(p.environment_for_ou(ou).is_some(), "{ou}");
         }
-        assert_eq!(p.required_tags, ["Environment", "Owner"]);
+        assert_eq!(p.tags.required, ["Environment", "Owner"]);
         assert!(p.is_guardrail("arn:aws:iam::111122223333:role/guardrail-tag-enforcer"));
         assert!(p.is_protected("arn:aws:iam::111122223333:role/OrganizationAccountAccessRole"));
         assert!(!p.is_protected("arn:aws:iam::111122223333:role/agent-runner"));

@@ -67,41 +67,18 @@ pub fn detail(event: &mut Value) -> &mut Value {
     }
 }
 
-/// Points a `RunInstances` event at these instances.
-pub fn with_instances(mut event: Value, ids: &[&str]) -> Value {
-    let items = detail(&mut event)["responseElements"]["instancesSet"]["items"].take();
-    let template = items.get(0).cloned().unwrap_or_else(|| json!({}));
-    let instances: Vec<Value> = ids
-        .iter()
-        .map(|id| {
-            let mut i = template.clone();
-            i["instanceId"] = json!(id);
-            i
-        })
-        .collect();
-    detail(&mut event)["responseElements"]["instancesSet"]["items"] = json!(instances);
-    event
+/// An instance launched in the emulator, with the network interfaces it got.
+pub struct Launched {
+    pub instance: String,
+    pub interfaces: Vec<String>,
 }
 
-/// Sets the tags a `RunInstances` event says the instances were created with.
-pub fn with_creation_tags(mut event: Value, tags: &[(&str, &str)]) -> Value {
-    let tags: Vec<Value> = tags
-        .iter()
-        .map(|(k, v)| json!({"key": k, "value": v}))
-        .collect();
-    let d = detail(&mut event);
-    d["requestParameters"]["tagSpecificationSet"] =
-        json!({"items": [{"resourceType": "instance", "tags": tags}]});
-    if let Some(items) = d["responseElements"]["instancesSet"]["items"].as_array_mut() {
-        for i in items {
-            i["tagSet"] = json!({"items": tags});
-        }
-    }
-    event
-}
+/// The resource types a `RunInstances` call tags at creation.
+const LAUNCH_TAGGED: [&str; 3] = ["instance", "volume", "network-interface"];
 
-/// Launches an instance with these tags in the account `config` acts in.
-pub async fn run_instance(config: &SdkConfig, tags: &[(&str, &str)]) -> String {
+/// Launches an instance whose instance, volumes and interfaces carry these tags, in the account
+/// `config` acts in.
+pub async fn launch(config: &SdkConfig, tags: &[(&str, &str)]) -> Launched {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
     let mut request = aws_sdk_ec2::Client::new(config)
         .run_instances()
@@ -109,22 +86,68 @@ pub async fn run_instance(config: &SdkConfig, tags: &[(&str, &str)]) -> String {
         .min_count(1)
         .max_count(1);
     if !tags.is_empty() {
-        let spec = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                    .collect(),
-            ))
-            .build();
-        request = request.tag_specifications(spec);
+        for kind in LAUNCH_TAGGED {
+            let spec = TagSpecification::builder()
+                .resource_type(ResourceType::from(kind))
+                .set_tags(Some(
+                    tags.iter()
+                        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                        .collect(),
+                ))
+                .build();
+            request = request.tag_specifications(spec);
+        }
     }
     let out = request.send().await.expect("RunInstances");
-    out.instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .expect("an instance")
-        .to_string()
+    let instance = out.instances().first().expect("an instance");
+    Launched {
+        instance: instance.instance_id().expect("instance id").to_string(),
+        interfaces: instance
+            .network_interfaces()
+            .iter()
+            .filter_map(|n| n.network_interface_id().map(str::to_string))
+            .collect(),
+    }
+}
+
+/// Launches an instance and returns its id.
+pub async fn run_instance(config: &SdkConfig, tags: &[(&str, &str)]) -> String {
+    launch(config, tags).await.instance
+}
+
+/// `events/tag-enforcer/run-instances.json` as CloudTrail would record these launches in
+/// `account` now, with these creation tags.
+pub fn launch_event(account: &str, launched: &[&Launched], tags: &[(&str, &str)]) -> Value {
+    let mut event = fresh(load("tag-enforcer/run-instances.json"), account);
+    let template = detail(&mut event)["responseElements"]["instancesSet"]["items"][0].take();
+    let tags: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    let instances: Vec<Value> = launched
+        .iter()
+        .map(|l| {
+            let mut item = template.clone();
+            item["instanceId"] = json!(l.instance);
+            let interfaces: Vec<Value> = l
+                .interfaces
+                .iter()
+                .map(|eni| json!({"networkInterfaceId": eni, "status": "in-use"}))
+                .collect();
+            item["networkInterfaceSet"] = json!({"items": interfaces});
+            item["tagSet"] = json!({"items": tags});
+            item
+        })
+        .collect();
+    let d = detail(&mut event);
+    d["responseElements"]["instancesSet"]["items"] = json!(instances);
+    let specs: Vec<Value> = LAUNCH_TAGGED
+        .iter()
+        .filter(|_| !tags.is_empty())
+        .map(|kind| json!({"resourceType": kind, "tags": tags}))
+        .collect();
+    d["requestParameters"]["tagSpecificationSet"] = json!({"items": specs});
+    event
 }
 
 /// The tags of an EC2 resource, read back from the emulator.

@@ -5,9 +5,7 @@ use chrono::{Duration, Utc};
 use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::events::{
-    ec2_tags, fresh, load, run_instance, with_creation_tags, with_instances,
-};
+use guardrail_tests::events::{Launched, ec2_tags, launch, launch_event};
 use guardrail_tests::{World, invocation, outcomes};
 use serde_json::Value;
 
@@ -15,19 +13,13 @@ fn builtin() -> Policy {
     Policy::builtin().expect("built-in policy")
 }
 
-/// An agent launches an instance in a `dev` account and labels it `Environment=prod`.
+/// An agent launches an instance in the account of `ou` with these creation tags.
 async fn agent_launch(world: &World, ou: &str, tags: &[(&str, &str)]) -> (String, Value) {
     let account = world.org.account(ou).to_string();
     let member = world.emulator.config_as(&account).await;
-    let instance = run_instance(&member, tags).await;
-    let event = with_creation_tags(
-        with_instances(
-            fresh(load("tag-enforcer/run-instances.json"), &account),
-            &[&instance],
-        ),
-        tags,
-    );
-    (instance, event)
+    let launched = launch(&member, tags).await;
+    let event = launch_event(&account, &[&launched], tags);
+    (launched.instance, event)
 }
 
 #[tokio::test]
@@ -177,8 +169,11 @@ async fn ignored_events_change_nothing() {
     let mut stale = failed.clone();
     stale["detail"]["errorCode"] = Value::Null;
     stale["detail"]["eventTime"] = (Utc::now() - Duration::hours(2)).to_rfc3339().into();
-    let mut outsider = fresh(load("tag-enforcer/run-instances.json"), "999999999999");
-    outsider = with_instances(outsider, &["i-0123456789abcdef0"]);
+    let stranger = Launched {
+        instance: "i-0123456789abcdef0".into(),
+        interfaces: Vec::new(),
+    };
+    let outsider = launch_event("999999999999", &[&stranger], &[]);
 
     let cases = [
         (failed, "ignored", "failed"),
@@ -212,7 +207,7 @@ async fn detect_mode_alerts_without_changing_tags() {
         .handle(event, &invocation())
         .await;
     assert!(
-        matches!(outcomes(&report)[..], [Outcome::Detected { violations: 2 }]),
+        matches!(outcomes(&report)[..], [Outcome::Detected { violations: 6 }]),
         "{report:?}"
     );
     let member = world.emulator.config_as(world.org.account("dev")).await;

@@ -2,9 +2,7 @@
 //! watch`, invoked with the sample event from `events/`, acting on the emulator.
 
 use guardrail_tests::World;
-use guardrail_tests::events::{
-    ec2_tags, fresh, load, run_instance, with_creation_tags, with_instances,
-};
+use guardrail_tests::events::{ec2_tags, launch, launch_event};
 use guardrail_tests::lambda::WatchedFunction;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -13,19 +11,11 @@ async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
     let account = world.org.account("dev").to_string();
     let member = world.emulator.config_as(&account).await;
     let tags = [("Name", "build-cache"), ("Environment", "prod")];
-    let instance = run_instance(&member, &tags).await;
-    let event = with_creation_tags(
-        with_instances(
-            fresh(load("tag-enforcer/run-instances.json"), &account),
-            &[&instance],
-        ),
-        &tags,
-    );
+    let launched = launch(&member, &tags).await;
+    let instance = launched.instance.clone();
+    let event = launch_event(&account, &[&launched], &tags);
 
-    let mut env = world.emulator.env();
-    env.push(("GUARDRAIL_TABLE".into(), world.stack.table.clone()));
-    env.push(("GUARDRAIL_TOPIC_ARN".into(), world.stack.topic_arn.clone()));
-    env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    let env = world.function_env();
     let function = tokio::task::block_in_place(|| {
         WatchedFunction::start(env!("CARGO_BIN_EXE_tag-enforcer"), &env)
     });

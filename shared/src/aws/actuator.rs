@@ -5,11 +5,11 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     ImageBlockPublicAccessEnabledState, MetadataDefaultHttpTokensState,
-    SnapshotBlockPublicAccessState, Tag as Ec2Tag,
+    SnapshotBlockPublicAccessState,
 };
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 
-use super::{MemberAccess, aws_error, inspector, s3control};
+use super::{MemberAccess, aws_error, inspector, s3control, tagging};
 use crate::apply::{Actuator, Session};
 use crate::error::{Error, Result};
 use crate::facts::DefaultVpc;
@@ -63,9 +63,22 @@ impl Actuator for AwsActuator {
         }
         let config = self.in_account(session, account, action.region()).await?;
         match action {
-            Action::TagEc2 {
-                resources, tags, ..
-            } => tag_ec2(&config, resources, tags).await,
+            Action::Tag {
+                api,
+                resources,
+                set,
+                remove,
+                ..
+            } => tagging::apply(&config, *api, resources, set, remove).await,
+            Action::StopInstances { instances, .. } => {
+                ec2(&config)
+                    .stop_instances()
+                    .set_instance_ids(Some(instances.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("ec2", "StopInstances", e))?;
+                Ok(())
+            }
             Action::SetAccountAlias { alias } => set_alias(&config, alias).await,
             Action::SetPasswordPolicy { policy } => set_password_policy(&config, policy).await,
             Action::BlockS3PublicAccess => block_s3(&config, account).await,
@@ -141,21 +154,6 @@ fn code<E: ProvideErrorMetadata>(
     >,
 ) -> Option<&str> {
     e.as_service_error().and_then(|s| s.code())
-}
-
-async fn tag_ec2(config: &SdkConfig, resources: &[String], tags: &[Tag]) -> Result<()> {
-    let tags = tags
-        .iter()
-        .map(|t| Ec2Tag::builder().key(&t.key).value(&t.value).build())
-        .collect();
-    ec2(config)
-        .create_tags()
-        .set_resources(Some(resources.to_vec()))
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .map_err(|e| aws_error("ec2", "CreateTags", e))?;
-    Ok(())
 }
 
 /// Moves the account, unless it already is where it should be (a retry after the move).

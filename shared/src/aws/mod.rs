@@ -8,6 +8,7 @@ mod inspector;
 mod notifier;
 mod replay_store;
 mod s3control;
+mod tagging;
 
 use std::time::{Duration, SystemTime};
 

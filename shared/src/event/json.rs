@@ -76,3 +76,84 @@ mod tests {
         assert_eq!(items(&v["o"]).len(), 0);
     }
 }
+
+/// The values at a dotted path. A segment ending in `[]` walks every element of a CloudTrail
+/// set (`{"items": [...]}` or `[...]`); `[key=value]` walks only the elements whose `key` is
+/// `value`. `responseElements.instancesSet[].instanceId` yields each instance id.
+pub fn select<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut current = vec![v];
+    for segment in path.split('.') {
+        let (name, filter) = match segment.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.trim_end_matches(']'))),
+            None => (segment, None),
+        };
+        let mut next = Vec::new();
+        for value in current {
+            let Some(child) = value.get(name) else {
+                continue;
+            };
+            match filter {
+                None => next.push(child),
+                Some("") => next.extend(items(child)),
+                Some(condition) => {
+                    let (key, want) = condition.split_once('=').unwrap_or((condition, ""));
+                    next.extend(
+                        items(child)
+                            .iter()
+                            .filter(|e| e.get(key).and_then(Value::as_str) == Some(want)),
+                    );
+                }
+            }
+        }
+        current = next;
+    }
+    current.retain(|v| !v.is_null());
+    current
+}
+
+/// The strings at a path (empty strings and other types skipped).
+pub fn select_strings<'a>(v: &'a Value, path: &str) -> Vec<&'a str> {
+    select(v, path)
+        .into_iter()
+        .filter_map(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_walk_sets_and_filter_them() {
+        let v = json!({
+            "responseElements": {"instancesSet": {"items": [
+                {"instanceId": "i-1", "networkInterfaceSet": {"items": [{"networkInterfaceId": "eni-1"}]}},
+                {"instanceId": "i-2", "networkInterfaceSet": {"items": [{"networkInterfaceId": "eni-2"}]}}
+            ]}},
+            "requestParameters": {"tagSpecificationSet": {"items": [
+                {"resourceType": "instance", "tags": [{"key": "a", "value": "1"}]},
+                {"resourceType": "volume", "tags": [{"key": "b", "value": "2"}]}
+            ]}}
+        });
+        assert_eq!(
+            select_strings(&v, "responseElements.instancesSet[].instanceId"),
+            ["i-1", "i-2"]
+        );
+        assert_eq!(
+            select_strings(
+                &v,
+                "responseElements.instancesSet[].networkInterfaceSet[].networkInterfaceId"
+            ),
+            ["eni-1", "eni-2"]
+        );
+        let volume_tags = select(
+            &v,
+            "requestParameters.tagSpecificationSet[resourceType=volume].tags",
+        );
+        assert_eq!(volume_tags, [&json!([{"key": "b", "value": "2"}])]);
+        assert!(select(&v, "responseElements.missing[].x").is_empty());
+        assert!(select(&json!({"a": null}), "a").is_empty());
+    }
+}

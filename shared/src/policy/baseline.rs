@@ -1,6 +1,5 @@
-//! The baseline a new account gets, and the naming convention that tells its environment.
+//! The baseline a new account gets.
 
-use regex::Regex;
 use serde::Serialize;
 
 use crate::ids::Region;
@@ -124,40 +123,6 @@ impl PasswordPolicy {
             reuse_prevention: longer_memory,
             hard_expiry: self.hard_expiry || current.hard_expiry,
         }
-    }
-}
-
-/// The account naming convention: a pattern where `{env}` stands for an environment's name.
-#[derive(Clone, Debug)]
-pub struct AccountNaming {
-    pub(super) pattern: String,
-    /// The pattern compiled once per environment.
-    pub(super) compiled: Vec<(String, Regex)>,
-}
-
-impl AccountNaming {
-    /// The environment whose instance of the pattern the account name matches.
-    pub fn environment_of(&self, account_name: &str) -> Option<&str> {
-        self.compiled
-            .iter()
-            .find(|(_, re)| re.is_match(account_name))
-            .map(|(env, _)| env.as_str())
-    }
-
-    pub fn pattern(&self) -> &str {
-        &self.pattern
-    }
-}
-
-impl PartialEq for AccountNaming {
-    fn eq(&self, other: &Self) -> bool {
-        self.pattern == other.pattern
-    }
-}
-
-impl Serialize for AccountNaming {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.pattern)
     }
 }
 

@@ -12,8 +12,8 @@ use wildmatch::WildMatch;
 use regex::Regex;
 
 use super::{
-    AccountNaming, Baseline, ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, PasswordPolicy,
-    Pattern, Policy, PolicyError, Rule, SnapshotBlock,
+    Baseline, ENVIRONMENT_TAG, Environment, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy,
+    Pattern, Policy, PolicyError, Rule, SnapshotBlock, TagRules, ValuePattern,
 };
 use crate::ids::Region;
 
@@ -43,6 +43,8 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawNaming {
     account: Option<Spanned<String>>,
+    #[serde(default)]
+    resources: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -96,12 +98,20 @@ struct RawPrincipals {
     guardrail: Vec<Spanned<String>>,
     #[serde(default)]
     protected: Vec<Spanned<String>>,
+    #[serde(default)]
+    exempt: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTags {
     required: Option<Vec<Spanned<String>>>,
+    protected: Option<Vec<Spanned<String>>>,
+    aliases: Option<BTreeMap<Spanned<String>, Vec<Spanned<String>>>>,
+    #[serde(default)]
+    allowed: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    patterns: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +120,8 @@ struct RawEnvironment {
     ou: Option<Spanned<String>>,
     #[serde(default)]
     modes: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    tag_defaults: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 /// Parses and validates a policy.
@@ -232,37 +244,8 @@ impl Validator<'_> {
         let protected_principals =
             self.patterns("principals.protected", raw.principals.protected)?;
 
-        let required_tags = match raw.tags.required {
-            None => vec![ENVIRONMENT_TAG.to_string(), OWNER_TAG.to_string()],
-            Some(keys) => {
-                let mut seen = BTreeSet::new();
-                let mut out = Vec::new();
-                for key in keys {
-                    let k = key.get_ref();
-                    if k.is_empty()
-                        || k.chars().count() > 128
-                        || k.to_ascii_lowercase().starts_with("aws:")
-                    {
-                        return Err(self.err(
-                            "tags.required",
-                            key.span(),
-                            format!(
-                                "{k:?} is not a tag key (1-128 characters, not starting with aws:)"
-                            ),
-                        ));
-                    }
-                    if !seen.insert(k.to_ascii_lowercase()) {
-                        return Err(self.err(
-                            "tags.required",
-                            key.span(),
-                            format!("{k:?} is listed twice"),
-                        ));
-                    }
-                    out.push(key.into_inner());
-                }
-                out
-            }
-        };
+        let exempt_principals = self.patterns("principals.exempt", raw.principals.exempt)?;
+        let tags = self.tags(raw.tags)?;
 
         let env_span = raw.environments.span();
         let mut environments = Vec::new();
@@ -321,10 +304,20 @@ impl Validator<'_> {
                 };
                 modes.insert(r, m);
             }
+            let mut tag_defaults = BTreeMap::new();
+            for (k, v) in env.tag_defaults {
+                let tkey = format!("{key}.tag_defaults");
+                self.tag_key(&tkey, &k)?;
+                if v.get_ref().chars().count() > 256 {
+                    return Err(self.err(tkey, v.span(), "tag values are at most 256 characters"));
+                }
+                tag_defaults.insert(k.into_inner(), v.into_inner());
+            }
             environments.push(Environment {
                 name: name.into_inner(),
                 ou: ou.into_inner(),
                 modes,
+                tag_defaults,
             });
         }
         if environments.is_empty() {
@@ -344,25 +337,53 @@ impl Validator<'_> {
             organizations_role,
             guardrail_principals,
             protected_principals,
-            required_tags,
+            exempt_principals,
+            tags,
             environments,
             naming,
             baseline,
         })
     }
 
-    fn naming(
-        &self,
-        raw: RawNaming,
-        environments: &[Environment],
-    ) -> Result<AccountNaming, PolicyError> {
-        let (pattern, span) = match raw.account {
-            Some(p) => (p.get_ref().clone(), p.span()),
-            None => (DEFAULT_ACCOUNT_NAMING.to_string(), 0..0),
+    fn naming(&self, raw: RawNaming, environments: &[Environment]) -> Result<Naming, PolicyError> {
+        let account = match raw.account {
+            Some(p) => self.name_pattern("naming.account", p.get_ref(), p.span(), environments)?,
+            None => {
+                self.name_pattern("naming.account", DEFAULT_ACCOUNT_NAMING, 0..0, environments)?
+            }
         };
+        let mut resources = BTreeMap::new();
+        for (kind, pattern) in raw.resources {
+            let key = format!("naming.resources.{}", kind.get_ref());
+            if !crate::rules::resources::named_kinds().contains(&kind.get_ref().as_str()) {
+                return Err(self.err(
+                    key,
+                    kind.span(),
+                    format!(
+                        "unknown resource kind {:?}; kinds with names are {}",
+                        kind.get_ref(),
+                        crate::rules::resources::named_kinds().join(", ")
+                    ),
+                ));
+            }
+            let compiled =
+                self.name_pattern(&key, pattern.get_ref(), pattern.span(), environments)?;
+            resources.insert(kind.into_inner(), compiled);
+        }
+        Ok(Naming { account, resources })
+    }
+
+    /// A pattern with `{env}`, compiled once per environment.
+    fn name_pattern(
+        &self,
+        key: &str,
+        pattern: &str,
+        span: Range<usize>,
+        environments: &[Environment],
+    ) -> Result<NamePattern, PolicyError> {
         if !pattern.contains("{env}") {
             return Err(self.err(
-                "naming.account",
+                key,
                 span,
                 "the pattern must contain {env}, the environment's name",
             ));
@@ -373,14 +394,127 @@ impl Validator<'_> {
                 let re = pattern.replace("{env}", &regex::escape(&e.name));
                 Regex::new(&re).map(|r| (e.name.clone(), r)).map_err(|err| {
                     self.err(
-                        "naming.account",
+                        key,
                         span.clone(),
                         format!("not a regular expression: {err}"),
                     )
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(AccountNaming { pattern, compiled })
+        Ok(NamePattern {
+            pattern: pattern.to_string(),
+            compiled,
+        })
+    }
+
+    fn tag_key(&self, key: &str, k: &Spanned<String>) -> Result<(), PolicyError> {
+        let text = k.get_ref();
+        if text.is_empty()
+            || text.chars().count() > 128
+            || text.to_ascii_lowercase().starts_with("aws:")
+        {
+            return Err(self.err(
+                key,
+                k.span(),
+                format!("{text:?} is not a tag key (1-128 characters, not starting with aws:)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn tags(&self, raw: RawTags) -> Result<TagRules, PolicyError> {
+        let required = match raw.required {
+            None => vec![ENVIRONMENT_TAG.to_string(), OWNER_TAG.to_string()],
+            Some(keys) => {
+                let mut seen = BTreeSet::new();
+                let mut out = Vec::new();
+                for key in keys {
+                    self.tag_key("tags.required", &key)?;
+                    if !seen.insert(key.get_ref().to_ascii_lowercase()) {
+                        return Err(self.err(
+                            "tags.required",
+                            key.span(),
+                            format!("{:?} is listed twice", key.get_ref()),
+                        ));
+                    }
+                    out.push(key.into_inner());
+                }
+                out
+            }
+        };
+        let protected = match raw.protected {
+            None => vec!["guardrail:*".to_string()],
+            Some(keys) => keys
+                .into_iter()
+                .map(|k| {
+                    let text = k.get_ref().trim_end_matches('*');
+                    if text.is_empty() || text.contains('*') {
+                        return Err(self.err(
+                            "tags.protected",
+                            k.span(),
+                            format!("{:?}: give a key, or a prefix ending in *", k.get_ref()),
+                        ));
+                    }
+                    Ok(k.into_inner())
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let aliases = match raw.aliases {
+            None => [(ENVIRONMENT_TAG.to_string(), vec!["env".to_string()])].into(),
+            Some(map) => {
+                let mut out = BTreeMap::new();
+                for (canonical, spellings) in map {
+                    self.tag_key("tags.aliases", &canonical)?;
+                    let mut list = Vec::new();
+                    for sp in spellings {
+                        self.tag_key(&format!("tags.aliases.{}", canonical.get_ref()), &sp)?;
+                        list.push(sp.into_inner());
+                    }
+                    out.insert(canonical.into_inner(), list);
+                }
+                out
+            }
+        };
+        let mut allowed = BTreeMap::new();
+        for (k, values) in raw.allowed {
+            self.tag_key("tags.allowed", &k)?;
+            if values.is_empty() {
+                return Err(self.err(
+                    format!("tags.allowed.{}", k.get_ref()),
+                    k.span(),
+                    "list at least one value",
+                ));
+            }
+            allowed.insert(
+                k.into_inner(),
+                values.into_iter().map(Spanned::into_inner).collect(),
+            );
+        }
+        let mut patterns = BTreeMap::new();
+        for (k, pattern) in raw.patterns {
+            self.tag_key("tags.patterns", &k)?;
+            let regex = Regex::new(pattern.get_ref()).map_err(|e| {
+                self.err(
+                    format!("tags.patterns.{}", k.get_ref()),
+                    pattern.span(),
+                    format!("not a regular expression: {e}"),
+                )
+            })?;
+            patterns.insert(
+                k.into_inner(),
+                ValuePattern {
+                    text: pattern.into_inner(),
+                    regex,
+                },
+            );
+        }
+        Ok(TagRules {
+            required,
+            protected,
+            aliases,
+            allowed,
+            patterns,
+        })
     }
 
     fn baseline(&self, raw: RawBaseline) -> Result<Baseline, PolicyError> {

@@ -138,6 +138,7 @@ fn environment_of<'p>(
     if let Some(name) = &facts.name
         && let Some(env) = policy
             .naming
+            .account
             .environment_of(name)
             .and_then(|e| policy.environment(e))
     {
@@ -197,7 +198,7 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
             format!(
                 "cannot tell the account's environment: no {ENVIRONMENT_TAG} tag naming one, its name {:?} does not match {:?} for any environment, and its OU is none of theirs",
                 facts.name.as_deref().unwrap_or(""),
-                policy.naming.pattern()
+                policy.naming.account.pattern()
             ),
         );
         plan.notes.push(format!(
@@ -395,7 +396,7 @@ impl Builder {
         let mut added = Vec::new();
         let mut restore = Vec::new();
         let mut problems = Vec::new();
-        for key in &policy.required_tags {
+        for key in &policy.tags.required {
             let derived = match key.as_str() {
                 ENVIRONMENT_TAG => Some(env.name.clone()),
                 OWNER_TAG => facts.email.as_deref().map(tag_value),

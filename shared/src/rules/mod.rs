@@ -76,7 +76,10 @@ impl Function {
     pub fn handles(self, event: &Event) -> bool {
         match (self, event) {
             (Function::TagEnforcer, Event::ApiCall(call)) => {
-                resources::lookup(&call.event_source, &call.event_name).is_some()
+                resources::for_event(&call.event_source, &call.event_name)
+                    .next()
+                    .is_some()
+                    || resources::change_for(&call.event_source, &call.event_name).is_some()
             }
             (Function::AccountBaseline, Event::AccountCreation(_)) => true,
             (Function::AccountBaseline, Event::Lifecycle(l)) => {
@@ -108,9 +111,9 @@ impl Function {
     ) -> Result<Decision, Rejection> {
         match (self, event, known) {
             (Function::TagEnforcer, Event::ApiCall(call), Known::Placement(placement)) => {
-                match resources::lookup(&call.event_source, &call.event_name) {
-                    Some(resource_type) => tags::plan(call, resource_type, placement, policy),
-                    None => Ok(not_handled(event)),
+                match resources::change_for(&call.event_source, &call.event_name) {
+                    Some(change) => tags::plan_change(call, change, placement, policy),
+                    None => tags::plan_created(call, placement, policy),
                 }
             }
             (Function::AccountBaseline, _, _) => baseline::decide(event, known, policy),

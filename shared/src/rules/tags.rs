@@ -1,228 +1,685 @@
-//! The tag rule: new resources carry the required tags, and `Environment` tells the truth.
+//! The tag rule: new resources carry the required tags with allowed values and spellings, names
+//! follow the convention, and tags changed afterwards by anyone but Guardrail do not drift.
 
 use std::collections::BTreeMap;
 
 use crate::alert::Severity;
 use crate::event::{CloudTrailEvent, Rejection};
 use crate::facts::Placement;
-use crate::ids::Region;
+use crate::ids::{AccountId, Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation};
-use crate::policy::{ENVIRONMENT_TAG, OWNER_TAG, Policy, Rule};
+use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, Policy, Rule};
 
-use super::resources::{Created, ResourceType, TagApi};
+use super::resources::{self, Created, NameSource, ResourceType, TagApi, TagChange};
 
 /// Longest tag value AWS accepts.
 const MAX_TAG_VALUE: usize = 256;
+/// The tag marking a resource whose name breaks the convention and cannot be changed.
+pub const VIOLATION_TAG: &str = "guardrail:violation";
+/// Derived from the caller's role or user ARN.
+pub const CREATED_BY_TAG: &str = "CreatedBy";
+/// Derived from the event's time.
+pub const CREATED_AT_TAG: &str = "CreatedAt";
 
-/// Plans the tags of the resources an API call created.
-pub fn plan(
+/// What the rule knows about the event, whatever the resource.
+struct Context<'a> {
+    policy: &'a Policy,
+    account: AccountId,
+    environment: &'a Environment,
+    mode: Mode,
+    region: Region,
+    owner: Option<String>,
+    created_by: Option<String>,
+    created_at: Option<String>,
+}
+
+impl Context<'_> {
+    /// A value Guardrail can put on a resource that lacks the key.
+    fn derived(&self, key: &str) -> Option<String> {
+        match key {
+            ENVIRONMENT_TAG => Some(self.environment.name.clone()),
+            OWNER_TAG => self.owner.clone(),
+            CREATED_BY_TAG => self.created_by.clone(),
+            CREATED_AT_TAG => self.created_at.clone(),
+            _ => self.environment.tag_defaults.get(key).cloned(),
+        }
+    }
+}
+
+/// The tags one resource needs changed.
+#[derive(Default)]
+struct Changes {
+    /// Key → (new value, the value it replaces).
+    set: BTreeMap<String, (String, Option<String>)>,
+    /// Misspelled keys removed, with their values.
+    remove: BTreeMap<String, String>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The environment and mode the account gives the rule, or why the rule does not run.
+fn context<'a>(
     call: &CloudTrailEvent,
-    resource_type: &ResourceType,
     placement: &Placement,
-    policy: &Policy,
-) -> Result<Decision, Rejection> {
+    policy: &'a Policy,
+) -> Result<Result<Context<'a>, Ignored>, Rejection> {
     let account = call
         .account
-        .clone()
+        .as_ref()
         .ok_or(Rejection::MissingField { field: "account" })?;
     let region = call
         .region
         .clone()
         .ok_or(Rejection::MissingField { field: "awsRegion" })?;
+    if let Some(arn) = call.principal.arn().filter(|a| policy.is_exempt(a)) {
+        return Ok(Err(Ignored::Exempt {
+            principal: arn.to_string(),
+        }));
+    }
     let Some(environment) = placement
         .environment
         .as_deref()
         .and_then(|e| policy.environment(e))
     else {
-        return Ok(Decision::Ignore {
-            reason: Ignored::UnmanagedAccount {
-                account: account.to_string(),
-                ou: placement.ou_name.clone(),
-            },
-        });
+        return Ok(Err(Ignored::UnmanagedAccount {
+            account: account.to_string(),
+            ou: placement.ou_name.clone(),
+        }));
     };
     let mode = environment.mode(Rule::Tags);
-    if mode == crate::policy::Mode::Off {
-        return Ok(Decision::Ignore {
-            reason: Ignored::RuleOff {
-                rule: Rule::Tags,
-                environment: environment.name.clone(),
-            },
-        });
+    if mode == Mode::Off {
+        return Ok(Err(Ignored::RuleOff {
+            rule: Rule::Tags,
+            environment: environment.name.clone(),
+        }));
     }
+    Ok(Ok(Context {
+        policy,
+        account: account.clone(),
+        environment,
+        mode,
+        region,
+        owner: call.principal.owner().map(tag_value),
+        created_by: call
+            .principal
+            .arn()
+            .or(call.principal.owner())
+            .map(tag_value),
+        created_at: call
+            .event_time
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    }))
+}
 
-    let created = (resource_type.created)(call)?;
-    let owner = call.principal.owner().map(tag_value);
+/// Plans the tags and names of the resources an API call created.
+pub fn plan_created(
+    call: &CloudTrailEvent,
+    placement: &Placement,
+    policy: &Policy,
+) -> Result<Decision, Rejection> {
+    let cx = match context(call, placement, policy)? {
+        Ok(cx) => cx,
+        Err(reason) => return Ok(Decision::Ignore { reason }),
+    };
     let mut violations = Vec::new();
-    // Resources needing the same change (same new values, same old values) share one action.
-    let mut changes: BTreeMap<Vec<Change>, Vec<String>> = BTreeMap::new();
-    for resource in &created {
-        let change = required_changes(
-            resource,
-            &environment.name,
-            owner.as_deref(),
-            policy,
-            &mut violations,
-        );
-        if !change.is_empty() {
-            changes.entry(change).or_default().push(resource.id.clone());
+    let mut groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group> = BTreeMap::new();
+    let mut containment = Vec::new();
+    let mut notes = Vec::new();
+    let mut checked = 0;
+    let mut nouns: Vec<(&str, usize)> = Vec::new();
+    for rt in resources::for_event(&call.event_source, &call.event_name) {
+        let created = resources::created(rt, call)?;
+        if created.is_empty() {
+            continue;
+        }
+        nouns.push((rt.noun, created.len()));
+        for resource in &created {
+            checked += 1;
+            let mut changes = Changes::default();
+            tag_changes(
+                &cx,
+                &resource.id,
+                &resource.tags,
+                &mut changes,
+                &mut violations,
+            );
+            naming(
+                &cx,
+                rt,
+                resource,
+                &mut changes,
+                &mut violations,
+                &mut containment,
+                &mut notes,
+            );
+            if !changes.is_empty() {
+                let set: Vec<Tag> = changes
+                    .set
+                    .iter()
+                    .map(|(k, (v, _))| Tag::new(k, v))
+                    .collect();
+                let remove: Vec<String> = changes.remove.keys().cloned().collect();
+                let group = groups.entry((rt.api, set, remove)).or_default();
+                group.resources.push(resource.id.clone());
+                group.previous.push(changes);
+            }
         }
     }
     if violations.is_empty() {
         return Ok(Decision::Ignore {
-            reason: Ignored::Compliant {
-                checked: created.len(),
-            },
+            reason: Ignored::Compliant { checked },
         });
     }
-
-    let abac = violations
-        .iter()
-        .any(|v| v.problem.starts_with(&format!("tag {ENVIRONMENT_TAG}")));
-    let mut plan = Plan::new(
-        Rule::Tags,
-        mode,
-        account,
-        format!(
-            "{} {} created by {}",
-            created.len(),
-            plural(resource_type.noun, created.len()),
-            call.event_name
-        ),
-    );
-    // A wrong Environment is an attempt to win ABAC access; a missing tag is hygiene.
-    plan.severity = if abac { Severity::High } else { Severity::Low };
-    plan.environment = Some(environment.name.clone());
-    plan.cause = call.principal.describe();
-    plan.violations = violations;
-    if mode.fixes() {
-        (plan.actions, plan.undo) = changes
-            .into_iter()
-            .map(|(change, ids)| action_for(resource_type.api, &region, &change, ids))
-            .unzip();
+    // "1 EC2 instance and 2 related resource(s)": the first kind, and a count of the others.
+    let mut subject = nouns
+        .first()
+        .map(|(noun, n)| format!("{n} {}", plural(noun, *n)))
+        .unwrap_or_default();
+    let related: usize = nouns.iter().skip(1).map(|(_, n)| n).sum();
+    if related > 0 {
+        subject.push_str(&format!(" and {related} related resource(s)"));
     }
-    plan.region = Some(region);
+    let mut plan = finish(
+        &cx,
+        call,
+        format!("{subject} created by {}", call.event_name),
+        violations,
+        groups,
+    );
+    if cx.mode == Mode::Enforce {
+        plan.actions.extend(containment);
+    }
+    plan.notes.extend(notes);
     Ok(Decision::Act {
         plan: Box::new(plan),
     })
 }
 
-/// One tag to set, with the value it replaces (`None`: the tag was missing).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Change {
-    key: String,
-    value: String,
-    previous: Option<String>,
+/// Plans the revert of a tag change made after creation.
+pub fn plan_change(
+    call: &CloudTrailEvent,
+    change: &TagChange,
+    placement: &Placement,
+    policy: &Policy,
+) -> Result<Decision, Rejection> {
+    let cx = match context(call, placement, policy)? {
+        Ok(cx) => cx,
+        Err(reason) => return Ok(Decision::Ignore { reason }),
+    };
+    let changed = resources::changed(change, call)?;
+    let who = call.principal.describe();
+    let mut violations = Vec::new();
+    let mut groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group> = BTreeMap::new();
+    for resource in &changed.resources {
+        let mut changes = Changes::default();
+        for tag in &changed.set {
+            let key = cx.policy.tags.canonical(&tag.key).unwrap_or(&tag.key);
+            if key == ENVIRONMENT_TAG {
+                // A differently spelled key counts too: IAM matches tag keys in conditions
+                // without regard to case.
+                if tag.key != ENVIRONMENT_TAG {
+                    changes.remove.insert(tag.key.clone(), tag.value.clone());
+                }
+                if tag.value != cx.environment.name || tag.key != ENVIRONMENT_TAG {
+                    violations.push(fixable(
+                        resource,
+                        format!(
+                            "{who} set tag {}={:?} but the account is in environment {}",
+                            tag.key,
+                            clip(&tag.value, 64),
+                            cx.environment.name
+                        ),
+                    ));
+                    changes
+                        .set
+                        .insert(ENVIRONMENT_TAG.into(), (cx.environment.name.clone(), None));
+                }
+            } else if cx.policy.tags.is_protected(key) {
+                violations.push(report(
+                    resource,
+                    format!("{who} changed protected tag {key} to {:?}; Guardrail cannot know the value it replaced", clip(&tag.value, 64)),
+                ));
+            } else if let Some(why) = cx.policy.tags.disallowed(key, &tag.value) {
+                value_violation(
+                    &cx,
+                    resource,
+                    key,
+                    &tag.value,
+                    &why,
+                    &mut changes,
+                    &mut violations,
+                );
+            }
+        }
+        for key in &changed.removed {
+            if key == ENVIRONMENT_TAG {
+                violations.push(fixable(
+                    resource,
+                    format!("{who} removed tag {ENVIRONMENT_TAG}"),
+                ));
+                changes
+                    .set
+                    .insert(ENVIRONMENT_TAG.into(), (cx.environment.name.clone(), None));
+            } else if cx.policy.tags.is_protected(key) {
+                violations.push(report(
+                    resource,
+                    format!("{who} removed protected tag {key}; Guardrail cannot know its value, set it back by hand"),
+                ));
+            }
+        }
+        if !changes.is_empty() {
+            let set: Vec<Tag> = changes
+                .set
+                .iter()
+                .map(|(k, (v, _))| Tag::new(k, v))
+                .collect();
+            let remove: Vec<String> = changes.remove.keys().cloned().collect();
+            let group = groups.entry((change.api, set, remove)).or_default();
+            group.resources.push(resource.clone());
+            group.previous.push(changes);
+        }
+    }
+    if violations.is_empty() {
+        return Ok(Decision::Ignore {
+            reason: Ignored::Compliant {
+                checked: changed.resources.len(),
+            },
+        });
+    }
+    let n = changed.resources.len();
+    let subject = format!("a tag change on {n} resource(s) by {}", call.event_name);
+    let mut plan = finish(&cx, call, subject, violations, groups);
+    // Drift on a protected tag is someone working around a control.
+    plan.severity = Severity::High;
+    Ok(Decision::Act {
+        plan: Box::new(plan),
+    })
 }
 
-fn required_changes(
-    resource: &Created,
-    environment: &str,
-    owner: Option<&str>,
-    policy: &Policy,
+/// Resources needing the same change, and what each change replaces.
+#[derive(Default)]
+struct Group {
+    resources: Vec<String>,
+    previous: Vec<Changes>,
+}
+
+fn finish(
+    cx: &Context<'_>,
+    call: &CloudTrailEvent,
+    subject: String,
+    violations: Vec<Violation>,
+    groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group>,
+) -> Plan {
+    let abac = violations
+        .iter()
+        .any(|v| v.problem.contains(ENVIRONMENT_TAG));
+    let mut plan = Plan::new(Rule::Tags, cx.mode, cx.account.clone(), subject);
+    // A wrong Environment is an attempt to win ABAC access; the rest is hygiene.
+    plan.severity = if abac { Severity::High } else { Severity::Low };
+    plan.environment = Some(cx.environment.name.clone());
+    plan.region = Some(cx.region.clone());
+    plan.cause = call.principal.describe();
+    plan.violations = violations;
+    if cx.mode.fixes() {
+        for ((api, set, remove), group) in groups {
+            plan.undo.push(undo_for(api, &cx.region, &group));
+            plan.actions.push(Action::Tag {
+                api,
+                region: cx.region.clone(),
+                resources: group.resources,
+                set,
+                remove,
+            });
+        }
+    }
+    plan
+}
+
+fn fixable(resource: &str, problem: String) -> Violation {
+    Violation {
+        resource: resource.to_string(),
+        problem,
+        fixable: true,
+    }
+}
+
+fn report(resource: &str, problem: String) -> Violation {
+    Violation {
+        resource: resource.to_string(),
+        problem,
+        fixable: false,
+    }
+}
+
+/// Spelling, required keys and allowed values of one resource's tags.
+fn tag_changes(
+    cx: &Context<'_>,
+    resource: &str,
+    tags: &[Tag],
+    changes: &mut Changes,
     violations: &mut Vec<Violation>,
-) -> Vec<Change> {
-    let current = |key: &str| {
-        resource
-            .tags
-            .iter()
-            .find(|t| t.key == key)
-            .map(|t| t.value.as_str())
-    };
-    let mut changes = Vec::new();
-    let mut violation = |problem: String, fixable: bool| {
-        violations.push(Violation {
-            resource: resource.id.clone(),
-            problem,
-            fixable,
-        })
-    };
-    for key in &policy.required_tags {
-        let derived = match key.as_str() {
-            ENVIRONMENT_TAG => Some(environment),
-            OWNER_TAG => owner,
-            _ => None,
+) {
+    let rules = &cx.policy.tags;
+    // Keys spelled differently from the policy's are renamed, keeping their value.
+    let mut effective: BTreeMap<String, String> = BTreeMap::new();
+    for t in tags {
+        if rules.canonical(&t.key).is_none() {
+            effective.insert(t.key.clone(), t.value.clone());
+        }
+    }
+    for t in tags {
+        let Some(canonical) = rules.canonical(&t.key) else {
+            continue;
         };
-        match (current(key), derived) {
+        changes.remove.insert(t.key.clone(), t.value.clone());
+        if effective.contains_key(canonical) {
+            violations.push(fixable(
+                resource,
+                format!("tag {} duplicates {canonical} and is removed", t.key),
+            ));
+        } else {
+            violations.push(fixable(
+                resource,
+                format!("tag {} is spelled {canonical} here and is renamed", t.key),
+            ));
+            effective.insert(canonical.to_string(), t.value.clone());
+            changes
+                .set
+                .insert(canonical.to_string(), (t.value.clone(), None));
+        }
+    }
+    for key in &rules.required {
+        let have = effective.get(key).cloned();
+        let derived = cx.derived(key);
+        match (have, derived) {
             (Some(have), Some(want)) if key == ENVIRONMENT_TAG && have != want => {
-                violation(
-                    format!(
-                        "tag {key} is {:?} but the account is in environment {want}",
-                        crate::ids::clip(have, 64)
-                    ),
-                    true,
-                );
-                changes.push(Change {
-                    key: key.clone(),
-                    value: want.to_string(),
-                    previous: Some(have.to_string()),
-                });
+                violations.push(fixable(
+                    resource,
+                    format!("tag {key} is {:?} but the account is in environment {want}", clip(&have, 64)),
+                ));
+                changes.set.insert(key.clone(), (want.clone(), Some(have)));
+                effective.insert(key.clone(), want);
             }
             (Some(_), _) => {}
             (None, Some(want)) => {
-                violation(format!("required tag {key} is missing"), true);
-                changes.push(Change {
-                    key: key.clone(),
-                    value: want.to_string(),
-                    previous: None,
-                });
+                violations.push(fixable(resource, format!("required tag {key} is missing")));
+                changes.set.insert(key.clone(), (want.clone(), None));
+                effective.insert(key.clone(), want);
             }
-            (None, None) => violation(
-                format!(
-                    "required tag {key} is missing and cannot be derived from the event; set it by hand"
-                ),
-                false,
-            ),
+            (None, None) => violations.push(report(
+                resource,
+                format!("required tag {key} is missing and cannot be derived from the event; set it by hand"),
+            )),
         }
     }
-    changes
+    for (key, value) in effective.clone() {
+        if key == ENVIRONMENT_TAG {
+            continue;
+        }
+        if let Some(why) = rules.disallowed(&key, &value) {
+            value_violation(cx, resource, &key, &value, &why, changes, violations);
+        }
+    }
 }
 
-fn action_for(
-    api: TagApi,
-    region: &Region,
-    change: &[Change],
-    ids: Vec<String>,
-) -> (Action, String) {
-    let resources = ids.join(" ");
-    let mut undo = Vec::new();
-    let added: Vec<String> = change
-        .iter()
-        .filter(|c| c.previous.is_none())
-        .map(|c| format!("Key={}", shell_quote(&c.key)))
-        .collect();
-    if !added.is_empty() {
-        undo.push(match api {
-            TagApi::Ec2 => format!(
-                "aws ec2 delete-tags --region {region} --resources {resources} --tags {}",
-                added.join(" ")
-            ),
-        });
+/// A value the policy does not allow: replaced by the environment's default when it has one.
+fn value_violation(
+    cx: &Context<'_>,
+    resource: &str,
+    key: &str,
+    value: &str,
+    why: &str,
+    changes: &mut Changes,
+    violations: &mut Vec<Violation>,
+) {
+    let problem = format!("tag {key} is {:?}: {why}", clip(value, 64));
+    match cx.environment.tag_defaults.get(key) {
+        Some(default) => {
+            violations.push(fixable(
+                resource,
+                format!("{problem}; set to the environment's default {default:?}"),
+            ));
+            changes
+                .set
+                .insert(key.to_string(), (default.clone(), Some(value.to_string())));
+        }
+        None => violations.push(report(resource, problem)),
     }
-    let restored: Vec<String> = change
-        .iter()
-        .filter_map(|c| {
-            let old = c.previous.as_ref()?;
-            Some(shell_quote(&format!("Key={},Value={}", c.key, old)))
-        })
-        .collect();
-    if !restored.is_empty() {
-        undo.push(match api {
-            TagApi::Ec2 => format!(
-                "aws ec2 create-tags --region {region} --resources {resources} --tags {}",
-                restored.join(" ")
-            ),
-        });
-    }
-    let tags = change.iter().map(|c| Tag::new(&c.key, &c.value)).collect();
-    let action = match api {
-        TagApi::Ec2 => Action::TagEc2 {
-            region: region.clone(),
-            resources: ids,
-            tags,
-        },
+}
+
+/// The naming convention for the resource's kind.
+fn naming(
+    cx: &Context<'_>,
+    rt: &ResourceType,
+    resource: &Created,
+    changes: &mut Changes,
+    violations: &mut Vec<Violation>,
+    containment: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) {
+    let Some(pattern) = cx.policy.naming.resources.get(rt.kind) else {
+        return;
     };
-    (action, undo.join(" && "))
+    let env = &cx.environment.name;
+    let name = match rt.name {
+        NameSource::Tag => changes
+            .set
+            .get("Name")
+            .map(|(v, _)| v.clone())
+            .or_else(|| resource.name.clone()),
+        _ => resource.name.clone(),
+    };
+    if name.as_deref().is_some_and(|n| pattern.matches(env, n)) {
+        return;
+    }
+    let shown = name
+        .as_deref()
+        .map_or("no name".to_string(), |n| format!("name {:?}", clip(n, 80)));
+    let expected = pattern.for_environment(env);
+    let proposal =
+        conforming_name(cx, name.as_deref(), &resource.id).filter(|p| pattern.matches(env, p));
+    match (rt.name, &proposal) {
+        (NameSource::Tag, Some(p)) => {
+            violations.push(fixable(
+                &resource.id,
+                format!("{shown} does not match {expected}; renamed {p}"),
+            ));
+            let previous = name.clone();
+            changes.set.insert("Name".into(), (p.clone(), previous));
+        }
+        _ => {
+            let example = proposal
+                .map(|p| format!(", for example {p}"))
+                .unwrap_or_default();
+            violations.push(report(
+                &resource.id,
+                format!(
+                    "{shown} does not match {expected}{example}; {} names cannot be changed, so it is marked {VIOLATION_TAG}=naming",
+                    rt.noun
+                ),
+            ));
+            changes
+                .set
+                .insert(VIOLATION_TAG.into(), ("naming".into(), None));
+        }
+    }
+    if cx.mode == Mode::Enforce {
+        match rt.kind {
+            "ec2:instance" => containment.push(Action::StopInstances {
+                region: cx.region.clone(),
+                instances: vec![resource.id.clone()],
+            }),
+            "iam:role" | "iam:user" => notes.push(format!(
+                "{} {} breaks the naming convention in enforce mode; isolate it with agent-quarantine if it should not act",
+                rt.noun, resource.id
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// `<env>-<name>` made of lowercase letters, digits and hyphens, without another environment's
+/// prefix; from the resource id when there is no name.
+fn conforming_name(cx: &Context<'_>, name: Option<&str>, id: &str) -> Option<String> {
+    let base = name.unwrap_or_else(|| id.split_once('-').map_or(id, |(_, rest)| rest));
+    let mut slug = String::new();
+    for c in base.to_lowercase().chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (slug.is_empty() || slug.ends_with('-'))) {
+            slug.push(c);
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug = cx
+        .policy
+        .environments
+        .iter()
+        .find_map(|e| slug.strip_prefix(&format!("{}-", e.name.to_lowercase())))
+        .unwrap_or(slug);
+    (!slug.is_empty()).then(|| format!("{}-{slug}", cx.environment.name))
+}
+
+/// The commands that undo one group's change.
+fn undo_for(api: TagApi, region: &Region, group: &Group) -> String {
+    let mut added: Vec<&str> = Vec::new();
+    let mut restored: Vec<(String, String)> = Vec::new();
+    for changes in &group.previous {
+        for (key, (_, previous)) in &changes.set {
+            match previous {
+                None if !added.contains(&key.as_str()) => added.push(key),
+                Some(old) if !restored.iter().any(|(k, _)| k == key) => {
+                    restored.push((key.clone(), old.clone()))
+                }
+                _ => {}
+            }
+        }
+        for (key, old) in &changes.remove {
+            if !restored.iter().any(|(k, _)| k == key) {
+                restored.push((key.clone(), old.clone()));
+            }
+        }
+    }
+    let ids = group
+        .resources
+        .iter()
+        .map(|r| shell_quote(r))
+        .collect::<Vec<_>>();
+    let mut commands = Vec::new();
+    if !added.is_empty() {
+        let keys: Vec<String> = added.iter().map(|k| shell_quote(k)).collect();
+        commands.push(untag_command(api, region, &ids, &keys));
+    }
+    if !restored.is_empty() {
+        commands.push(tag_command(api, region, &ids, &restored));
+    }
+    commands.join(" && ")
+}
+
+fn untag_command(api: TagApi, region: &Region, ids: &[String], keys: &[String]) -> String {
+    let each =
+        |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
+    let keys_spaced = keys.join(" ");
+    match api {
+        TagApi::Ec2 | TagApi::Ec2VolumesOf => format!(
+            "aws ec2 delete-tags --region {region} --resources {} --tags {}",
+            ids.join(" "),
+            keys.iter()
+                .map(|k| format!("Key={k}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        TagApi::IamRole => {
+            each(&|id| format!("aws iam untag-role --role-name {id} --tag-keys {keys_spaced}"))
+        }
+        TagApi::IamUser => {
+            each(&|id| format!("aws iam untag-user --user-name {id} --tag-keys {keys_spaced}"))
+        }
+        TagApi::IamPolicy => {
+            each(&|id| format!("aws iam untag-policy --policy-arn {id} --tag-keys {keys_spaced}"))
+        }
+        TagApi::Sns => each(&|id| {
+            format!(
+                "aws sns untag-resource --region {region} --resource-arn {id} --tag-keys {keys_spaced}"
+            )
+        }),
+        TagApi::DynamoDb => each(&|id| {
+            format!(
+                "aws dynamodb untag-resource --region {region} --resource-arn {id} --tag-keys {keys_spaced}"
+            )
+        }),
+        TagApi::Sqs => each(&|id| {
+            format!(
+                "aws sqs untag-queue --region {region} --queue-url {id} --tag-keys {keys_spaced}"
+            )
+        }),
+        TagApi::Kms => each(&|id| {
+            format!(
+                "aws kms untag-resource --region {region} --key-id {id} --tag-keys {keys_spaced}"
+            )
+        }),
+        TagApi::Tagging => format!(
+            "aws resourcegroupstaggingapi untag-resources --region {region} --resource-arn-list {} --tag-keys {keys_spaced}",
+            ids.join(" ")
+        ),
+    }
+}
+
+fn tag_command(api: TagApi, region: &Region, ids: &[String], tags: &[(String, String)]) -> String {
+    let each =
+        |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
+    let key_value = |k: &str, v: &str| shell_quote(&format!("Key={k},Value={v}"));
+    let pairs = tags
+        .iter()
+        .map(|(k, v)| key_value(k, v))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match api {
+        TagApi::Ec2 | TagApi::Ec2VolumesOf => format!(
+            "aws ec2 create-tags --region {region} --resources {} --tags {pairs}",
+            ids.join(" ")
+        ),
+        TagApi::IamRole => each(&|id| format!("aws iam tag-role --role-name {id} --tags {pairs}")),
+        TagApi::IamUser => each(&|id| format!("aws iam tag-user --user-name {id} --tags {pairs}")),
+        TagApi::IamPolicy => {
+            each(&|id| format!("aws iam tag-policy --policy-arn {id} --tags {pairs}"))
+        }
+        TagApi::Sns => each(&|id| {
+            format!("aws sns tag-resource --region {region} --resource-arn {id} --tags {pairs}")
+        }),
+        TagApi::DynamoDb => each(&|id| {
+            format!(
+                "aws dynamodb tag-resource --region {region} --resource-arn {id} --tags {pairs}"
+            )
+        }),
+        TagApi::Kms => {
+            let kms = tags
+                .iter()
+                .map(|(k, v)| shell_quote(&format!("TagKey={k},TagValue={v}")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            each(&|id| format!("aws kms tag-resource --region {region} --key-id {id} --tags {kms}"))
+        }
+        TagApi::Sqs | TagApi::Tagging => {
+            let map = tags
+                .iter()
+                .map(|(k, v)| shell_quote(&format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(",");
+            match api {
+                TagApi::Sqs => each(&|id| {
+                    format!("aws sqs tag-queue --region {region} --queue-url {id} --tags {map}")
+                }),
+                _ => format!(
+                    "aws resourcegroupstaggingapi tag-resources --region {region} --resource-arn-list {} --tags {map}",
+                    ids.join(" ")
+                ),
+            }
+        }
+    }
 }
 
 /// A tag value every service accepts: letters, digits, spaces and `_ . : / = + - @`, at most
@@ -255,6 +712,8 @@ pub fn shell_quote(s: &str) -> String {
 fn plural(noun: &str, n: usize) -> String {
     if n == 1 {
         noun.to_string()
+    } else if let Some(set) = noun.strip_prefix("set of ") {
+        format!("sets of {set}")
     } else {
         format!("{noun}s")
     }
