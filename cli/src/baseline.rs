@@ -46,31 +46,20 @@ fn unusable(reason: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(args: &Args) -> ExitCode {
     let Some(account) = AccountId::parse(&args.account) else {
-        return unusable(format!(
-            "--account {:?} is not a 12-digit account id",
-            args.account
-        ));
+        return unusable(format!("--account {:?} is not a 12-digit account id", args.account));
     };
-    let policy =
-        match guardrail::config::load_policy(args.policy.as_deref().and_then(|p| p.to_str())) {
-            Ok((p, _)) => Arc::new(p),
-            Err(e) => return unusable(e),
-        };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let policy = match guardrail::config::load_policy(args.policy.as_deref().and_then(|p| p.to_str())) {
+        Ok((p, _)) => Arc::new(p),
+        Err(e) => return unusable(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return unusable(format!("cannot start: {e}")),
     };
     runtime.block_on(baseline(args, account, policy))
 }
 
-async fn baseline(
-    args: &Args,
-    account: AccountId,
-    policy: Arc<guardrail::policy::Policy>,
-) -> ExitCode {
+async fn baseline(args: &Args, account: AccountId, policy: Arc<guardrail::policy::Policy>) -> ExitCode {
     let sdk = guardrail::aws::load().await;
     let access = MemberAccess::new(&sdk, policy.clone(), Function::AccountBaseline);
     let session = Session::new("cli-baseline", account.as_str());
@@ -85,9 +74,7 @@ async fn baseline(
     {
         Ok(Some(f)) => f,
         Ok(None) => {
-            return unusable(format!(
-                "account {account} is not a member of the organization"
-            ));
+            return unusable(format!("account {account} is not a member of the organization"));
         }
         Err(e) => {
             return unusable(format!(
@@ -97,13 +84,7 @@ async fn baseline(
     };
     let plan = match plan_account(&facts, false, &policy) {
         Decision::Ignore { reason } => {
-            print_result(
-                args,
-                &account,
-                None,
-                &[],
-                &format!("nothing to do: {reason}"),
-            );
+            print_result(args, &account, None, &[], &format!("nothing to do: {reason}"));
             return ExitCode::SUCCESS;
         }
         Decision::Act { plan } => plan,
@@ -162,11 +143,7 @@ async fn baseline(
         if !v.fixable || detects {
             steps.push(Step {
                 step: v.resource.clone(),
-                status: if v.fixable {
-                    "would change"
-                } else {
-                    "needs a person"
-                },
+                status: if v.fixable { "would change" } else { "needs a person" },
                 detail: v.problem.clone(),
             });
         }
@@ -184,27 +161,11 @@ async fn baseline(
     } else {
         "baseline applied".to_string()
     };
-    print_result(
-        args,
-        &account,
-        plan.environment.as_deref(),
-        &steps,
-        &headline,
-    );
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    print_result(args, &account, plan.environment.as_deref(), &steps, &headline);
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-fn print_result(
-    args: &Args,
-    account: &AccountId,
-    environment: Option<&str>,
-    steps: &[Step],
-    headline: &str,
-) {
+fn print_result(args: &Args, account: &AccountId, environment: Option<&str>, steps: &[Step], headline: &str) {
     match args.format {
         Format::Json => println!(
             "{}",

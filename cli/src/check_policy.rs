@@ -22,10 +22,7 @@ pub fn run(path: Option<&Path>, format: Format) -> ExitCode {
         }
     };
     match format {
-        Format::Json => println!(
-            "{}",
-            json!({"valid": true, "origin": origin, "policy": policy})
-        ),
+        Format::Json => println!("{}", json!({"valid": true, "origin": origin, "policy": policy})),
         Format::Text => print!("{}", summary(&policy, &origin)),
     }
     ExitCode::SUCCESS
@@ -56,18 +53,12 @@ fn summary(policy: &Policy, origin: &str) -> String {
         let _ = writeln!(t);
     }
     let _ = writeln!(t);
-    let patterns = |p: &[guardrail::policy::Pattern]| {
-        p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
-    };
+    let patterns = |p: &[guardrail::policy::Pattern]| p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
     let _ = writeln!(
         t,
         "Guardrail's own principals (ignored): {}",
         patterns(&policy.guardrail_principals)
     );
-    let _ = writeln!(
-        t,
-        "protected principals: {}",
-        patterns(&policy.protected_principals)
-    );
+    let _ = writeln!(t, "protected principals: {}", patterns(&policy.protected_principals));
     t
 }

@@ -19,10 +19,7 @@ use serde_json::Value;
 pub struct Args {}
 
 pub fn run(_args: &Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("guardrail demo: cannot start: {e}");
@@ -86,28 +83,15 @@ async fn demo() -> Result<(), String> {
     let policy = Policy::builtin().map_err(|e| e.to_string())?;
     println!();
     println!("Organization (policy: infra/policy.toml)");
-    println!(
-        "   {:<9} {:<14} environment and tag rule mode",
-        "OU", "account"
-    );
+    println!("   {:<9} {:<14} environment and tag rule mode", "OU", "account");
     for (ou, account) in &world.org.accounts {
         let env = policy
             .environment_for_ou(ou)
-            .map(|e| {
-                format!(
-                    "{} (tags: {})",
-                    e.name,
-                    e.mode(guardrail::policy::Rule::Tags).name()
-                )
-            })
+            .map(|e| format!("{} (tags: {})", e.name, e.mode(guardrail::policy::Rule::Tags).name()))
             .unwrap_or_else(|| "none: the policy names no such OU".into());
         println!("   {ou:<9} {account:<14} {env}");
     }
-    let pipeline = aws_pipeline(
-        Function::TagEnforcer,
-        world.guardrail_config(policy),
-        &world.config,
-    );
+    let pipeline = aws_pipeline(Function::TagEnforcer, world.guardrail_config(policy), &world.config);
     let sample = "tag-enforcer/run-instances.json";
 
     println!();
@@ -121,10 +105,7 @@ async fn demo() -> Result<(), String> {
     let first = launch_event(&dev, &[&launched], &tags);
     println!("   event: events/{sample}, re-aimed at account {dev} and instance {instance}");
     replay(&pipeline, first.clone()).await?;
-    println!(
-        "   tags now: {}",
-        show_tags(&ec2_tags(&dev_config, &instance).await)
-    );
+    println!("   tags now: {}", show_tags(&ec2_tags(&dev_config, &instance).await));
 
     println!();
     println!("2. EventBridge delivers the same event again (it delivers at least once).");
@@ -137,10 +118,7 @@ async fn demo() -> Result<(), String> {
     let bare_launch = launch(&agents_config, &[]).await;
     let bare = bare_launch.instance.clone();
     replay(&pipeline, launch_event(&agents, &[&bare_launch], &[])).await?;
-    println!(
-        "   tags now: {}",
-        show_tags(&ec2_tags(&agents_config, &bare).await)
-    );
+    println!("   tags now: {}", show_tags(&ec2_tags(&agents_config, &bare).await));
 
     println!();
     println!("4. The same agent tries a dry run first (errorCode Client.DryRunOperation).");
@@ -162,9 +140,7 @@ async fn demo() -> Result<(), String> {
     replay(&pipeline, old).await?;
 
     println!();
-    println!(
-        "7. Organizations creates a new account, dev-payments, in the root of the organization."
-    );
+    println!("7. Organizations creates a new account, dev-payments, in the root of the organization.");
     let account = guardrail_tests::world::create_account(&world.config, "dev-payments").await;
     let member = world.emulator.config_as(&account).await;
     guardrail_tests::events::furnish_default_vpc(&member).await;
@@ -176,9 +152,7 @@ async fn demo() -> Result<(), String> {
         &account,
         "dev-payments",
     );
-    println!(
-        "   event: events/account-baseline/create-account-result.json, re-aimed at account {account}"
-    );
+    println!("   event: events/account-baseline/create-account-result.json, re-aimed at account {account}");
     let baseline = aws_pipeline(
         Function::AccountBaseline,
         world.guardrail_config(Policy::builtin().map_err(|e| e.to_string())?),
@@ -203,22 +177,14 @@ async fn demo() -> Result<(), String> {
     );
     for a in &alerts {
         println!("   {}", a.subject);
-        let attributes: Vec<String> = a
-            .attributes
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        println!(
-            "      attributes for filter policies: {}",
-            attributes.join(" ")
-        );
+        let attributes: Vec<String> = a.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("      attributes for filter policies: {}", attributes.join(" "));
     }
     // The first (a tag fix) and the last (the new account's baseline), as people read them.
     let shown = [alerts.first(), alerts.last().filter(|_| alerts.len() > 1)];
     for (received, which) in shown.into_iter().zip(["first", "last"]) {
         let Some(received) = received else { continue };
-        let alert: Alert = serde_json::from_value(received.body.clone())
-            .map_err(|e| format!("alert JSON: {e}"))?;
+        let alert: Alert = serde_json::from_value(received.body.clone()).map_err(|e| format!("alert JSON: {e}"))?;
         println!();
         println!("The {which} alert as an email subscriber reads it:");
         for line in alert.text().lines() {
@@ -230,9 +196,7 @@ async fn demo() -> Result<(), String> {
         "AWS calls the emulator answered during the demo: {} (setup included).",
         world.emulator.calls().len()
     );
-    println!(
-        "The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline;"
-    );
+    println!("The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline;");
     println!("`guardrail baseline --account ID --dry-run` shows an existing account's baseline.");
     Ok(())
 }

@@ -41,8 +41,7 @@ pub struct Args {
 }
 
 fn parse_function(s: &str) -> Result<Function, String> {
-    Function::from_name(s)
-        .ok_or_else(|| "expected account-baseline, tag-enforcer or agent-quarantine".to_string())
+    Function::from_name(s).ok_or_else(|| "expected account-baseline, tag-enforcer or agent-quarantine".to_string())
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -83,8 +82,7 @@ fn unusable(reason: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let policy = match guardrail::config::load_policy(args.policy.as_deref().and_then(Path::to_str))
-    {
+    let policy = match guardrail::config::load_policy(args.policy.as_deref().and_then(Path::to_str)) {
         Ok((policy, _)) => policy,
         Err(e) => return unusable(e),
     };
@@ -106,10 +104,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let items = runtime.block_on(decide_all(args, &policy, &bytes));
     if args.format == Format::Json {
-        println!(
-            "{}",
-            json!({"file": args.file.display().to_string(), "events": items})
-        );
+        println!("{}", json!({"file": args.file.display().to_string(), "events": items}));
     }
     let rejections: Vec<(&str, &str)> = items
         .iter()
@@ -129,10 +124,7 @@ pub fn run(args: &Args) -> ExitCode {
             1 => "rejected".to_string(),
             n => format!("all {n} events rejected; the first"),
         };
-        return unusable(format!(
-            "{}: {what} ({code}): {reason}{hint}",
-            args.file.display()
-        ));
+        return unusable(format!("{}: {what} ({code}): {reason}{hint}", args.file.display()));
     }
     if args.format == Format::Text {
         print!("{}", text(&args.file, &items));
@@ -190,10 +182,7 @@ async fn decide_one(args: &Args, policy: &Policy, facts: &StaticFacts, event: &E
     let functions: Vec<Function> = match args.function {
         Some(f) => vec![f],
         None => {
-            let interested: Vec<Function> = Function::ALL
-                .into_iter()
-                .filter(|f| f.handles(event))
-                .collect();
+            let interested: Vec<Function> = Function::ALL.into_iter().filter(|f| f.handles(event)).collect();
             if interested.is_empty() {
                 vec![Function::TagEnforcer]
             } else {
@@ -204,11 +193,7 @@ async fn decide_one(args: &Args, policy: &Policy, facts: &StaticFacts, event: &E
     let mut decisions = Vec::new();
     for function in functions {
         let session = Session::new(function.name(), event.id().unwrap_or("event"));
-        let decision = match guardrail::pipeline::decide(
-            function, policy, facts, &session, event, now,
-        )
-        .await
-        {
+        let decision = match guardrail::pipeline::decide(function, policy, facts, &session, event, now).await {
             Ok(Ok(d)) => d,
             Ok(Err(r)) => return rejected(&r),
             Err(e) => {
@@ -269,8 +254,7 @@ fn text(file: &Path, items: &[Item]) -> String {
                 for d in decisions {
                     match &d.decision {
                         Decision::Ignore { reason } => {
-                            let _ =
-                                writeln!(t, "  {}: nothing to do, because {reason}", d.function);
+                            let _ = writeln!(t, "  {}: nothing to do, because {reason}", d.function);
                         }
                         Decision::Act { plan } => plan_text(&mut t, d.function, plan),
                     }

@@ -24,22 +24,10 @@ async fn dry_run_shows_the_plan_and_the_real_run_applies_it() {
     let dry = tokio::task::block_in_place(|| {
         guardrail(
             &world,
-            &[
-                "baseline",
-                "--account",
-                &account,
-                "--dry-run",
-                "--format",
-                "json",
-            ],
+            &["baseline", "--account", &account, "--dry-run", "--format", "json"],
         )
     });
-    assert_eq!(
-        dry.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_eq!(dry.status.code(), Some(0), "{}", String::from_utf8_lossy(&dry.stderr));
     let v: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("JSON");
     assert_eq!(v["environment"], "prod");
     let would = v["steps"]
@@ -58,8 +46,7 @@ async fn dry_run_shows_the_plan_and_the_real_run_applies_it() {
         "a dry run moves nothing"
     );
 
-    let real =
-        tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", &account]));
+    let real = tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", &account]));
     let out = String::from_utf8_lossy(&real.stdout);
     assert_eq!(
         real.status.code(),
@@ -68,9 +55,7 @@ async fn dry_run_shows_the_plan_and_the_real_run_applies_it() {
         String::from_utf8_lossy(&real.stderr)
     );
     assert!(
-        out.starts_with(&format!(
-            "account {account}, environment prod: baseline applied"
-        )),
+        out.starts_with(&format!("account {account}, environment prod: baseline applied")),
         "{out}"
     );
     assert!(
@@ -78,13 +63,9 @@ async fn dry_run_shows_the_plan_and_the_real_run_applies_it() {
         "progress on stderr"
     );
 
-    let again =
-        tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", &account]));
+    let again = tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", &account]));
     assert_eq!(again.status.code(), Some(0));
-    assert!(
-        String::from_utf8_lossy(&again.stdout)
-            .contains("nothing to do: all 15 checked item(s) already comply")
-    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do: all 15 checked item(s) already comply"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,13 +75,9 @@ async fn unusable_accounts_exit_2_with_one_line() {
         ("12345", "not a 12-digit account id"),
         ("999999999999", "not a member of the organization"),
     ] {
-        let o =
-            tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", account]));
+        let o = tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", account]));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
-        assert!(
-            err.lines().last().is_some_and(|l| l.contains(needle)),
-            "{err}"
-        );
+        assert!(err.lines().last().is_some_and(|l| l.contains(needle)), "{err}");
     }
 }

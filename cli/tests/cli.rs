@@ -35,21 +35,16 @@ fn plan_shows_the_fix_for_the_sample_event() {
         out.contains("tag Environment is \"prod\" but the account is in environment dev"),
         "{out}"
     );
-    assert!(out.contains("set Environment=dev, Owner=arn:aws:sts::111122223333:assumed-role/agent-runner/run-7f3a"), "{out}");
+    assert!(
+        out.contains("set Environment=dev, Owner=arn:aws:sts::111122223333:assumed-role/agent-runner/run-7f3a"),
+        "{out}"
+    );
     assert!(out.contains("aws ec2 delete-tags"), "{out}");
 }
 
 #[test]
 fn plan_json_is_one_parseable_document() {
-    let o = guardrail(&[
-        "plan",
-        SAMPLE,
-        "--any-age",
-        "--env",
-        "agents",
-        "--format",
-        "json",
-    ]);
+    let o = guardrail(&["plan", SAMPLE, "--any-age", "--env", "agents", "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
     let decision = &v["events"][0]["decisions"][0];
@@ -64,19 +59,10 @@ fn plan_json_is_one_parseable_document() {
 fn plan_says_why_it_decided_nothing() {
     let o = guardrail(&["plan", SAMPLE, "--any-age"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(
-        stdout(&o).contains("pass --env prod|dev|agents"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("pass --env prod|dev|agents"), "{}", stdout(&o));
 
-    let detect =
-        std::env::temp_dir().join(format!("guardrail-cli-detect-{}.toml", std::process::id()));
-    std::fs::write(
-        &detect,
-        "version = 1\n[environments.dev.modes]\ntags = \"off\"\n",
-    )
-    .expect("write policy");
+    let detect = std::env::temp_dir().join(format!("guardrail-cli-detect-{}.toml", std::process::id()));
+    std::fs::write(&detect, "version = 1\n[environments.dev.modes]\ntags = \"off\"\n").expect("write policy");
     let o = guardrail(&[
         "plan",
         SAMPLE,
@@ -100,14 +86,7 @@ fn unusable_input_exits_2_with_one_line_on_stderr() {
     let cases: &[(&[&str], &str)] = &[
         (&["plan", SAMPLE], "stale"),
         (
-            &[
-                "plan",
-                SAMPLE,
-                "--at",
-                "2026-11-22T09:20:00Z",
-                "--env",
-                "qa",
-            ],
+            &["plan", SAMPLE, "--at", "2026-11-22T09:20:00Z", "--env", "qa"],
             "no such environment",
         ),
         (&["plan", "/nonexistent/event.json"], "No such file"),
@@ -125,20 +104,8 @@ fn unusable_input_exits_2_with_one_line_on_stderr() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(stdout(&o).is_empty(), "{args:?}");
     }
-    let o = guardrail(&[
-        "plan",
-        SAMPLE,
-        "--at",
-        "2026-11-22T09:20:00Z",
-        "--env",
-        "dev",
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "a time inside the window: {}",
-        stderr(&o)
-    );
+    let o = guardrail(&["plan", SAMPLE, "--at", "2026-11-22T09:20:00Z", "--env", "dev"]);
+    assert_eq!(o.status.code(), Some(0), "a time inside the window: {}", stderr(&o));
 }
 
 #[test]
@@ -174,20 +141,12 @@ fn plan_never_panics_whatever_the_file_holds() {
     assert!(corpus_files.len() > 40, "the corpus is missing");
     files.extend(corpus_files);
     for file in &files {
-        for extra in [
-            &["--any-age", "--env", "dev"][..],
-            &[][..],
-            &["--format", "json"][..],
-        ] {
+        for extra in [&["--any-age", "--env", "dev"][..], &[][..], &["--format", "json"][..]] {
             let mut args = vec!["plan", file.to_str().expect("path")];
             args.extend_from_slice(extra);
             let o = guardrail(&args);
             let code = o.status.code();
-            assert!(
-                matches!(code, Some(0 | 2)),
-                "{args:?} exited {code:?}: {}",
-                stderr(&o)
-            );
+            assert!(matches!(code, Some(0 | 2)), "{args:?} exited {code:?}: {}", stderr(&o));
             if code == Some(2) {
                 assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
             }
@@ -198,10 +157,7 @@ fn plan_never_panics_whatever_the_file_holds() {
 
 #[test]
 fn check_policy_accepts_the_shipped_policy_and_points_at_errors() {
-    for args in [
-        &["check-policy"][..],
-        &["check-policy", "infra/policy.toml"][..],
-    ] {
+    for args in [&["check-policy"][..], &["check-policy", "infra/policy.toml"][..]] {
         let o = guardrail(args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(
@@ -211,11 +167,7 @@ fn check_policy_accepts_the_shipped_policy_and_points_at_errors() {
         );
     }
     let bad = std::env::temp_dir().join(format!("guardrail-cli-bad-{}.toml", std::process::id()));
-    std::fs::write(
-        &bad,
-        "version = 1\n\n[environments.prod.modes]\ntags = \"fixx\"\n",
-    )
-    .expect("write policy");
+    std::fs::write(&bad, "version = 1\n\n[environments.prod.modes]\ntags = \"fixx\"\n").expect("write policy");
     let o = guardrail(&["check-policy", bad.to_str().expect("path")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -223,12 +175,7 @@ fn check_policy_accepts_the_shipped_policy_and_points_at_errors() {
         "{}",
         stderr(&o)
     );
-    let o = guardrail(&[
-        "check-policy",
-        bad.to_str().expect("path"),
-        "--format",
-        "json",
-    ]);
+    let o = guardrail(&["check-policy", bad.to_str().expect("path"), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["valid"], false);
     let _ = std::fs::remove_file(&bad);

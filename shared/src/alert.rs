@@ -87,16 +87,7 @@ impl Alert {
             let verb = plan.rule.verb();
             let done = plan.actions.iter().map(ToString::to_string).collect();
             let title = format!("{verb} {}", plan.subject);
-            return Alert::assemble(
-                function,
-                plan,
-                verb,
-                title,
-                done,
-                plan.undo.clone(),
-                event_id,
-                time,
-            );
+            return Alert::assemble(function, plan, verb, title, done, plan.undo.clone(), event_id, time);
         }
         let lines = vec![if plan.mode.fixes() {
             "nothing could be changed automatically".to_string()
@@ -104,26 +95,11 @@ impl Alert {
             format!("mode is {}: nothing was changed", plan.mode.name())
         }];
         let title = format!("problems with {}", plan.subject);
-        Alert::assemble(
-            function,
-            plan,
-            "detected",
-            title,
-            lines,
-            Vec::new(),
-            event_id,
-            time,
-        )
+        Alert::assemble(function, plan, "detected", title, lines, Vec::new(), event_id, time)
     }
 
     /// The alert for an event whose facts could not be read, once the failure is final.
-    pub fn for_error(
-        function: Function,
-        event: &Event,
-        error: &Error,
-        attempt: u32,
-        time: DateTime<Utc>,
-    ) -> Self {
+    pub fn for_error(function: Function, event: &Event, error: &Error, attempt: u32, time: DateTime<Utc>) -> Self {
         Alert {
             function,
             severity: Severity::High,
@@ -205,13 +181,7 @@ impl Alert {
         let _ = write!(s, ": {}", self.title);
         let ascii: String = s
             .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '?'
-                }
-            })
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
             .collect();
         if ascii.len() <= MAX_SUBJECT {
             ascii
@@ -288,11 +258,7 @@ impl Alert {
 
     /// Message attributes for subscription filter policies. Values are never empty.
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
-        let or_none = |v: &Option<String>| {
-            v.clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "none".into())
-        };
+        let or_none = |v: &Option<String>| v.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "none".into());
         vec![
             ("severity", self.severity.name().to_string()),
             ("account", or_none(&self.account)),
@@ -306,7 +272,8 @@ impl Alert {
 /// What happens next to an event whose failure is final (failure alerts are sent only then).
 pub fn final_advice(error: &Error) -> String {
     if error.is_transient() {
-        "Lambda's retries are used up, so the event goes to the dead-letter queue: redrive it once the cause has passed".to_string()
+        "Lambda's retries are used up, so the event goes to the dead-letter queue: redrive it once the cause has passed"
+            .to_string()
     } else {
         "not retryable as is: fix the cause (permissions, configuration), then redrive the event from the dead-letter queue".to_string()
     }
@@ -360,10 +327,7 @@ mod tests {
         let s = long.subject();
         assert!(s.len() <= MAX_SUBJECT && s.ends_with("..."), "{s}");
         assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
-        assert_eq!(
-            alert("tagged i-1").subject(),
-            "Guardrail HIGH 111122223333: tagged i-1"
-        );
+        assert_eq!(alert("tagged i-1").subject(), "Guardrail HIGH 111122223333: tagged i-1");
     }
 
     #[test]
@@ -375,14 +339,10 @@ mod tests {
                 .as_str()
                 .is_some_and(|t| t.contains("What Guardrail did"))
         );
-        let machine: Value =
-            serde_json::from_str(msg["sqs"].as_str().unwrap_or("")).unwrap_or_default();
+        let machine: Value = serde_json::from_str(msg["sqs"].as_str().unwrap_or("")).unwrap_or_default();
         assert_eq!(machine["schema"], "guardrail.alert/1");
         assert_eq!(machine["account"], "111122223333");
         assert!(a.attributes().iter().all(|(_, v)| !v.is_empty()));
-        assert!(
-            a.attributes()
-                .contains(&("environment", "none".to_string()))
-        );
+        assert!(a.attributes().contains(&("environment", "none".to_string())));
     }
 }

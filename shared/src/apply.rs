@@ -41,12 +41,8 @@ impl Session {
 
 /// Carries out actions (AWS in Lambda; a log of calls in the CLI and tests).
 pub trait Actuator: Send + Sync {
-    fn apply(
-        &self,
-        session: &Session,
-        account: &AccountId,
-        action: &Action,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn apply(&self, session: &Session, account: &AccountId, action: &Action)
+    -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Records actions instead of making them: the offline CLI's `--dry-run` world and unit tests.
@@ -77,10 +73,7 @@ mod tests {
     #[test]
     fn session_names_fit_sts_rules() {
         let s = Session::new("tag-enforcer", "3b2f0e5c-1d2a-4c4b-9f00-6a1d2c3e4f5a");
-        assert_eq!(
-            s.name,
-            "guardrail-tag-enforcer-3b2f0e5c-1d2a-4c4b-9f00-6a1d2c3e4f5a"
-        );
+        assert_eq!(s.name, "guardrail-tag-enforcer-3b2f0e5c-1d2a-4c4b-9f00-6a1d2c3e4f5a");
         let hostile = Session::new("tag-enforcer", &format!("a b/c\n{}", "x".repeat(100)));
         assert!(hostile.name.len() <= 64);
         assert!(

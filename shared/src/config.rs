@@ -27,28 +27,23 @@ impl Config {
 
     /// Reads the configuration through `get` (the environment, or a map in tests).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let table = get(TABLE_VAR).filter(|t| !t.is_empty()).ok_or_else(|| {
-            Error::config(format!(
-                "{TABLE_VAR} is not set: set it to the DynamoDB table's name"
-            ))
-        })?;
+        let table = get(TABLE_VAR)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::config(format!("{TABLE_VAR} is not set: set it to the DynamoDB table's name")))?;
         if !is_table_name(&table) {
             return Err(Error::config(format!(
                 "{TABLE_VAR}={table:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
             )));
         }
-        let topic_arn = get(TOPIC_VAR).filter(|t| !t.is_empty()).ok_or_else(|| {
-            Error::config(format!(
-                "{TOPIC_VAR} is not set: set it to the alert topic's ARN"
-            ))
-        })?;
+        let topic_arn = get(TOPIC_VAR)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::config(format!("{TOPIC_VAR} is not set: set it to the alert topic's ARN")))?;
         if !is_topic_arn(&topic_arn) {
             return Err(Error::config(format!(
                 "{TOPIC_VAR}={topic_arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
             )));
         }
-        let (policy, policy_origin) =
-            load_policy(get(POLICY_VAR).filter(|p| !p.is_empty()).as_deref())?;
+        let (policy, policy_origin) = load_policy(get(POLICY_VAR).filter(|p| !p.is_empty()).as_deref())?;
         Ok(Config {
             table,
             topic_arn,
@@ -63,11 +58,8 @@ pub fn load_policy(path: Option<&str>) -> Result<(Policy, String)> {
     match path {
         None => Ok((Policy::builtin()?, "built-in".to_string())),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::config(format!(
-                    "{POLICY_VAR}={path}: cannot read the policy file: {e}"
-                ))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::config(format!("{POLICY_VAR}={path}: cannot read the policy file: {e}")))?;
             let policy = Policy::from_toml(&text, path)?;
             Ok((policy, path.to_string()))
         }
@@ -95,10 +87,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 

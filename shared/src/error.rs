@@ -28,11 +28,7 @@ pub enum Error {
     /// Some actions of an event were applied and others failed; the done ones are recorded and
     /// a retry runs only the rest.
     #[error("{failed} of {total} actions failed; first: {first}")]
-    Partial {
-        failed: usize,
-        total: usize,
-        first: String,
-    },
+    Partial { failed: usize, total: usize, first: String },
 
     /// Data read back from a store did not have the expected shape.
     #[error("corrupt {what}: {detail}")]
@@ -45,12 +41,8 @@ impl Error {
         match self {
             Error::Config(_) => "Guardrail.Config",
             Error::Policy(_) => "Guardrail.Policy",
-            Error::Aws {
-                transient: true, ..
-            } => "Guardrail.Transient",
-            Error::Aws {
-                transient: false, ..
-            } => "Guardrail.AwsError",
+            Error::Aws { transient: true, .. } => "Guardrail.Transient",
+            Error::Aws { transient: false, .. } => "Guardrail.AwsError",
             Error::Partial { .. } => "Guardrail.Partial",
             Error::Corrupt { .. } => "Guardrail.Corrupt",
         }

@@ -192,12 +192,7 @@ impl Facts for StaticFacts {
         }))
     }
 
-    async fn account(
-        &self,
-        _session: &Session,
-        account: &AccountId,
-        _policy: &Policy,
-    ) -> Result<Option<AccountFacts>> {
+    async fn account(&self, _session: &Session, account: &AccountId, _policy: &Policy) -> Result<Option<AccountFacts>> {
         self.accounts
             .iter()
             .find(|a| &a.account == account)

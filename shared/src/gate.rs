@@ -9,11 +9,7 @@ use crate::policy::Policy;
 
 /// `Err` rejects the event (unusable or stale); `Ok(Some)` ignores it with a reason; `Ok(None)`
 /// lets it through to the rules.
-pub fn check(
-    event: &Event,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<Option<Ignored>, Rejection> {
+pub fn check(event: &Event, policy: &Policy, now: DateTime<Utc>) -> Result<Option<Ignored>, Rejection> {
     let time = event.time().ok_or(Rejection::MissingField {
         field: match event {
             Event::Finding(_) => "updatedAt",
@@ -76,9 +72,7 @@ mod tests {
         if let (Some(r), Some(e)) = (record.as_object_mut(), extra.as_object()) {
             r.extend(e.clone());
         }
-        decode_value(record)
-            .remove(0)
-            .unwrap_or_else(|r| panic!("{r}"))
+        decode_value(record).remove(0).unwrap_or_else(|r| panic!("{r}"))
     }
 
     fn now() -> DateTime<Utc> {
@@ -104,10 +98,7 @@ mod tests {
             &policy,
             now(),
         );
-        assert!(
-            matches!(failed, Ok(Some(Ignored::FailedCall { .. }))),
-            "{failed:?}"
-        );
+        assert!(matches!(failed, Ok(Some(Ignored::FailedCall { .. }))), "{failed:?}");
         let dry = check(
             &event(t, json!({"errorCode": "Client.DryRunOperation"})),
             &policy,
@@ -118,10 +109,7 @@ mod tests {
             "arn": "arn:aws:sts::111122223333:assumed-role/guardrail-tag-enforcer/anything",
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/guardrail-tag-enforcer"}}}});
         let own = check(&event(t, own), &policy, now());
-        assert!(
-            matches!(own, Ok(Some(Ignored::SelfCaused { .. }))),
-            "{own:?}"
-        );
+        assert!(matches!(own, Ok(Some(Ignored::SelfCaused { .. }))), "{own:?}");
         // A session *named* like Guardrail is not Guardrail: only the role counts.
         let imposter = json!({"userIdentity": {"type": "AssumedRole",
             "arn": "arn:aws:sts::111122223333:assumed-role/agent/guardrail-tag-enforcer",

@@ -8,9 +8,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::aws::{
-    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, DynamoReplayStore, MemberAccess, SnsNotifier,
-};
+use crate::aws::{AwsActuator, AwsDirectory, AwsFacts, AwsInspector, DynamoReplayStore, MemberAccess, SnsNotifier};
 use crate::config::Config;
 use crate::error::Result;
 use crate::pipeline::{Invocation, Pipeline, Ports};
@@ -59,10 +57,7 @@ pub async fn handle(pipeline: &AwsPipeline, event: LambdaEvent<Value>) -> Result
         now,
         deadline,
     };
-    pipeline
-        .handle(event.payload, &invocation)
-        .await
-        .into_result()
+    pipeline.handle(event.payload, &invocation).await.into_result()
 }
 
 /// The whole life of a function: init (a bad configuration or policy fails it, loudly), then
@@ -83,12 +78,7 @@ struct InitFailed(crate::Error);
 
 impl std::fmt::Debug for InitFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (Guardrail error type {})",
-            self.0,
-            self.0.error_type()
-        )
+        write!(f, "{} (Guardrail error type {})", self.0, self.0.error_type())
     }
 }
 

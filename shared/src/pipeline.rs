@@ -101,10 +101,7 @@ pub enum Outcome {
     /// Violations fixed and alerted.
     Applied { actions: Vec<String> },
     /// Work failed: recorded, alerted when final, retried by Lambda.
-    Failed {
-        error_type: &'static str,
-        error: String,
-    },
+    Failed { error_type: &'static str, error: String },
 }
 
 impl Outcome {
@@ -206,17 +203,16 @@ impl<P: Ports> Pipeline<P> {
                 ),
                 Ok(event) => {
                     // Boxed: the per-event future is deep, and boxing keeps the runtime's future small.
-                    let (outcome, error) =
-                        match Box::pin(self.handle_event(&event, invocation)).await {
-                            Ok(outcome) => (outcome, None),
-                            Err(e) => (
-                                Outcome::Failed {
-                                    error_type: e.error_type(),
-                                    error: e.to_string(),
-                                },
-                                Some(e),
-                            ),
-                        };
+                    let (outcome, error) = match Box::pin(self.handle_event(&event, invocation)).await {
+                        Ok(outcome) => (outcome, None),
+                        Err(e) => (
+                            Outcome::Failed {
+                                error_type: e.error_type(),
+                                error: e.to_string(),
+                            },
+                            Some(e),
+                        ),
+                    };
                     (
                         EventReport {
                             event: Some(event.label()),
@@ -252,15 +248,7 @@ impl<P: Ports> Pipeline<P> {
         event: &Event,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Decision, Rejection>> {
-        decide(
-            self.function,
-            &self.policy,
-            &self.facts,
-            session,
-            event,
-            now,
-        )
-        .await
+        decide(self.function, &self.policy, &self.facts, session, event, now).await
     }
 
     async fn handle_event(&self, event: &Event, invocation: &Invocation) -> Result<Outcome> {
@@ -334,20 +322,13 @@ impl<P: Ports> Pipeline<P> {
                 warn!(error = %e, "could not send the failure alert");
             }
         }
-        self.store
-            .fail(key, owner, &error.to_string(), done, alert_now)
-            .await?;
+        self.store.fail(key, owner, &error.to_string(), done, alert_now).await?;
         Err(error)
     }
 
     /// Reading the facts failed: the event is claimed anyway so its attempts are counted and
     /// its failure is alerted once, when final.
-    async fn fail_before_plan(
-        &self,
-        event: &Event,
-        error: Error,
-        invocation: &Invocation,
-    ) -> Result<Outcome> {
+    async fn fail_before_plan(&self, event: &Event, error: Error, invocation: &Invocation) -> Result<Outcome> {
         let Ok(key) = event.replay_key() else {
             return Err(error);
         };
@@ -356,22 +337,9 @@ impl<P: Ports> Pipeline<P> {
             Ok(c) => c,
             Err(outcome) => return Ok(outcome),
         };
-        let alert = Alert::for_error(
-            self.function,
-            event,
-            &error,
-            claimed.attempt,
-            invocation.now,
-        );
-        self.record_failure(
-            &key,
-            &invocation.request_id,
-            error,
-            &claimed.done,
-            &claimed,
-            || alert,
-        )
-        .await
+        let alert = Alert::for_error(self.function, event, &error, claimed.attempt, invocation.now);
+        self.record_failure(&key, &invocation.request_id, error, &claimed.done, &claimed, || alert)
+            .await
     }
 
     async fn act(
@@ -392,11 +360,7 @@ impl<P: Ports> Pipeline<P> {
         let mut done = claimed.done.clone();
 
         let mut failures: Vec<(String, Error)> = Vec::new();
-        let remaining: Vec<_> = plan
-            .actions
-            .iter()
-            .filter(|a| !done.contains(&a.id()))
-            .collect();
+        let remaining: Vec<_> = plan.actions.iter().filter(|a| !done.contains(&a.id())).collect();
         for (i, action) in remaining.iter().enumerate() {
             match self.actuator.apply(session, &plan.account, action).await {
                 Ok(()) => {
@@ -429,9 +393,7 @@ impl<P: Ports> Pipeline<P> {
             let applied = plan.mode.fixes() && !plan.actions.is_empty();
             let alert = Alert::for_plan(self.function, plan, applied, event.id(), event_time);
             if let Err(e) = self.notifier.publish(&alert).await {
-                self.store
-                    .fail(&key, owner, &e.to_string(), &done, false)
-                    .await?;
+                self.store.fail(&key, owner, &e.to_string(), &done, false).await?;
                 return Err(e);
             }
             if let Some(placement) = &plan.placement
@@ -464,21 +426,14 @@ impl<P: Ports> Pipeline<P> {
         let total = plan.actions.len() + plan.unchecked.len();
         let failed = failures.len();
         // Written down before the failures are turned into the event's error.
-        let failed_lines: Vec<String> = failures
-            .iter()
-            .map(|(a, e)| format!("FAILED: {a}: {e}"))
-            .collect();
+        let failed_lines: Vec<String> = failures.iter().map(|(a, e)| format!("FAILED: {a}: {e}")).collect();
         let error = if failed == 1 && total == 1 {
             failures.remove(0).1
         } else {
             let transient = failures.iter().all(|(_, e)| e.is_transient());
             let first = failures[0].1.to_string();
             if transient {
-                Error::Partial {
-                    failed,
-                    total,
-                    first,
-                }
+                Error::Partial { failed, total, first }
             } else {
                 Error::Aws {
                     service: "guardrail",
@@ -552,12 +507,7 @@ mod tests {
     }
 
     impl Actuator for Flaky {
-        async fn apply(
-            &self,
-            session: &Session,
-            account: &AccountId,
-            action: &Action,
-        ) -> Result<()> {
+        async fn apply(&self, session: &Session, account: &AccountId, action: &Action) -> Result<()> {
             let broken = self.broken.lock().ok().and_then(|b| *b);
             if broken.is_some_and(|b| matches!(action, Action::Tag { api, .. } if *api == b)) {
                 return Err(Error::Aws {
@@ -631,10 +581,7 @@ mod tests {
             assert_eq!(error.error_type(), "Guardrail.Partial", "{error}");
             let alerts = p.notifier.0.lock().map(|a| a.len()).unwrap_or_default();
             let want = usize::from(attempt == MAX_ATTEMPTS);
-            assert_eq!(
-                alerts, want,
-                "attempt {attempt}: alert only when retries are exhausted"
-            );
+            assert_eq!(alerts, want, "attempt {attempt}: alert only when retries are exhausted");
         }
         let alert = p
             .notifier
@@ -649,9 +596,9 @@ mod tests {
         );
         let set = "set Environment=dev, Owner=arn:aws:iam::111122223333:user/bob on";
         assert!(
-            alert.done.contains(&format!(
-                "done: {set} i-00000000000000001, i-00000000000000002"
-            )),
+            alert
+                .done
+                .contains(&format!("done: {set} i-00000000000000001, i-00000000000000002")),
             "{:?}",
             alert.done
         );
@@ -674,10 +621,7 @@ mod tests {
         assert!(report.error.is_none(), "{:?}", report.error);
         assert_eq!(p.actuator.inner.applied().len(), 2);
         let record = p.store.get("tag-enforcer#cloudtrail#e-1").expect("record");
-        assert_eq!(
-            (record.state, record.attempts),
-            (State::Completed, MAX_ATTEMPTS + 1)
-        );
+        assert_eq!((record.state, record.attempts), (State::Completed, MAX_ATTEMPTS + 1));
         let actions: Vec<String> = p
             .notifier
             .0

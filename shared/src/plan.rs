@@ -55,10 +55,7 @@ impl fmt::Display for Ignored {
                 write!(f, "Guardrail's own role {principal} made the call")
             }
             Ignored::NotHandled { event } => write!(f, "this function has no rule for {event}"),
-            Ignored::UnmanagedAccount {
-                account,
-                ou: Some(ou),
-            } => {
+            Ignored::UnmanagedAccount { account, ou: Some(ou) } => {
                 write!(
                     f,
                     "account {account} is in OU {ou:?}, which no environment in the policy names"
@@ -68,11 +65,7 @@ impl fmt::Display for Ignored {
                 write!(f, "account {account} is in no OU that the policy names")
             }
             Ignored::RuleOff { rule, environment } => {
-                write!(
-                    f,
-                    "rule {} is off in environment {environment}",
-                    rule.name()
-                )
+                write!(f, "rule {} is off in environment {environment}", rule.name())
             }
             Ignored::Compliant { checked } => {
                 write!(f, "all {checked} checked item(s) already comply")
@@ -289,10 +282,7 @@ impl fmt::Display for Action {
                 to_name,
                 to_id,
                 ..
-            } => write!(
-                f,
-                "move the account from {from_name} to OU {to_name} ({to_id})"
-            ),
+            } => write!(f, "move the account from {from_name} to OU {to_name} ({to_id})"),
             Action::TagAccount { tags } => write!(f, "tag the account {}", tag_list(tags)),
             Action::SetAccountAlias { alias } => write!(f, "set the account alias {alias}"),
             Action::SetPasswordPolicy { policy } => write!(

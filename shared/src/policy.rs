@@ -171,9 +171,7 @@ impl Policy {
 
     /// The environment whose OU has this name (case-insensitively).
     pub fn environment_for_ou(&self, ou_name: &str) -> Option<&Environment> {
-        self.environments
-            .iter()
-            .find(|e| e.ou.eq_ignore_ascii_case(ou_name))
+        self.environments.iter().find(|e| e.ou.eq_ignore_ascii_case(ou_name))
     }
 
     pub fn environment(&self, name: &str) -> Option<&Environment> {
@@ -287,12 +285,7 @@ mod tests {
                 3,
                 "not a tag key",
             ),
-            (
-                "version = 2\n[environments.prod]\n",
-                "version",
-                1,
-                "version 1",
-            ),
+            ("version = 2\n[environments.prod]\n", "version", 1, "version 1"),
             (
                 "version = 1\n[environments.prod]\nou = \"prod\"\nfreshnes = 1\n",
                 "freshnes",
@@ -305,20 +298,14 @@ mod tests {
                 3,
                 "role ARN",
             ),
-            (
-                "version = 1\n\n[environments.prod\n",
-                "environments.prod",
-                3,
-                "",
-            ),
+            ("version = 1\n\n[environments.prod\n", "environments.prod", 3, ""),
         ];
         for (text, key, line, needle) in cases {
             let e = Policy::from_toml(text, "p.toml").expect_err(text);
             assert_eq!((e.key.as_str(), e.line), (key, Some(line)), "{e}");
             assert!(e.message.contains(needle), "{e}");
             assert!(
-                e.to_string()
-                    .starts_with(&format!("p.toml, line {line}: {key}: ")),
+                e.to_string().starts_with(&format!("p.toml, line {line}: {key}: ")),
                 "{e}"
             );
         }

@@ -75,12 +75,7 @@ pub enum Claim {
 pub trait ReplayStore: Send + Sync {
     fn claim(&self, req: &ClaimRequest<'_>) -> impl Future<Output = Result<Claim>> + Send;
     /// Records finished steps. `false` when the claim was lost to another delivery.
-    fn progress(
-        &self,
-        key: &str,
-        owner: &str,
-        done: &[String],
-    ) -> impl Future<Output = Result<bool>> + Send;
+    fn progress(&self, key: &str, owner: &str, done: &[String]) -> impl Future<Output = Result<bool>> + Send;
     /// Marks the event done. `false` when the claim was lost to another delivery.
     fn complete(
         &self,
@@ -150,9 +145,7 @@ impl MemoryReplayStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn update(&self, key: &str, owner: &str, f: impl FnOnce(&mut Record)) -> bool {
@@ -201,13 +194,7 @@ impl ReplayStore for MemoryReplayStore {
         Ok(self.update(key, owner, |r| r.done = done.to_vec()))
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        owner: &str,
-        summary: &str,
-        done: &[String],
-    ) -> Result<bool> {
+    async fn complete(&self, key: &str, owner: &str, summary: &str, done: &[String]) -> Result<bool> {
         Ok(self.update(key, owner, |r| {
             r.state = State::Completed;
             r.summary = Some(summary.to_string());
@@ -216,14 +203,7 @@ impl ReplayStore for MemoryReplayStore {
         }))
     }
 
-    async fn fail(
-        &self,
-        key: &str,
-        owner: &str,
-        error: &str,
-        done: &[String],
-        alerted: bool,
-    ) -> Result<bool> {
+    async fn fail(&self, key: &str, owner: &str, error: &str, done: &[String], alerted: bool) -> Result<bool> {
         Ok(self.update(key, owner, |r| {
             r.state = State::Failed;
             r.error = Some(error.to_string());

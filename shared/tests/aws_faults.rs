@@ -15,7 +15,8 @@ use guardrail::replay::{Claim, ClaimRequest, ReplayStore};
 
 const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
 const DENIED: &str = r#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"User is not authorized to perform: dynamodb:UpdateItem"}"#;
-const BROKEN: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#;
+const BROKEN: &str =
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#;
 
 async fn claim(store: &DynamoReplayStore) -> guardrail::Result<Claim> {
     let now = Utc::now();
@@ -40,20 +41,17 @@ fn claimed_output() -> UpdateItemOutput {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    UpdateItemOutput::builder()
-        .set_attributes(Some(item))
-        .build()
+    UpdateItemOutput::builder().set_attributes(Some(item)).build()
 }
 
 macro_rules! store_with {
     ($rule:expr) => {
         DynamoReplayStore::with_client(
-            mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [$rule], |c| c
-                .retry_config(
-                    RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(std::time::Duration::from_millis(1))
-                )),
+            mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [$rule], |c| c.retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(1))
+            )),
             "guardrail",
         )
     };
@@ -70,11 +68,7 @@ async fn a_throttling_storm_is_retried_then_reported_transient() {
     assert!(error.is_transient(), "{error}");
     assert_eq!(error.error_type(), "Guardrail.Transient");
     assert!(error.to_string().contains("ThrottlingException"), "{error}");
-    assert_eq!(
-        rule.num_calls(),
-        3,
-        "the SDK retries throttling up to max_attempts"
-    );
+    assert_eq!(rule.num_calls(), 3, "the SDK retries throttling up to max_attempts");
 }
 
 #[tokio::test]
@@ -99,10 +93,7 @@ async fn access_denied_is_permanent_and_not_retried() {
     let error = claim(&store_with!(&rule)).await.expect_err("denied");
     assert!(!error.is_transient(), "{error}");
     assert_eq!(error.error_type(), "Guardrail.AwsError");
-    assert!(
-        error.to_string().contains("AccessDeniedException"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("AccessDeniedException"), "{error}");
     assert_eq!(rule.num_calls(), 1, "a permanent error is not retried");
 }
 
@@ -113,12 +104,7 @@ async fn one_throttle_then_success_claims() {
         .http_status(400, Some(THROTTLED.into()))
         .output(claimed_output)
         .build();
-    let claimed = claim(&store_with!(&rule))
-        .await
-        .expect("claimed after one retry");
-    assert!(
-        matches!(claimed, Claim::Claimed { attempt: 1, .. }),
-        "{claimed:?}"
-    );
+    let claimed = claim(&store_with!(&rule)).await.expect("claimed after one retry");
+    assert!(matches!(claimed, Claim::Claimed { attempt: 1, .. }), "{claimed:?}");
     assert_eq!(rule.num_calls(), 2);
 }

@@ -41,10 +41,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "ct__organizations__CreateOrganizationalUnit__awsdocs-orgs-tutorial__INVALIDJSON.json",
         &["reject:invalid-json"],
     ),
-    (
-        "ct__s3__CreateBucket__c7n.json",
-        &["event:api-call s3:CreateBucket"],
-    ),
+    ("ct__s3__CreateBucket__c7n.json", &["event:api-call s3:CreateBucket"]),
     (
         "gd__AttackSequence-IAM-CompromisedCredentials__panther.json",
         &["event:finding AttackSequence:IAM/CompromisedCredentials"],
@@ -165,10 +162,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "raw__iam__CreateUser-EntityAlreadyExists__panther.json",
         &["event:api-call iam:CreateUser"],
     ),
-    (
-        "raw__iam__CreateUser__panther.json",
-        &["event:api-call iam:CreateUser"],
-    ),
+    ("raw__iam__CreateUser__panther.json", &["event:api-call iam:CreateUser"]),
     (
         "raw__lambda__UpdateFunctionConfiguration-FederatedUser__panther.json",
         &["event:api-call lambda:UpdateFunctionConfiguration20150331v2"],
@@ -219,10 +213,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ),
     (
         "raw__ssm__UpdateInstanceInformation-Records-2__awsdocs-cloudtrail.json",
-        &[
-            "reject:unsupported-event-type",
-            "reject:unsupported-event-type",
-        ],
+        &["reject:unsupported-event-type", "reject:unsupported-event-type"],
     ),
     (
         "raw__sso__CreateToken-Unknown__panther.json",
@@ -279,9 +270,7 @@ fn every_corpus_file_decodes_to_its_expected_kind() {
         let got: Vec<String> = decode(&bytes).iter().map(kind).collect();
         match expected.get(file.as_str()) {
             None => problems.push(format!("{file}: not in the table; it decodes to {got:?}")),
-            Some(want) if got != *want => {
-                problems.push(format!("{file}: expected {want:?}, got {got:?}"))
-            }
+            Some(want) if got != *want => problems.push(format!("{file}: expected {want:?}, got {got:?}")),
             Some(_) => {}
         }
         let marked_invalid = file.contains("INVALIDJSON");
@@ -319,13 +308,7 @@ fn principals_of_every_identity_type_in_the_corpus_are_recognised() {
         let bytes = std::fs::read(corpus().join(file)).expect("readable corpus file");
         for event in decode(&bytes).into_iter().flatten() {
             if let Some(t) = event.trail() {
-                let kind = t
-                    .principal
-                    .describe()
-                    .split(' ')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                let kind = t.principal.describe().split(' ').next().unwrap_or_default().to_string();
                 seen.entry(kind).or_insert(*file);
             }
         }
@@ -357,15 +340,9 @@ fn pascal_case_and_camel_case_findings_decode_alike() {
         }
     };
     let pascal = read("gd__CredentialAccess-IAMUser-AnomalousBehavior-PascalCase__gdsoar.json");
+    assert_eq!(pascal.finding_type, "CredentialAccess:IAMUser/AnomalousBehavior");
     assert_eq!(
-        pascal.finding_type,
-        "CredentialAccess:IAMUser/AnomalousBehavior"
-    );
-    assert_eq!(
-        pascal
-            .access_key
-            .as_ref()
-            .and_then(|k| k.user_name.as_deref()),
+        pascal.access_key.as_ref().and_then(|k| k.user_name.as_deref()),
         Some("GeneratedFindingUserName")
     );
     assert!(pascal.sample, "AdditionalInfo.Value says sample");

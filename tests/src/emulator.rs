@@ -46,13 +46,8 @@ impl Emulator {
             "{} is missing: run `make venv` (or `make test`) to install the emulator",
             python.display()
         );
-        let log = std::env::temp_dir().join(format!(
-            "guardrail-moto-{}-{}.log",
-            std::process::id(),
-            unique()
-        ));
-        let log_file = std::fs::File::create(&log)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let log = std::env::temp_dir().join(format!("guardrail-moto-{}-{}.log", std::process::id(), unique()));
+        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let mut child = Command::new(&python)
             .arg(workspace().join("tests/emulator/server.py"))
             .stdin(Stdio::piped())
@@ -84,10 +79,8 @@ impl Emulator {
     /// Configuration for the management account (moto's default credentials), with instant
     /// retries so failure tests do not sleep.
     pub async fn config(&self) -> SdkConfig {
-        self.config_with(Credentials::new(
-            "testing", "testing", None, None, "emulator",
-        ))
-        .await
+        self.config_with(Credentials::new("testing", "testing", None, None, "emulator"))
+            .await
     }
 
     pub async fn config_with(&self, credentials: Credentials) -> SdkConfig {
@@ -108,9 +101,7 @@ impl Emulator {
         let sts = aws_sdk_sts::Client::new(&self.config().await);
         let out = sts
             .assume_role()
-            .role_arn(format!(
-                "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
-            ))
+            .role_arn(format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"))
             .role_session_name("test-harness")
             .send()
             .await

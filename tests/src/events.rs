@@ -43,11 +43,7 @@ pub fn fresh(mut event: Value, account: &str) -> Value {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let detail = if enveloped {
-        &mut event["detail"]
-    } else {
-        &mut event
-    };
+    let detail = if enveloped { &mut event["detail"] } else { &mut event };
     detail["eventTime"] = json!(now);
     detail["eventID"] = json!(event_id());
     detail["recipientAccountId"] = json!(account);
@@ -120,10 +116,7 @@ pub async fn run_instance(config: &SdkConfig, tags: &[(&str, &str)]) -> String {
 pub fn launch_event(account: &str, launched: &[&Launched], tags: &[(&str, &str)]) -> Value {
     let mut event = fresh(load("tag-enforcer/run-instances.json"), account);
     let template = detail(&mut event)["responseElements"]["instancesSet"]["items"][0].take();
-    let tags: Vec<Value> = tags
-        .iter()
-        .map(|(k, v)| json!({"key": k, "value": v}))
-        .collect();
+    let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
     let instances: Vec<Value> = launched
         .iter()
         .map(|l| {
@@ -177,8 +170,7 @@ pub fn with_created_account(mut event: Value, account: &str, name: &str) -> Valu
         details["createAccountStatus"]["accountId"] = json!(account);
         details["createAccountStatus"]["accountName"] = json!(name);
     } else {
-        details["createManagedAccountStatus"]["account"] =
-            json!({"accountId": account, "accountName": name});
+        details["createManagedAccountStatus"]["account"] = json!({"accountId": account, "accountName": name});
     }
     event
 }

@@ -34,11 +34,7 @@ impl WatchedFunction {
     /// environment (plus the Lambda variables the runtime API needs).
     pub fn start(binary: &str, env: &[(String, String)]) -> WatchedFunction {
         let tool = cargo_lambda();
-        assert!(
-            tool.exists(),
-            "{} is missing: run `make venv`",
-            tool.display()
-        );
+        assert!(tool.exists(), "{} is missing: run `make venv`", tool.display());
         let port = free_port();
         let name = std::path::Path::new(binary)
             .file_name()
@@ -53,12 +49,7 @@ impl WatchedFunction {
         );
         let watcher = Command::new(&tool)
             .args(["lambda", "watch", "--only-lambda-apis", "--quiet"])
-            .args([
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &port.to_string(),
-            ])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
             .current_dir(workspace())
             .env("PATH", &path)
             .stdin(Stdio::null())
@@ -72,10 +63,7 @@ impl WatchedFunction {
             .env_clear()
             .env("PATH", &path)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
             .env("AWS_LAMBDA_FUNCTION_NAME", SERVED_NAME)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -104,12 +92,7 @@ impl WatchedFunction {
         let out = Command::new(cargo_lambda())
             .args(["lambda", "invoke", SERVED_NAME, "--data-file"])
             .arg(&file)
-            .args([
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &self.port.to_string(),
-            ])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string()])
             .current_dir(workspace())
             .output()
             .expect("cargo lambda invoke");
@@ -183,14 +166,11 @@ fn free_port() -> u16 {
 pub fn assert_init_fails_loudly(binary: &str) {
     let run = |env: &[(&str, &str)]| {
         let mut c = Command::new(binary);
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in env {
             c.env(k, v);
         }
-        let out = c
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+        let out = c.output().unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
         assert!(!out.status.success(), "{binary} started with {env:?}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -218,11 +198,7 @@ pub fn assert_init_fails_loudly(binary: &str) {
         "version = 1\n[environments.prod.modes]\nquarantine = \"isolate\"\n",
     )
     .expect("write policy");
-    let err = run(&[
-        table,
-        topic,
-        ("GUARDRAIL_POLICY", bad.to_str().expect("path")),
-    ]);
+    let err = run(&[table, topic, ("GUARDRAIL_POLICY", bad.to_str().expect("path"))]);
     let _ = std::fs::remove_file(&bad);
     assert!(
         err.contains("line 3: environments.prod.modes.quarantine: unknown mode"),

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_json::Value;
 
@@ -77,11 +76,7 @@ pub async fn seed_org(config: &SdkConfig) -> Org {
         ous.insert(name.to_string(), ou_id);
         accounts.insert(name.to_string(), account);
     }
-    Org {
-        root_id,
-        ous,
-        accounts,
-    }
+    Org { root_id, ous, accounts }
 }
 
 /// Creates a member account (in the root) and returns its id.
@@ -210,21 +205,14 @@ pub async fn take_alerts(config: &SdkConfig, stack: &Stack) -> Vec<ReceivedAlert
             return alerts;
         }
         for m in messages {
-            let envelope: Value =
-                serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope JSON");
-            let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap_or("null"))
-                .expect("alert JSON");
+            let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope JSON");
+            let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap_or("null")).expect("alert JSON");
             let attributes = envelope["MessageAttributes"]
                 .as_object()
                 .map(|attrs| {
                     attrs
                         .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v["Value"].as_str().unwrap_or_default().to_string(),
-                            )
-                        })
+                        .map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string()))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -307,10 +295,7 @@ impl World {
         aws_sdk_dynamodb::Client::new(&self.config)
             .get_item()
             .table_name(&self.stack.table)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(pk.to_string()),
-            )
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_string()))
             .send()
             .await
             .expect("GetItem")

@@ -6,9 +6,7 @@ use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
 use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
-use guardrail_tests::events::{
-    fresh, furnish_default_vpc, load, run_instance, with_created_account,
-};
+use guardrail_tests::events::{fresh, furnish_default_vpc, load, run_instance, with_created_account};
 use guardrail_tests::world::create_account;
 use guardrail_tests::{World, invocation, outcomes};
 use serde_json::{Value, json};
@@ -20,10 +18,7 @@ fn builtin() -> Policy {
 }
 
 fn in_region(config: &SdkConfig, region: &'static str) -> SdkConfig {
-    config
-        .to_builder()
-        .region(aws_config::Region::new(region))
-        .build()
+    config.to_builder().region(aws_config::Region::new(region)).build()
 }
 
 /// A new account as Organizations makes it, its default VPCs furnished as AWS's are, and the
@@ -35,10 +30,7 @@ async fn new_account(world: &World, name: &str) -> (String, Value) {
         furnish_default_vpc(&in_region(&member, region)).await;
     }
     let event = with_created_account(
-        fresh(
-            load("account-baseline/create-account-result.json"),
-            MANAGEMENT_ACCOUNT,
-        ),
+        fresh(load("account-baseline/create-account-result.json"), MANAGEMENT_ACCOUNT),
         &account,
         name,
     );
@@ -58,12 +50,7 @@ struct State {
 
 async fn state(world: &World, account: &str) -> State {
     let orgs = aws_sdk_organizations::Client::new(&world.config);
-    let parent = orgs
-        .list_parents()
-        .child_id(account)
-        .send()
-        .await
-        .expect("ListParents");
+    let parent = orgs.list_parents().child_id(account).send().await.expect("ListParents");
     let parent_id = parent.parents()[0].id().expect("parent id").to_string();
     let ou = world
         .org
@@ -144,9 +131,7 @@ async fn state(world: &World, account: &str) -> State {
             .expect("images")
             .image_block_public_access_state
             .unwrap_or_default();
-        let default_vpc = guardrail_tests::events::default_vpc_id(&ec2)
-            .await
-            .is_some();
+        let default_vpc = guardrail_tests::events::default_vpc_id(&ec2).await.is_some();
         regions.push((ebs, imds, snapshots, images, default_vpc));
     }
     State {
@@ -161,9 +146,7 @@ async fn state(world: &World, account: &str) -> State {
 
 /// Calls that only read (`ec2.DescribeVpcs`, `iam.GetAccountPasswordPolicy`, REST `GET`s).
 fn is_read(call: &str) -> bool {
-    [".Get", ".List", ".Describe", ".GET:"]
-        .iter()
-        .any(|r| call.contains(r))
+    [".Get", ".List", ".Describe", ".GET:"].iter().any(|r| call.contains(r))
 }
 
 fn baselined_region() -> (bool, Option<String>, String, String, bool) {
@@ -191,14 +174,9 @@ async fn a_new_account_is_baselined_completely_and_once() {
 
     let s = state(&world, &account).await;
     assert_eq!(s.ou, "dev");
+    assert!(s.tags.contains(&("Environment".into(), "dev".into())), "{:?}", s.tags);
     assert!(
-        s.tags.contains(&("Environment".into(), "dev".into())),
-        "{:?}",
-        s.tags
-    );
-    assert!(
-        s.tags
-            .contains(&("Owner".into(), "dev-payments@example.com".into())),
+        s.tags.contains(&("Owner".into(), "dev-payments@example.com".into())),
         "{:?}",
         s.tags
     );
@@ -212,30 +190,15 @@ async fn a_new_account_is_baselined_completely_and_once() {
         .item(&format!("account#{account}"))
         .await
         .expect("directory record");
-    assert_eq!(
-        record["environment"].as_s().ok().map(String::as_str),
-        Some("dev")
-    );
+    assert_eq!(record["environment"].as_s().ok().map(String::as_str), Some("dev"));
 
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
-    assert_eq!(
-        a.attributes.get("action").map(String::as_str),
-        Some("baselined")
-    );
-    assert_eq!(
-        a.attributes.get("severity").map(String::as_str),
-        Some("info")
-    );
-    assert_eq!(
-        a.attributes.get("environment").map(String::as_str),
-        Some("dev")
-    );
-    assert_eq!(
-        a.attributes.get("account").map(String::as_str),
-        Some(account.as_str())
-    );
+    assert_eq!(a.attributes.get("action").map(String::as_str), Some("baselined"));
+    assert_eq!(a.attributes.get("severity").map(String::as_str), Some("info"));
+    assert_eq!(a.attributes.get("environment").map(String::as_str), Some("dev"));
+    assert_eq!(a.attributes.get("account").map(String::as_str), Some(account.as_str()));
     assert_eq!(a.body["done"].as_array().map(Vec::len), Some(15));
     assert!(
         a.body["notes"]
@@ -278,10 +241,7 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
     let p = world.pipeline(Function::AccountBaseline, builtin());
 
     let first = p.handle(event.clone(), &invocation()).await;
-    let error = first
-        .error
-        .as_ref()
-        .expect("the event fails so Lambda retries it");
+    let error = first.error.as_ref().expect("the event fails so Lambda retries it");
     assert_eq!(error.error_type(), "Guardrail.Partial", "{error}");
     let s = state(&world, &account).await;
     assert_eq!(s.ou, "agents");
@@ -297,15 +257,10 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
         "a transient failure alerts only when retries run out"
     );
     let record = world
-        .item(&format!(
-            "replay#account-baseline#account-created#{account}"
-        ))
+        .item(&format!("replay#account-baseline#account-created#{account}"))
         .await
         .expect("record");
-    assert_eq!(
-        record["state"].as_s().ok().map(String::as_str),
-        Some("Failed")
-    );
+    assert_eq!(record["state"].as_s().ok().map(String::as_str), Some("Failed"));
 
     // Lambda's two retries fail the same way; the last one alerts, naming the failed step.
     for attempt in 2..=3 {
@@ -314,10 +269,7 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
     }
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1, "one alert, when the failure is final");
-    assert_eq!(
-        alerts[0].attributes.get("action").map(String::as_str),
-        Some("failed")
-    );
+    assert_eq!(alerts[0].attributes.get("action").map(String::as_str), Some("failed"));
     let done = alerts[0].body["done"].to_string();
     assert!(
         done.contains("FAILED: turn on EBS encryption by default in us-west-2"),
@@ -348,9 +300,7 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert!(
-        alerts[0].body["in_place"]
-            .as_array()
-            .is_some_and(|l| l.len() >= 14),
+        alerts[0].body["in_place"].as_array().is_some_and(|l| l.len() >= 14),
         "{}",
         alerts[0].body
     );
@@ -365,11 +315,7 @@ async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
     for region in REGIONS {
         let kms = aws_sdk_kms::Client::new(&in_region(&member, region));
         let key = kms.create_key().send().await.expect("CreateKey");
-        let arn = key
-            .key_metadata()
-            .and_then(|m| m.arn())
-            .expect("key ARN")
-            .to_string();
+        let arn = key.key_metadata().and_then(|m| m.arn()).expect("key ARN").to_string();
         kms.create_alias()
             .alias_name("alias/guardrail-ebs")
             .target_key_id(&arn)
@@ -378,10 +324,7 @@ async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
             .expect("CreateAlias");
         keys.push(arn);
     }
-    let text = guardrail::policy::BUILTIN_POLICY.replace(
-        "ebs_kms_key = \"\"",
-        "ebs_kms_key = \"alias/guardrail-ebs\"",
-    );
+    let text = guardrail::policy::BUILTIN_POLICY.replace("ebs_kms_key = \"\"", "ebs_kms_key = \"alias/guardrail-ebs\"");
     let policy = Policy::from_toml(&text, "kms.toml").expect("policy");
     let report = world
         .pipeline(Function::AccountBaseline, policy.clone())
@@ -391,8 +334,7 @@ async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
 
     // Read again, the alias resolves to the key now in use: nothing left to write.
     let policy = std::sync::Arc::new(policy);
-    let access =
-        guardrail::aws::MemberAccess::new(&world.config, policy.clone(), Function::AccountBaseline);
+    let access = guardrail::aws::MemberAccess::new(&world.config, policy.clone(), Function::AccountBaseline);
     let session = guardrail::apply::Session::new("test", "kms");
     let account_id = guardrail::ids::AccountId::parse(&account).expect("id");
     let facts = guardrail::aws::AwsInspector::new(access)
@@ -434,25 +376,17 @@ async fn a_failed_creation_alerts_with_the_reason_and_changes_nothing() {
     );
     let calls = world.emulator.calls_since(mark);
     assert!(
-        calls
-            .iter()
-            .all(|c| c.starts_with("dynamodb.") || c == "sns.Publish"),
+        calls.iter().all(|c| c.starts_with("dynamodb.") || c == "sns.Publish"),
         "only the claim, the alert and the record: {calls:?}"
     );
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert!(
-        alerts[0].body["why"]
-            .to_string()
-            .contains("EMAIL_ALREADY_EXISTS"),
+        alerts[0].body["why"].to_string().contains("EMAIL_ALREADY_EXISTS"),
         "{}",
         alerts[0].body
     );
-    assert!(
-        alerts[0].subject.contains("dev-ledger"),
-        "{}",
-        alerts[0].subject
-    );
+    assert!(alerts[0].subject.contains("dev-ledger"), "{}", alerts[0].subject);
 }
 
 #[tokio::test]
@@ -469,28 +403,16 @@ async fn detect_mode_lists_what_would_change_and_changes_nothing() {
         .handle(event, &invocation())
         .await;
     assert!(
-        matches!(
-            outcomes(&report)[..],
-            [Outcome::Detected { violations: 15 }]
-        ),
+        matches!(outcomes(&report)[..], [Outcome::Detected { violations: 15 }]),
         "{report:?}"
     );
     let s = state(&world, &account).await;
     assert_eq!(s.ou, "root");
-    assert!(
-        s.regions.iter().all(|r| !r.0 && r.4),
-        "nothing changed in any region"
-    );
+    assert!(s.regions.iter().all(|r| !r.0 && r.4), "nothing changed in any region");
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1);
-    assert_eq!(
-        alerts[0].attributes.get("action").map(String::as_str),
-        Some("detected")
-    );
-    assert_eq!(
-        alerts[0].attributes.get("severity").map(String::as_str),
-        Some("medium")
-    );
+    assert_eq!(alerts[0].attributes.get("action").map(String::as_str), Some("detected"));
+    assert_eq!(alerts[0].attributes.get("severity").map(String::as_str), Some("medium"));
 }
 
 #[tokio::test]
@@ -507,10 +429,7 @@ async fn a_control_tower_account_is_baselined_in_place_and_its_other_event_is_a_
         .await
         .expect("MoveAccount");
     let lifecycle = with_created_account(
-        fresh(
-            load("account-baseline/create-managed-account.json"),
-            MANAGEMENT_ACCOUNT,
-        ),
+        fresh(load("account-baseline/create-managed-account.json"), MANAGEMENT_ACCOUNT),
         &account,
         "dev-analytics",
     );
@@ -527,10 +446,7 @@ async fn a_control_tower_account_is_baselined_in_place_and_its_other_event_is_a_
 
     // Organizations reports the same account's creation too: one account, one baseline.
     let organizations = with_created_account(
-        fresh(
-            load("account-baseline/create-account-result.json"),
-            MANAGEMENT_ACCOUNT,
-        ),
+        fresh(load("account-baseline/create-account-result.json"), MANAGEMENT_ACCOUNT),
         &account,
         "dev-analytics",
     );
@@ -562,10 +478,7 @@ async fn a_default_vpc_with_an_instance_is_left_in_place_and_said_so() {
     );
     assert!(!s.regions[1].4, "us-west-2's is deleted");
     let alerts = world.alerts().await;
-    assert_eq!(
-        alerts[0].attributes.get("severity").map(String::as_str),
-        Some("medium")
-    );
+    assert_eq!(alerts[0].attributes.get("severity").map(String::as_str), Some("medium"));
     assert!(
         alerts[0].body["why"].to_string().contains("left in place"),
         "{}",

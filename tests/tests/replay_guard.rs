@@ -37,24 +37,9 @@ async fn conformance(store: &impl ReplayStore) {
         store.claim(&request("a", "two", t0)).await.expect("claim"),
         Claim::InProgress { .. }
     ));
-    assert!(
-        !store
-            .progress("a", "two", &done(&["x"]))
-            .await
-            .expect("progress")
-    );
-    assert!(
-        store
-            .progress("a", "one", &done(&["x"]))
-            .await
-            .expect("progress")
-    );
-    assert!(
-        !store
-            .complete("a", "two", "no", &done(&["x"]))
-            .await
-            .expect("complete")
-    );
+    assert!(!store.progress("a", "two", &done(&["x"])).await.expect("progress"));
+    assert!(store.progress("a", "one", &done(&["x"])).await.expect("progress"));
+    assert!(!store.complete("a", "two", "no", &done(&["x"])).await.expect("complete"));
     assert!(
         store
             .complete("a", "one", "tagged i-1", &done(&["x", "y"]))
@@ -62,10 +47,7 @@ async fn conformance(store: &impl ReplayStore) {
             .expect("complete")
     );
     assert_eq!(
-        store
-            .claim(&request("a", "three", t0))
-            .await
-            .expect("claim"),
+        store.claim(&request("a", "three", t0)).await.expect("claim"),
         Claim::Completed {
             summary: "tagged i-1".into()
         }
@@ -73,12 +55,7 @@ async fn conformance(store: &impl ReplayStore) {
 
     // A failure lets the retry claim, resuming after the finished steps.
     store.claim(&request("b", "one", t0)).await.expect("claim");
-    assert!(
-        store
-            .fail("b", "one", "boom", &done(&["x"]), true)
-            .await
-            .expect("fail")
-    );
+    assert!(store.fail("b", "one", "boom", &done(&["x"]), true).await.expect("fail"));
     assert!(
         !store
             .fail("b", "one", "again", &done(&[]), false)
@@ -96,33 +73,17 @@ async fn conformance(store: &impl ReplayStore) {
     store.claim(&short).await.expect("claim");
     let later = t0 + Duration::seconds(5);
     assert_eq!(
-        store
-            .claim(&request("c", "two", later))
-            .await
-            .expect("claim"),
+        store.claim(&request("c", "two", later)).await.expect("claim"),
         claimed(2, &[], false)
     );
-    assert!(
-        !store
-            .complete("c", "one", "late", &[])
-            .await
-            .expect("complete")
-    );
-    assert!(
-        store
-            .complete("c", "two", "done", &[])
-            .await
-            .expect("complete")
-    );
+    assert!(!store.complete("c", "one", "late", &[]).await.expect("complete"));
+    assert!(store.complete("c", "two", "done", &[]).await.expect("complete"));
 
     // A record past its expiry (DynamoDB deletes lazily) no longer blocks.
     let mut brief = request("d", "one", t0);
     brief.expires_at = t0 + Duration::seconds(2);
     store.claim(&brief).await.expect("claim");
-    store
-        .complete("d", "one", "done", &[])
-        .await
-        .expect("complete");
+    store.complete("d", "one", "done", &[]).await.expect("complete");
     assert!(matches!(
         store
             .claim(&request("d", "two", t0 + Duration::seconds(3)))
@@ -155,10 +116,7 @@ async fn concurrent_claims_of_one_event_have_exactly_one_winner() {
             tasks.push(tokio::spawn(async move {
                 let key = format!("event-{event}");
                 let owner = format!("delivery-{delivery}");
-                let claim = store
-                    .claim(&request(&key, &owner, now))
-                    .await
-                    .expect("claim");
+                let claim = store.claim(&request(&key, &owner, now)).await.expect("claim");
                 (event, matches!(claim, Claim::Claimed { .. }))
             }));
         }
@@ -168,8 +126,5 @@ async fn concurrent_claims_of_one_event_have_exactly_one_winner() {
         let (event, won) = t.await.expect("task");
         winners[event] += usize::from(won);
     }
-    assert_eq!(
-        winners, [1; 10],
-        "each event must have exactly one winning delivery"
-    );
+    assert_eq!(winners, [1; 10], "each event must have exactly one winning delivery");
 }

@@ -25,29 +25,17 @@ async fn agent_launch(world: &World, ou: &str, tags: &[(&str, &str)]) -> (String
 #[tokio::test]
 async fn run_instances_gets_environment_corrected_and_owner_added_once() {
     let world = World::start().await;
-    let (instance, event) = agent_launch(
-        &world,
-        "dev",
-        &[("Name", "build-cache"), ("Environment", "prod")],
-    )
-    .await;
+    let (instance, event) = agent_launch(&world, "dev", &[("Name", "build-cache"), ("Environment", "prod")]).await;
     let account = world.org.account("dev").to_string();
     let member = world.emulator.config_as(&account).await;
     let p = world.pipeline(Function::TagEnforcer, builtin());
 
     let report = p.handle(event.clone(), &invocation()).await;
     assert!(report.error.is_none(), "{:?}", report.error);
-    assert!(
-        matches!(outcomes(&report)[..], [Outcome::Applied { .. }]),
-        "{report:?}"
-    );
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
 
     let tags = ec2_tags(&member, &instance).await;
-    assert_eq!(
-        tags.get("Environment").map(String::as_str),
-        Some("dev"),
-        "{tags:?}"
-    );
+    assert_eq!(tags.get("Environment").map(String::as_str), Some("dev"), "{tags:?}");
     assert_eq!(
         tags.get("Owner").map(String::as_str),
         Some(format!("arn:aws:sts::{account}:assumed-role/agent-runner/run-7f3a").as_str())
@@ -59,10 +47,7 @@ async fn run_instances_gets_environment_corrected_and_owner_added_once() {
         .item(&format!("replay#tag-enforcer#cloudtrail#{event_id}"))
         .await
         .expect("replay record");
-    assert_eq!(
-        record["state"].as_s().ok().map(String::as_str),
-        Some("Completed")
-    );
+    assert_eq!(record["state"].as_s().ok().map(String::as_str), Some("Completed"));
     assert!(record.contains_key("expires_at"));
 
     let alerts = world.alerts().await;
@@ -70,26 +55,14 @@ async fn run_instances_gets_environment_corrected_and_owner_added_once() {
     let alert = &alerts[0];
     assert!(alert.subject.len() <= 100, "{}", alert.subject);
     assert!(alert.subject.contains(&account), "{}", alert.subject);
-    assert_eq!(
-        alert.attributes.get("severity").map(String::as_str),
-        Some("high")
-    );
+    assert_eq!(alert.attributes.get("severity").map(String::as_str), Some("high"));
     assert_eq!(
         alert.attributes.get("account").map(String::as_str),
         Some(account.as_str())
     );
-    assert_eq!(
-        alert.attributes.get("environment").map(String::as_str),
-        Some("dev")
-    );
-    assert_eq!(
-        alert.attributes.get("rule").map(String::as_str),
-        Some("tags")
-    );
-    assert_eq!(
-        alert.attributes.get("action").map(String::as_str),
-        Some("tagged")
-    );
+    assert_eq!(alert.attributes.get("environment").map(String::as_str), Some("dev"));
+    assert_eq!(alert.attributes.get("rule").map(String::as_str), Some("tags"));
+    assert_eq!(alert.attributes.get("action").map(String::as_str), Some("tagged"));
     assert_eq!(alert.body["schema"], "guardrail.alert/1");
     assert_eq!(alert.body["resources"][0], instance.as_str());
     let undo = alert.body["undo"].to_string();
@@ -100,14 +73,8 @@ async fn run_instances_gets_environment_corrected_and_owner_added_once() {
 
     // The same event again, as EventBridge's at-least-once delivery may do: nothing happens.
     let again = p.handle(event, &invocation()).await;
-    assert!(
-        matches!(outcomes(&again)[..], [Outcome::Duplicate { .. }]),
-        "{again:?}"
-    );
-    assert!(
-        world.alerts().await.is_empty(),
-        "a duplicate must not alert"
-    );
+    assert!(matches!(outcomes(&again)[..], [Outcome::Duplicate { .. }]), "{again:?}");
+    assert!(world.alerts().await.is_empty(), "a duplicate must not alert");
     assert_eq!(ec2_tags(&member, &instance).await, tags);
 }
 
@@ -116,12 +83,7 @@ async fn a_compliant_instance_costs_no_write_and_no_alert() {
     let world = World::start().await;
     let account = world.org.account("prod").to_string();
     let owner = format!("arn:aws:sts::{account}:assumed-role/agent-runner/run-7f3a");
-    let (_, event) = agent_launch(
-        &world,
-        "prod",
-        &[("Environment", "prod"), ("Owner", &owner)],
-    )
-    .await;
+    let (_, event) = agent_launch(&world, "prod", &[("Environment", "prod"), ("Owner", &owner)]).await;
     let p = world.pipeline(Function::TagEnforcer, builtin());
     let mark = world.emulator.calls().len();
     let report = p.handle(event, &invocation()).await;
@@ -143,12 +105,7 @@ async fn a_compliant_instance_costs_no_write_and_no_alert() {
     assert!(world.alerts().await.is_empty());
 
     // A second compliant event in the same container reads nothing at all (directory cached).
-    let (_, event) = agent_launch(
-        &world,
-        "prod",
-        &[("Environment", "prod"), ("Owner", &owner)],
-    )
-    .await;
+    let (_, event) = agent_launch(&world, "prod", &[("Environment", "prod"), ("Owner", &owner)]).await;
     let mark = world.emulator.calls().len();
     p.handle(event, &invocation()).await;
     assert_eq!(world.emulator.calls_since(mark), Vec::<String>::new());
@@ -220,15 +177,8 @@ async fn detect_mode_alerts_without_changing_tags() {
     );
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1);
-    assert_eq!(
-        alerts[0].attributes.get("action").map(String::as_str),
-        Some("detected")
-    );
-    assert!(
-        alerts[0].body["done"]
-            .to_string()
-            .contains("mode is detect")
-    );
+    assert_eq!(alerts[0].attributes.get("action").map(String::as_str), Some("detected"));
+    assert!(alerts[0].body["done"].to_string().contains("mode is detect"));
 }
 
 #[tokio::test]
@@ -240,10 +190,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let broken = guardrail::lambda::aws_pipeline(Function::TagEnforcer, config, &world.config);
 
     let report = broken.handle(event.clone(), &invocation()).await;
-    assert!(
-        matches!(outcomes(&report)[..], [Outcome::Failed { .. }]),
-        "{report:?}"
-    );
+    assert!(matches!(outcomes(&report)[..], [Outcome::Failed { .. }]), "{report:?}");
     let error = report
         .into_result()
         .expect_err("the invocation fails so Lambda retries");
@@ -253,10 +200,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
         .item(&format!("replay#tag-enforcer#cloudtrail#{event_id}"))
         .await
         .expect("record");
-    assert_eq!(
-        record["state"].as_s().ok().map(String::as_str),
-        Some("Failed")
-    );
+    assert_eq!(record["state"].as_s().ok().map(String::as_str), Some("Failed"));
 
     // Lambda's retry, now with a working topic: the tags (already set) are not written again,
     // the alert goes out, the event completes.
@@ -271,10 +215,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let fixed = world.pipeline(Function::TagEnforcer, builtin());
     let mark = world.emulator.calls().len();
     let retry = fixed.handle(event, &invocation()).await;
-    assert!(
-        matches!(outcomes(&retry)[..], [Outcome::Applied { .. }]),
-        "{retry:?}"
-    );
+    assert!(matches!(outcomes(&retry)[..], [Outcome::Applied { .. }]), "{retry:?}");
     // Finished steps are not repeated: claim, publish, complete; no AssumeRole, no CreateTags.
     let calls = world.emulator.calls_since(mark);
     assert_eq!(
@@ -290,14 +231,8 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
         .item(&format!("replay#tag-enforcer#cloudtrail#{event_id}"))
         .await
         .expect("record");
-    assert_eq!(
-        record["state"].as_s().ok().map(String::as_str),
-        Some("Completed")
-    );
-    assert_eq!(
-        record["attempts"].as_n().ok().map(String::as_str),
-        Some("2")
-    );
+    assert_eq!(record["state"].as_s().ok().map(String::as_str), Some("Completed"));
+    assert_eq!(record["attempts"].as_n().ok().map(String::as_str), Some("2"));
 }
 
 #[tokio::test]
@@ -318,10 +253,7 @@ async fn a_log_file_of_many_records_is_handled_record_by_record() {
     for (ou, id) in [("dev", a), ("agents", b)] {
         let member = world.emulator.config_as(world.org.account(ou)).await;
         assert_eq!(
-            ec2_tags(&member, &id)
-                .await
-                .get("Environment")
-                .map(String::as_str),
+            ec2_tags(&member, &id).await.get("Environment").map(String::as_str),
             Some(ou)
         );
     }

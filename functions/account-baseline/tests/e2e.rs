@@ -13,26 +13,16 @@ async fn account_baseline_binary_baselines_a_new_account_once() {
     let world = World::start().await;
     let account = create_account(&world.config, "agents-sandbox-3").await;
     let event = with_created_account(
-        fresh(
-            load("account-baseline/create-account-result.json"),
-            MANAGEMENT_ACCOUNT,
-        ),
+        fresh(load("account-baseline/create-account-result.json"), MANAGEMENT_ACCOUNT),
         &account,
         "agents-sandbox-3",
     );
     let env = world.function_env();
-    let function = tokio::task::block_in_place(|| {
-        WatchedFunction::start(env!("CARGO_BIN_EXE_account-baseline"), &env)
-    });
+    let function = tokio::task::block_in_place(|| WatchedFunction::start(env!("CARGO_BIN_EXE_account-baseline"), &env));
 
-    let response =
-        tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
+    let response = tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response[0]["outcome"], "applied", "{response}");
-    assert_eq!(
-        response[0]["actions"].as_array().map(Vec::len),
-        Some(15),
-        "{response}"
-    );
+    assert_eq!(response[0]["actions"].as_array().map(Vec::len), Some(15), "{response}");
 
     let parents = aws_sdk_organizations::Client::new(&world.config)
         .list_parents()
@@ -40,18 +30,11 @@ async fn account_baseline_binary_baselines_a_new_account_once() {
         .send()
         .await
         .expect("ListParents");
-    assert_eq!(
-        parents.parents()[0].id(),
-        Some(world.org.ous["agents"].as_str())
-    );
+    assert_eq!(parents.parents()[0].id(), Some(world.org.ous["agents"].as_str()));
     let member = world.emulator.config_as(&account).await;
     let ec2 = aws_sdk_ec2::Client::new(&member);
     assert_eq!(default_vpc_id(&ec2).await, None);
-    let encrypted = ec2
-        .get_ebs_encryption_by_default()
-        .send()
-        .await
-        .expect("ebs");
+    let encrypted = ec2.get_ebs_encryption_by_default().send().await.expect("ebs");
     assert_eq!(encrypted.ebs_encryption_by_default, Some(true));
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
@@ -60,8 +43,7 @@ async fn account_baseline_binary_baselines_a_new_account_once() {
         Some("baselined")
     );
 
-    let again =
-        tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
+    let again = tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         again[0]["outcome"] == "duplicate" || again[0]["outcome"] == "ignored",
         "a replay does nothing: {again}"

@@ -16,20 +16,13 @@ async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
     let event = launch_event(&account, &[&launched], &tags);
 
     let env = world.function_env();
-    let function = tokio::task::block_in_place(|| {
-        WatchedFunction::start(env!("CARGO_BIN_EXE_tag-enforcer"), &env)
-    });
+    let function = tokio::task::block_in_place(|| WatchedFunction::start(env!("CARGO_BIN_EXE_tag-enforcer"), &env));
 
-    let response =
-        tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
+    let response = tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response[0]["outcome"], "applied", "{response}");
 
     let found = ec2_tags(&member, &instance).await;
-    assert_eq!(
-        found.get("Environment").map(String::as_str),
-        Some("dev"),
-        "{found:?}"
-    );
+    assert_eq!(found.get("Environment").map(String::as_str), Some("dev"), "{found:?}");
     assert_eq!(
         found.get("Owner").map(String::as_str),
         Some(format!("arn:aws:sts::{account}:assumed-role/agent-runner/run-7f3a").as_str())
@@ -39,21 +32,14 @@ async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
         .item(&format!("replay#tag-enforcer#cloudtrail#{event_id}"))
         .await
         .expect("replay record");
-    assert_eq!(
-        record["state"].as_s().ok().map(String::as_str),
-        Some("Completed")
-    );
+    assert_eq!(record["state"].as_s().ok().map(String::as_str), Some("Completed"));
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
-    assert_eq!(
-        alerts[0].attributes.get("environment").map(String::as_str),
-        Some("dev")
-    );
+    assert_eq!(alerts[0].attributes.get("environment").map(String::as_str), Some("dev"));
     assert_eq!(alerts[0].body["function"], "tag-enforcer");
 
     // The duplicate delivery does nothing and sends nothing.
-    let again =
-        tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
+    let again = tokio::task::block_in_place(|| function.invoke(&event)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again[0]["outcome"], "duplicate", "{again}");
     assert!(world.alerts().await.is_empty());
 

@@ -4,8 +4,7 @@
 use aws_config::SdkConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
-    ImageBlockPublicAccessEnabledState, MetadataDefaultHttpTokensState,
-    SnapshotBlockPublicAccessState,
+    ImageBlockPublicAccessEnabledState, MetadataDefaultHttpTokensState, SnapshotBlockPublicAccessState,
 };
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 
@@ -28,12 +27,7 @@ impl AwsActuator {
         AwsActuator { access }
     }
 
-    async fn in_account(
-        &self,
-        session: &Session,
-        account: &AccountId,
-        region: Option<&Region>,
-    ) -> Result<SdkConfig> {
+    async fn in_account(&self, session: &Session, account: &AccountId, region: Option<&Region>) -> Result<SdkConfig> {
         let region = match region {
             Some(r) => r.clone(),
             // Global services (IAM, S3 Control): the function's own region.
@@ -54,9 +48,7 @@ impl Actuator for AwsActuator {
         if action.in_organizations() {
             let orgs = aws_sdk_organizations::Client::new(&self.access.management(session).await?);
             return match action {
-                Action::MoveAccount { from_id, to_id, .. } => {
-                    move_account(&orgs, account, from_id, to_id).await
-                }
+                Action::MoveAccount { from_id, to_id, .. } => move_account(&orgs, account, from_id, to_id).await,
                 Action::TagAccount { tags } => tag_account(&orgs, account, tags).await,
                 _ => Ok(()),
             };
@@ -111,12 +103,8 @@ impl Actuator for AwsActuator {
             }
             Action::BlockSnapshotSharing { state, .. } => {
                 let state = match state {
-                    SnapshotBlock::BlockAllSharing => {
-                        SnapshotBlockPublicAccessState::BlockAllSharing
-                    }
-                    SnapshotBlock::BlockNewSharing => {
-                        SnapshotBlockPublicAccessState::BlockNewSharing
-                    }
+                    SnapshotBlock::BlockAllSharing => SnapshotBlockPublicAccessState::BlockAllSharing,
+                    SnapshotBlock::BlockNewSharing => SnapshotBlockPublicAccessState::BlockNewSharing,
                 };
                 ec2(&config)
                     .enable_snapshot_block_public_access()
@@ -129,9 +117,7 @@ impl Actuator for AwsActuator {
             Action::BlockImageSharing { .. } => {
                 ec2(&config)
                     .enable_image_block_public_access()
-                    .image_block_public_access_state(
-                        ImageBlockPublicAccessEnabledState::BlockNewSharing,
-                    )
+                    .image_block_public_access_state(ImageBlockPublicAccessEnabledState::BlockNewSharing)
                     .send()
                     .await
                     .map_err(|e| aws_error("ec2", "EnableImageBlockPublicAccess", e))?;
@@ -148,21 +134,13 @@ fn ec2(config: &SdkConfig) -> aws_sdk_ec2::Client {
 }
 
 fn code<E: ProvideErrorMetadata>(
-    e: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> Option<&str> {
     e.as_service_error().and_then(|s| s.code())
 }
 
 /// Moves the account, unless it already is where it should be (a retry after the move).
-async fn move_account(
-    orgs: &aws_sdk_organizations::Client,
-    account: &AccountId,
-    from: &str,
-    to: &str,
-) -> Result<()> {
+async fn move_account(orgs: &aws_sdk_organizations::Client, account: &AccountId, from: &str, to: &str) -> Result<()> {
     let result = orgs
         .move_account()
         .account_id(account.as_str())
@@ -184,11 +162,7 @@ async fn move_account(
     Err(error)
 }
 
-async fn tag_account(
-    orgs: &aws_sdk_organizations::Client,
-    account: &AccountId,
-    tags: &[Tag],
-) -> Result<()> {
+async fn tag_account(orgs: &aws_sdk_organizations::Client, account: &AccountId, tags: &[Tag]) -> Result<()> {
     let tags = tags
         .iter()
         .map(|t| {
@@ -290,8 +264,7 @@ async fn delete_default_vpc(ec2: &aws_sdk_ec2::Client, planned: &DefaultVpc) -> 
             transient: false,
         });
     }
-    let gone =
-        |c: Option<&str>| c.is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached");
+    let gone = |c: Option<&str>| c.is_some_and(|c| c.ends_with(".NotFound") || c == "Gateway.NotAttached");
     // Runs a delete call, taking "already gone" (a retry) for success.
     macro_rules! delete {
         ($call:expr, $operation:literal) => {
@@ -304,9 +277,7 @@ async fn delete_default_vpc(ec2: &aws_sdk_ec2::Client, planned: &DefaultVpc) -> 
     }
     for igw in &vpc.internet_gateways {
         delete!(
-            ec2.detach_internet_gateway()
-                .internet_gateway_id(igw)
-                .vpc_id(&vpc.id),
+            ec2.detach_internet_gateway().internet_gateway_id(igw).vpc_id(&vpc.id),
             "DetachInternetGateway"
         );
         delete!(
@@ -318,22 +289,13 @@ async fn delete_default_vpc(ec2: &aws_sdk_ec2::Client, planned: &DefaultVpc) -> 
         delete!(ec2.delete_subnet().subnet_id(subnet), "DeleteSubnet");
     }
     for table in &vpc.route_tables {
-        delete!(
-            ec2.delete_route_table().route_table_id(table),
-            "DeleteRouteTable"
-        );
+        delete!(ec2.delete_route_table().route_table_id(table), "DeleteRouteTable");
     }
     for acl in &vpc.network_acls {
-        delete!(
-            ec2.delete_network_acl().network_acl_id(acl),
-            "DeleteNetworkAcl"
-        );
+        delete!(ec2.delete_network_acl().network_acl_id(acl), "DeleteNetworkAcl");
     }
     for group in &vpc.security_groups {
-        delete!(
-            ec2.delete_security_group().group_id(group),
-            "DeleteSecurityGroup"
-        );
+        delete!(ec2.delete_security_group().group_id(group), "DeleteSecurityGroup");
     }
     match ec2.delete_vpc().vpc_id(&vpc.id).send().await {
         Ok(_) => Ok(()),

@@ -105,10 +105,7 @@ impl AwsDirectory {
                 request = request.item(k, AttributeValue::S(v.clone()));
             }
         }
-        request
-            .send()
-            .await
-            .map_err(|e| aws_error("dynamodb", "PutItem", e))?;
+        request.send().await.map_err(|e| aws_error("dynamodb", "PutItem", e))?;
         Ok(())
     }
 
@@ -175,10 +172,7 @@ impl AwsDirectory {
                 .send()
                 .await
                 .map_err(|e| aws_error("organizations", "DescribeOrganizationalUnit", e))?;
-            let name = ou
-                .organizational_unit
-                .and_then(|o| o.name)
-                .unwrap_or_default();
+            let name = ou.organizational_unit.and_then(|o| o.name).unwrap_or_default();
             if let Some(env) = self.policy.environment_for_ou(&name) {
                 return Ok(Membership::Member(Placement {
                     account: account.clone(),

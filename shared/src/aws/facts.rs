@@ -18,12 +18,7 @@ impl Facts for AwsFacts {
         self.directory.lookup(account).await
     }
 
-    async fn account(
-        &self,
-        session: &Session,
-        account: &AccountId,
-        policy: &Policy,
-    ) -> Result<Option<AccountFacts>> {
+    async fn account(&self, session: &Session, account: &AccountId, policy: &Policy) -> Result<Option<AccountFacts>> {
         self.inspector.account(session, account, policy).await
     }
 

@@ -13,8 +13,7 @@ use super::{MemberAccess, aws_error, s3control};
 use crate::apply::Session;
 use crate::error::Result;
 use crate::facts::{
-    AccountFacts, DefaultVpc, EbsKey, ImdsDefaults, OuRef, ReadError, Reading, RegionFacts,
-    S3PublicAccessBlock,
+    AccountFacts, DefaultVpc, EbsKey, ImdsDefaults, OuRef, ReadError, Reading, RegionFacts, S3PublicAccessBlock,
 };
 use crate::ids::{AccountId, Region};
 use crate::plan::Tag;
@@ -47,17 +46,9 @@ impl AwsInspector {
         policy: &Policy,
     ) -> Result<Option<AccountFacts>> {
         let orgs = aws_sdk_organizations::Client::new(&self.access.management(session).await?);
-        let described = match orgs
-            .describe_account()
-            .account_id(account.as_str())
-            .send()
-            .await
-        {
+        let described = match orgs.describe_account().account_id(account.as_str()).send().await {
             Ok(out) => out.account,
-            Err(e)
-                if e.as_service_error().and_then(|s| s.code())
-                    == Some("AccountNotFoundException") =>
-            {
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("AccountNotFoundException") => {
                 return Ok(None);
             }
             Err(e) => return Err(aws_error("organizations", "DescribeAccount", e)),
@@ -82,11 +73,7 @@ impl AwsInspector {
             .into_iter()
             .map(|t| Tag::new(t.key, t.value))
             .collect();
-        let wanted: Vec<String> = policy
-            .environments
-            .iter()
-            .map(|e| e.ou.to_lowercase())
-            .collect();
+        let wanted: Vec<String> = policy.environments.iter().map(|e| e.ou.to_lowercase()).collect();
         let environment_ous = find_ous(&orgs, &wanted).await?;
 
         let regions = &policy.baseline.regions;
@@ -114,8 +101,7 @@ impl AwsInspector {
             });
         }
 
-        let described =
-            described.unwrap_or_else(|| aws_sdk_organizations::types::Account::builder().build());
+        let described = described.unwrap_or_else(|| aws_sdk_organizations::types::Account::builder().build());
         Ok(Some(AccountFacts {
             account: account.clone(),
             management_account,
@@ -145,10 +131,7 @@ fn unreadable_region(region: &Region, e: ReadError) -> RegionFacts {
     }
 }
 
-async fn parent_of(
-    orgs: &aws_sdk_organizations::Client,
-    account: &AccountId,
-) -> Result<Option<OuRef>> {
+async fn parent_of(orgs: &aws_sdk_organizations::Client, account: &AccountId) -> Result<Option<OuRef>> {
     let parents = orgs
         .list_parents()
         .child_id(account.as_str())
@@ -193,11 +176,7 @@ async fn find_ous(orgs: &aws_sdk_organizations::Client, wanted: &[String]) -> Re
         .map_err(|e| aws_error("organizations", "ListRoots", e))?
         .roots
         .unwrap_or_default();
-    let mut queue: VecDeque<(String, usize)> = roots
-        .into_iter()
-        .filter_map(|r| r.id)
-        .map(|id| (id, 0))
-        .collect();
+    let mut queue: VecDeque<(String, usize)> = roots.into_iter().filter_map(|r| r.id).map(|id| (id, 0)).collect();
     let mut found: Vec<OuRef> = Vec::new();
     while let Some((parent, depth)) = queue.pop_front() {
         if depth >= OU_SEARCH_DEPTH || found.len() == wanted.len() {
@@ -218,9 +197,7 @@ async fn find_ous(orgs: &aws_sdk_organizations::Client, wanted: &[String]) -> Re
             let (Some(id), Some(name)) = (ou.id, ou.name) else {
                 continue;
             };
-            if wanted.contains(&name.to_lowercase())
-                && !found.iter().any(|f| f.name.eq_ignore_ascii_case(&name))
-            {
+            if wanted.contains(&name.to_lowercase()) && !found.iter().any(|f| f.name.eq_ignore_ascii_case(&name)) {
                 found.push(OuRef {
                     id: id.clone(),
                     name,
@@ -271,18 +248,13 @@ async fn s3_block(config: &SdkConfig, account: &AccountId) -> Result<Option<S3Pu
         .send()
         .await
     {
-        Ok(out) => Ok(out
-            .public_access_block_configuration
-            .map(|c| S3PublicAccessBlock {
-                block_public_acls: c.block_public_acls.unwrap_or(false),
-                ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
-                block_public_policy: c.block_public_policy.unwrap_or(false),
-                restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
-            })),
-        Err(e)
-            if e.as_service_error().and_then(|s| s.code())
-                == Some("NoSuchPublicAccessBlockConfiguration") =>
-        {
+        Ok(out) => Ok(out.public_access_block_configuration.map(|c| S3PublicAccessBlock {
+            block_public_acls: c.block_public_acls.unwrap_or(false),
+            ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+            block_public_policy: c.block_public_policy.unwrap_or(false),
+            restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+        })),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchPublicAccessBlockConfiguration") => {
             Ok(None)
         }
         Err(e) => Err(aws_error("s3control", "GetPublicAccessBlock", e)),
@@ -335,10 +307,7 @@ async fn region_state(config: &SdkConfig, region: &Region, policy: &Policy) -> R
             ec2.get_image_block_public_access_state()
                 .send()
                 .await
-                .map(|o| {
-                    o.image_block_public_access_state
-                        .unwrap_or_else(|| "unblocked".into())
-                })
+                .map(|o| o.image_block_public_access_state.unwrap_or_else(|| "unblocked".into()))
                 .map_err(|e| aws_error("ec2", "GetImageBlockPublicAccessState", e)),
         ),
         default_vpc: if policy.baseline.delete_default_vpcs {
@@ -385,12 +354,7 @@ pub(crate) async fn default_vpc(ec2: &aws_sdk_ec2::Client) -> Result<Option<Defa
         .send()
         .await
         .map_err(|e| aws_error("ec2", "DescribeVpcs", e))?;
-    let Some(id) = vpcs
-        .vpcs
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|v| v.vpc_id)
-    else {
+    let Some(id) = vpcs.vpcs.unwrap_or_default().into_iter().find_map(|v| v.vpc_id) else {
         return Ok(None);
     };
     let in_vpc = || filter("vpc-id", &id);

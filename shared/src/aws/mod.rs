@@ -77,12 +77,9 @@ pub fn tuned(loader: ConfigLoader, tuning: &Tuning) -> ConfigLoader {
 
 /// The SDK configuration of a function, from its environment.
 pub async fn load() -> SdkConfig {
-    tuned(
-        aws_config::defaults(BehaviorVersion::latest()),
-        &Tuning::default(),
-    )
-    .load()
-    .await
+    tuned(aws_config::defaults(BehaviorVersion::latest()), &Tuning::default())
+        .load()
+        .await
 }
 
 /// Error codes that mean "try again later".
@@ -111,11 +108,7 @@ const TRANSIENT_CODES: &[&str] = &[
 
 /// Turns an SDK error into [`Error::Aws`], keeping the service's code and message and telling
 /// transient failures (throttling, 5xx, timeouts, connection errors) from permanent ones.
-pub(crate) fn aws_error<E>(
-    service: &'static str,
-    operation: &'static str,
-    err: SdkError<E, HttpResponse>,
-) -> Error
+pub(crate) fn aws_error<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -124,15 +117,10 @@ where
             let e = ctx.err();
             let code = e.code().unwrap_or("Unknown").to_string();
             let status = ctx.raw().status().as_u16();
-            let transient =
-                status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code.as_str());
+            let transient = status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code.as_str());
             (code, e.message().unwrap_or_default().to_string(), transient)
         }
-        SdkError::TimeoutError(_) => (
-            "Timeout".to_string(),
-            "the call timed out".to_string(),
-            true,
-        ),
+        SdkError::TimeoutError(_) => ("Timeout".to_string(), "the call timed out".to_string(), true),
         SdkError::DispatchFailure(f) => ("DispatchFailure".to_string(), format!("{f:?}"), true),
         SdkError::ResponseError(_) => (
             "ResponseError".to_string(),
@@ -161,11 +149,7 @@ pub struct MemberAccess {
 }
 
 impl MemberAccess {
-    pub fn new(
-        base: &SdkConfig,
-        policy: std::sync::Arc<crate::policy::Policy>,
-        function: Function,
-    ) -> Self {
+    pub fn new(base: &SdkConfig, policy: std::sync::Arc<crate::policy::Policy>, function: Function) -> Self {
         MemberAccess {
             base: base.clone(),
             sts: aws_sdk_sts::Client::new(base),
@@ -189,12 +173,7 @@ impl MemberAccess {
     }
 
     /// An SDK configuration acting in `account`, in `region`.
-    pub async fn config(
-        &self,
-        session: &Session,
-        account: &AccountId,
-        region: &Region,
-    ) -> Result<SdkConfig> {
+    pub async fn config(&self, session: &Session, account: &AccountId, region: &Region) -> Result<SdkConfig> {
         let role_arn = self.role_arn(account, region.partition());
         self.assumed(session, &role_arn, Some(region)).await
     }
@@ -213,12 +192,7 @@ impl MemberAccess {
         &self.base
     }
 
-    async fn assumed(
-        &self,
-        session: &Session,
-        role_arn: &str,
-        region: Option<&Region>,
-    ) -> Result<SdkConfig> {
+    async fn assumed(&self, session: &Session, role_arn: &str, region: Option<&Region>) -> Result<SdkConfig> {
         let cached = session
             .credentials
             .lock()
@@ -251,11 +225,7 @@ impl MemberAccess {
 
 /// `sts:AssumeRole` with source identity `guardrail`, so every action is traceable to Guardrail
 /// however the session is named.
-pub(crate) async fn assume_role(
-    sts: &aws_sdk_sts::Client,
-    role_arn: &str,
-    session_name: &str,
-) -> Result<Credentials> {
+pub(crate) async fn assume_role(sts: &aws_sdk_sts::Client, role_arn: &str, session_name: &str) -> Result<Credentials> {
     let out = sts
         .assume_role()
         .role_arn(role_arn)

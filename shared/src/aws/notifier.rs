@@ -43,10 +43,7 @@ impl Notifier for SnsNotifier {
                 })?;
             request = request.message_attributes(name, attribute);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| aws_error("sns", "Publish", e))?;
+        request.send().await.map_err(|e| aws_error("sns", "Publish", e))?;
         Ok(())
     }
 }

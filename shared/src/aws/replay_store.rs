@@ -55,10 +55,7 @@ impl DynamoReplayStore {
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
-            .expression_attribute_values(
-                ":in_progress",
-                AttributeValue::S(State::InProgress.as_str().into()),
-            )
+            .expression_attribute_values(":in_progress", AttributeValue::S(State::InProgress.as_str().into()))
             .expression_attribute_values(":now", AttributeValue::S(now_text()));
         if set.contains("#error") {
             // `error` is a reserved word in DynamoDB expressions.
@@ -153,32 +150,17 @@ impl ReplayStore for DynamoReplayStore {
     }
 
     async fn progress(&self, key: &str, owner: &str, done: &[String]) -> Result<bool> {
-        self.holder_update(
-            key,
-            owner,
-            "done = :done",
-            vec![(":done", list(done))],
-            false,
-        )
-        .await
+        self.holder_update(key, owner, "done = :done", vec![(":done", list(done))], false)
+            .await
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        owner: &str,
-        summary: &str,
-        done: &[String],
-    ) -> Result<bool> {
+    async fn complete(&self, key: &str, owner: &str, summary: &str, done: &[String]) -> Result<bool> {
         self.holder_update(
             key,
             owner,
             "#state = :completed, summary = :summary, done = :done",
             vec![
-                (
-                    ":completed",
-                    AttributeValue::S(State::Completed.as_str().into()),
-                ),
+                (":completed", AttributeValue::S(State::Completed.as_str().into())),
                 (":summary", AttributeValue::S(summary.to_string())),
                 (":done", list(done)),
             ],
@@ -187,14 +169,7 @@ impl ReplayStore for DynamoReplayStore {
         .await
     }
 
-    async fn fail(
-        &self,
-        key: &str,
-        owner: &str,
-        error: &str,
-        done: &[String],
-        alerted: bool,
-    ) -> Result<bool> {
+    async fn fail(&self, key: &str, owner: &str, error: &str, done: &[String], alerted: bool) -> Result<bool> {
         let set = if alerted {
             "#state = :failed, #error = :error, done = :done, failure_alerted = :true"
         } else {
@@ -235,9 +210,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Result<Record> {
         owner: s("owner").unwrap_or_default(),
         lease_until: n("lease_until").and_then(DateTime::from_timestamp_millis),
         expires_at,
-        attempts: n("attempts")
-            .and_then(|a| u32::try_from(a).ok())
-            .unwrap_or(0),
+        attempts: n("attempts").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
         done: item
             .get("done")
             .and_then(|v| v.as_l().ok())

@@ -31,9 +31,7 @@ impl ResolveDns for IpSuffixResolver {
             if let Some(ip) = ip_suffix(name) {
                 return Ok(vec![IpAddr::V4(ip)]);
             }
-            let found = tokio::net::lookup_host((name, 0))
-                .await
-                .map_err(ResolveDnsError::new)?;
+            let found = tokio::net::lookup_host((name, 0)).await.map_err(ResolveDnsError::new)?;
             Ok(found.map(|a| a.ip()).collect())
         })
     }
@@ -54,10 +52,7 @@ mod tests {
 
     #[test]
     fn only_names_ending_in_an_ipv4_address_are_rewritten() {
-        assert_eq!(
-            ip_suffix("111122223333.127.0.0.1"),
-            Some(Ipv4Addr::LOCALHOST)
-        );
+        assert_eq!(ip_suffix("111122223333.127.0.0.1"), Some(Ipv4Addr::LOCALHOST));
         for name in [
             "127.0.0.1",
             "111122223333.s3-control.us-east-1.amazonaws.com",

@@ -55,9 +55,7 @@ async fn attached_volumes(config: &SdkConfig, instances: &[String]) -> Result<Ve
 }
 
 fn map(tags: &[Tag]) -> HashMap<String, String> {
-    tags.iter()
-        .map(|t| (t.key.clone(), t.value.clone()))
-        .collect()
+    tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
 }
 
 fn built<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
@@ -72,12 +70,7 @@ async fn tag(config: &SdkConfig, api: TagApi, resources: &[String], set: &[Tag])
         TagApi::Ec2 | TagApi::Ec2VolumesOf => {
             let tags = set
                 .iter()
-                .map(|t| {
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key(&t.key)
-                        .value(&t.value)
-                        .build()
-                })
+                .map(|t| aws_sdk_ec2::types::Tag::builder().key(&t.key).value(&t.value).build())
                 .collect();
             aws_sdk_ec2::Client::new(config)
                 .create_tags()
@@ -91,14 +84,7 @@ async fn tag(config: &SdkConfig, api: TagApi, resources: &[String], set: &[Tag])
             let iam = aws_sdk_iam::Client::new(config);
             let tags: Vec<aws_sdk_iam::types::Tag> = set
                 .iter()
-                .map(|t| {
-                    built(
-                        aws_sdk_iam::types::Tag::builder()
-                            .key(&t.key)
-                            .value(&t.value)
-                            .build(),
-                    )
-                })
+                .map(|t| built(aws_sdk_iam::types::Tag::builder().key(&t.key).value(&t.value).build()))
                 .collect::<Result<_>>()?;
             for id in resources {
                 let result = match api {
@@ -134,14 +120,7 @@ async fn tag(config: &SdkConfig, api: TagApi, resources: &[String], set: &[Tag])
             let sns = aws_sdk_sns::Client::new(config);
             let tags: Vec<aws_sdk_sns::types::Tag> = set
                 .iter()
-                .map(|t| {
-                    built(
-                        aws_sdk_sns::types::Tag::builder()
-                            .key(&t.key)
-                            .value(&t.value)
-                            .build(),
-                    )
-                })
+                .map(|t| built(aws_sdk_sns::types::Tag::builder().key(&t.key).value(&t.value).build()))
                 .collect::<Result<_>>()?;
             for id in resources {
                 sns.tag_resource()
@@ -221,12 +200,7 @@ async fn tag(config: &SdkConfig, api: TagApi, resources: &[String], set: &[Tag])
     Ok(())
 }
 
-async fn untag(
-    config: &SdkConfig,
-    api: TagApi,
-    resources: &[String],
-    keys: &[String],
-) -> Result<()> {
+async fn untag(config: &SdkConfig, api: TagApi, resources: &[String], keys: &[String]) -> Result<()> {
     let keys = keys.to_vec();
     match api {
         TagApi::Ec2 | TagApi::Ec2VolumesOf => {

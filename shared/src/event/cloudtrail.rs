@@ -48,11 +48,7 @@ pub(crate) struct EnvelopeFacts<'a> {
 
 impl CloudTrailEvent {
     /// Builds the typed record, taking the bulky JSON parts out of `record` without copying.
-    pub(crate) fn from_record(
-        mut record: Value,
-        envelope: EnvelopeFacts<'_>,
-        via: Via,
-    ) -> Result<Self, Rejection> {
+    pub(crate) fn from_record(mut record: Value, envelope: EnvelopeFacts<'_>, via: Via) -> Result<Self, Rejection> {
         if !record.is_object() {
             return Err(Rejection::MalformedRecord {
                 detail: "a CloudTrail record must be a JSON object".into(),
@@ -70,9 +66,7 @@ impl CloudTrailEvent {
             .ok_or(Rejection::MissingField { field: "eventName" })?
             .to_string();
         let event_source = str_any(&record, &["eventSource"])
-            .ok_or(Rejection::MissingField {
-                field: "eventSource",
-            })?
+            .ok_or(Rejection::MissingField { field: "eventSource" })?
             .to_string();
 
         let recipient = str_any(&record, &["recipientAccountId"]);
@@ -88,9 +82,7 @@ impl CloudTrailEvent {
             (None, None) => None,
         };
         let region = match str_any(&record, &["awsRegion"]).or(envelope.region) {
-            Some(r) => {
-                Some(Region::parse(r).ok_or_else(|| Rejection::BadRegion { value: clip(r, 40) })?)
-            }
+            Some(r) => Some(Region::parse(r).ok_or_else(|| Rejection::BadRegion { value: clip(r, 40) })?),
             None => None,
         };
         let event_time = match str_any(&record, &["eventTime"]) {

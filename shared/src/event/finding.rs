@@ -53,10 +53,8 @@ impl Finding {
                 detail: "a GuardDuty finding must be a JSON object".into(),
             });
         }
-        let id =
-            string_any(detail, &["id", "Id"]).ok_or(Rejection::MissingField { field: "id" })?;
-        let finding_type = string_any(detail, &["type", "Type"])
-            .ok_or(Rejection::MissingField { field: "type" })?;
+        let id = string_any(detail, &["id", "Id"]).ok_or(Rejection::MissingField { field: "id" })?;
+        let finding_type = string_any(detail, &["type", "Type"]).ok_or(Rejection::MissingField { field: "type" })?;
         let severity = f64_any(detail, &["severity", "Severity"])
             .filter(|s| s.is_finite())
             .ok_or(Rejection::MissingField { field: "severity" })?;
@@ -64,14 +62,11 @@ impl Finding {
             .map(|a| parse_account("accountId", a))
             .transpose()?;
         let region = match str_any(detail, &["region", "Region"]) {
-            Some(r) => {
-                Some(Region::parse(r).ok_or_else(|| Rejection::BadRegion { value: clip(r, 40) })?)
-            }
+            Some(r) => Some(Region::parse(r).ok_or_else(|| Rejection::BadRegion { value: clip(r, 40) })?),
             None => None,
         };
         let created_at = timestamp(detail, "createdAt", &["createdAt", "CreatedAt"])?;
-        let updated_at =
-            timestamp(detail, "updatedAt", &["updatedAt", "UpdatedAt"])?.or(envelope_time);
+        let updated_at = timestamp(detail, "updatedAt", &["updatedAt", "UpdatedAt"])?.or(envelope_time);
 
         let resource = obj_any(detail, &["resource", "Resource"]);
         let access_key = resource
@@ -109,19 +104,13 @@ impl Finding {
     }
 }
 
-fn timestamp(
-    detail: &Value,
-    field: &'static str,
-    keys: &[&str],
-) -> Result<Option<DateTime<Utc>>, Rejection> {
+fn timestamp(detail: &Value, field: &'static str, keys: &[&str]) -> Result<Option<DateTime<Utc>>, Rejection> {
     match str_any(detail, keys) {
         None => Ok(None),
-        Some(s) => time::parse(s)
-            .map(Some)
-            .ok_or_else(|| Rejection::BadTimestamp {
-                field,
-                value: clip(s, 40),
-            }),
+        Some(s) => time::parse(s).map(Some).ok_or_else(|| Rejection::BadTimestamp {
+            field,
+            value: clip(s, 40),
+        }),
     }
 }
 

@@ -148,10 +148,7 @@ mod select_tests {
             ),
             ["eni-1", "eni-2"]
         );
-        let volume_tags = select(
-            &v,
-            "requestParameters.tagSpecificationSet[resourceType=volume].tags",
-        );
+        let volume_tags = select(&v, "requestParameters.tagSpecificationSet[resourceType=volume].tags");
         assert_eq!(volume_tags, [&json!([{"key": "b", "value": "2"}])]);
         assert!(select(&v, "responseElements.missing[].x").is_empty());
         assert!(select(&json!({"a": null}), "a").is_empty());

@@ -189,10 +189,7 @@ impl fmt::Display for Rejection {
                 "not an EventBridge event, CloudTrail record or log file, GuardDuty finding, SNS or SQS message (top-level keys: {keys})"
             ),
             Rejection::EmptyBatch => write!(f, "the batch holds no records"),
-            Rejection::TooDeeplyWrapped => write!(
-                f,
-                "more than {MAX_WRAPPERS} SNS/SQS wrappers around the event"
-            ),
+            Rejection::TooDeeplyWrapped => write!(f, "more than {MAX_WRAPPERS} SNS/SQS wrappers around the event"),
             Rejection::MalformedEnvelope { detail } => {
                 write!(f, "malformed EventBridge envelope: {detail}")
             }
@@ -225,17 +222,11 @@ impl fmt::Display for Rejection {
                 f,
                 "envelope account {envelope} differs from the record's recipientAccountId {detail}"
             ),
-            Rejection::Stale {
-                age_secs,
-                window_secs,
-            } => write!(
+            Rejection::Stale { age_secs, window_secs } => write!(
                 f,
                 "event is {age_secs} s old, beyond the {window_secs} s freshness window"
             ),
-            Rejection::FromFuture {
-                ahead_secs,
-                skew_secs,
-            } => write!(
+            Rejection::FromFuture { ahead_secs, skew_secs } => write!(
                 f,
                 "event is dated {ahead_secs} s in the future, beyond the {skew_secs} s clock-skew allowance"
             ),
@@ -259,9 +250,7 @@ pub fn decode(bytes: &[u8]) -> Vec<Decoded> {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => decode_value(v),
-        Err(e) => vec![Err(Rejection::InvalidJson {
-            detail: e.to_string(),
-        })],
+        Err(e) => vec![Err(Rejection::InvalidJson { detail: e.to_string() })],
     }
 }
 
@@ -296,11 +285,7 @@ fn unwrap_into(mut v: Value, wrappers: usize, out: &mut Vec<Decoded>) {
             match wrapped_message(&record) {
                 Some(Ok(inner)) => unwrap_into(inner, wrappers + 1, out),
                 Some(Err(rejection)) => out.push(Err(rejection)),
-                None => out.push(decode_record(
-                    record,
-                    EnvelopeFacts::default(),
-                    Via::CloudTrailLogFile,
-                )),
+                None => out.push(decode_record(record, EnvelopeFacts::default(), Via::CloudTrailLogFile)),
             }
         }
         return;
@@ -328,9 +313,7 @@ fn wrapped_message(v: &Value) -> Option<Result<Value, Rejection>> {
         return None;
     };
     Some(match text {
-        None => Err(Rejection::MissingField {
-            field: "Message/body",
-        }),
+        None => Err(Rejection::MissingField { field: "Message/body" }),
         Some(text) => serde_json::from_str(text).map_err(|e| Rejection::InvalidJson {
             detail: format!("{what}: {e}"),
         }),
@@ -355,10 +338,9 @@ fn decode_single(v: Value) -> Decoded {
 
 fn decode_envelope(v: Value) -> Decoded {
     // Check what decides trust and relevance first, so the reason given is the most specific one.
-    let detail_type =
-        str_any(&v, &["detail-type"]).ok_or_else(|| Rejection::MalformedEnvelope {
-            detail: "missing field `detail-type`".into(),
-        })?;
+    let detail_type = str_any(&v, &["detail-type"]).ok_or_else(|| Rejection::MalformedEnvelope {
+        detail: "missing field `detail-type`".into(),
+    })?;
     let source = str_any(&v, &["source"]).ok_or_else(|| Rejection::MalformedEnvelope {
         detail: "missing field `source`".into(),
     })?;
@@ -387,12 +369,9 @@ fn decode_envelope(v: Value) -> Decoded {
         });
     }
     let envelope: EventBridgeEvent<Value> =
-        serde_json::from_value(v).map_err(|e| Rejection::MalformedEnvelope {
-            detail: e.to_string(),
-        })?;
+        serde_json::from_value(v).map_err(|e| Rejection::MalformedEnvelope { detail: e.to_string() })?;
     if envelope.detail_type == "GuardDuty Finding" {
-        return Finding::from_detail(&envelope.detail, envelope.time, Via::EventBridge)
-            .map(Event::Finding);
+        return Finding::from_detail(&envelope.detail, envelope.time, Via::EventBridge).map(Event::Finding);
     }
     let facts = EnvelopeFacts {
         account: envelope.account.as_deref(),
@@ -416,9 +395,7 @@ const SUPPORTED_DETAIL_TYPES: &[&str] = &[
 fn decode_record(record: Value, envelope: EnvelopeFacts<'_>, via: Via) -> Decoded {
     let trail = CloudTrailEvent::from_record(record, envelope, via)?;
     let is_service_event = trail.event_type.as_deref() == Some("AwsServiceEvent");
-    if trail.event_source == "organizations.amazonaws.com"
-        && trail.event_name == "CreateAccountResult"
-    {
+    if trail.event_source == "organizations.amazonaws.com" && trail.event_name == "CreateAccountResult" {
         return account_creation(trail).map(Event::AccountCreation);
     }
     if trail.event_source == "controltower.amazonaws.com" && is_service_event {
@@ -432,11 +409,9 @@ fn decode_record(record: Value, envelope: EnvelopeFacts<'_>, via: Via) -> Decode
 }
 
 fn account_creation(trail: CloudTrailEvent) -> Result<AccountCreation, Rejection> {
-    let status = obj_any(&trail.service_event_details, &["createAccountStatus"]).ok_or(
-        Rejection::MissingField {
-            field: "serviceEventDetails.createAccountStatus",
-        },
-    )?;
+    let status = obj_any(&trail.service_event_details, &["createAccountStatus"]).ok_or(Rejection::MissingField {
+        field: "serviceEventDetails.createAccountStatus",
+    })?;
     let state = string_any(status, &["state"]).ok_or(Rejection::MissingField {
         field: "createAccountStatus.state",
     })?;
@@ -493,10 +468,7 @@ fn kind_of(v: &Value) -> &'static str {
 fn top_keys(v: &Value) -> String {
     match v.as_object() {
         Some(m) if m.is_empty() => "none".to_string(),
-        Some(m) => clip(
-            &m.keys().take(8).cloned().collect::<Vec<_>>().join(", "),
-            120,
-        ),
+        Some(m) => clip(&m.keys().take(8).cloned().collect::<Vec<_>>().join(", "), 120),
         None => kind_of(v).to_string(),
     }
 }
@@ -571,9 +543,7 @@ impl Event {
         }
         match self {
             Event::Finding(f) => {
-                let updated = f
-                    .updated_at
-                    .ok_or(Rejection::MissingField { field: "updatedAt" })?;
+                let updated = f.updated_at.ok_or(Rejection::MissingField { field: "updatedAt" })?;
                 Ok(format!("finding#{}#{}", f.id, updated.timestamp_millis()))
             }
             _ => self
@@ -587,9 +557,7 @@ impl Event {
     pub fn is_successful_creation(&self) -> bool {
         match self {
             Event::AccountCreation(a) => a.state == "SUCCEEDED",
-            Event::Lifecycle(l) => {
-                l.name == "CreateManagedAccount" && l.state.as_deref() == Some("SUCCEEDED")
-            }
+            Event::Lifecycle(l) => l.name == "CreateManagedAccount" && l.state.as_deref() == Some("SUCCEEDED"),
             _ => false,
         }
     }
@@ -675,9 +643,7 @@ mod tests {
             }
         }
         assert_eq!(
-            decode(b"{")
-                .first()
-                .map(|d| d.as_ref().err().map(Rejection::code)),
+            decode(b"{").first().map(|d| d.as_ref().err().map(Rejection::code)),
             Some(Some("invalid-json"))
         );
     }
@@ -725,17 +691,15 @@ mod tests {
             (l.name.as_str(), l.state.as_deref()),
             ("CreateManagedAccount", Some("SUCCEEDED"))
         );
-        assert_eq!(
-            l.account_id.as_ref().map(AccountId::as_str),
-            Some("444455556666")
-        );
+        assert_eq!(l.account_id.as_ref().map(AccountId::as_str), Some("444455556666"));
         assert_eq!(l.ou_name.as_deref(), Some("dev"));
 
         let mut failed = record();
         failed["eventSource"] = json!("organizations.amazonaws.com");
         failed["eventName"] = json!("CreateAccountResult");
         failed["eventType"] = json!("AwsServiceEvent");
-        failed["serviceEventDetails"] = json!({"createAccountStatus": {"id": "car-1", "state": "FAILED", "failureReason": "EMAIL_ALREADY_EXISTS"}});
+        failed["serviceEventDetails"] =
+            json!({"createAccountStatus": {"id": "car-1", "state": "FAILED", "failureReason": "EMAIL_ALREADY_EXISTS"}});
         let Ok(Event::AccountCreation(a)) = one(failed.clone()) else {
             panic!("not an account creation")
         };

@@ -60,14 +60,12 @@ impl Principal {
         let account = string_any(ui, &["accountId"]);
         match str_any(ui, &["type"]) {
             Some("IAMUser") => Principal::IamUser {
-                name: string_any(ui, &["userName"])
-                    .or_else(|| arn.as_deref().and_then(last_segment)),
+                name: string_any(ui, &["userName"]).or_else(|| arn.as_deref().and_then(last_segment)),
                 arn,
                 account,
             },
             Some("AssumedRole") => {
-                let issuer =
-                    obj_any(ui, &["sessionContext"]).and_then(|c| obj_any(c, &["sessionIssuer"]));
+                let issuer = obj_any(ui, &["sessionContext"]).and_then(|c| obj_any(c, &["sessionIssuer"]));
                 let role_arn = issuer
                     .filter(|i| str_any(i, &["type"]).is_none_or(|t| t == "Role"))
                     .and_then(|i| string_any(i, &["arn"]))
@@ -120,9 +118,7 @@ impl Principal {
             | Principal::Root { arn, .. }
             | Principal::FederatedUser { arn, .. }
             | Principal::Other { arn, .. } => arn.as_deref(),
-            Principal::AwsService { .. } | Principal::AwsAccount { .. } | Principal::Missing => {
-                None
-            }
+            Principal::AwsService { .. } | Principal::AwsAccount { .. } | Principal::Missing => None,
         }
     }
 
@@ -131,9 +127,7 @@ impl Principal {
     pub fn owner(&self) -> Option<&str> {
         match self {
             Principal::AssumedRole {
-                session_arn,
-                role_arn,
-                ..
+                session_arn, role_arn, ..
             } => session_arn.as_deref().or(role_arn.as_deref()),
             Principal::AwsService { service } => service.as_deref(),
             _ => self.arn(),
@@ -164,10 +158,7 @@ impl Principal {
 }
 
 fn last_segment(arn: &str) -> Option<String> {
-    arn.rsplit('/')
-        .next()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    arn.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// `arn:aws:sts::1:assumed-role/Role/session` → `session`.
@@ -182,13 +173,9 @@ fn role_arn_from_session_arn(session_arn: &str) -> Option<String> {
     let (head, rest) = session_arn.split_once(":assumed-role/")?;
     let (role, _) = rest.split_once('/')?;
     let mut parts = head.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(_), Some(account)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some("arn"), Some(partition), Some("sts"), Some(_), Some(account)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     (!role.is_empty()).then(|| format!("arn:{partition}:iam::{account}:role/{role}"))
@@ -208,10 +195,7 @@ mod tests {
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/team/Dev"}}
         })));
         assert_eq!(p.arn(), Some("arn:aws:iam::111122223333:role/team/Dev"));
-        assert_eq!(
-            p.owner(),
-            Some("arn:aws:sts::111122223333:assumed-role/Dev/alice")
-        );
+        assert_eq!(p.owner(), Some("arn:aws:sts::111122223333:assumed-role/Dev/alice"));
         let Principal::AssumedRole { session_name, .. } = &p else {
             panic!("{p:?}")
         };
@@ -258,16 +242,9 @@ mod tests {
             (json!({"type": 7}), "untyped"),
         ];
         for (ui, want) in cases {
-            assert_eq!(
-                Principal::from_user_identity(Some(&ui)).describe(),
-                want,
-                "{ui}"
-            );
+            assert_eq!(Principal::from_user_identity(Some(&ui)).describe(), want, "{ui}");
         }
         assert_eq!(Principal::from_user_identity(None), Principal::Missing);
-        assert_eq!(
-            Principal::from_user_identity(Some(&json!(null))),
-            Principal::Missing
-        );
+        assert_eq!(Principal::from_user_identity(Some(&json!(null))), Principal::Missing);
     }
 }

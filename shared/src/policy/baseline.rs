@@ -30,12 +30,7 @@ pub struct Baseline {
 impl Baseline {
     /// The alias an account should have, or `None` when aliases are unmanaged or the template
     /// yields nothing valid (3-63 of a-z, 0-9 and inner hyphens).
-    pub fn alias_for(
-        &self,
-        account_name: &str,
-        environment: &str,
-        account: &str,
-    ) -> Option<String> {
+    pub fn alias_for(&self, account_name: &str, environment: &str, account: &str) -> Option<String> {
         let template = self.account_alias.as_deref()?;
         let raw = template
             .replace("{name}", account_name)
@@ -48,11 +43,7 @@ impl Baseline {
                 alias.push(c);
             }
         }
-        let alias = alias
-            .trim_end_matches('-')
-            .chars()
-            .take(63)
-            .collect::<String>();
+        let alias = alias.trim_end_matches('-').chars().take(63).collect::<String>();
         let alias = alias.trim_end_matches('-').to_string();
         (alias.len() >= 3).then_some(alias)
     }
@@ -75,12 +66,9 @@ impl SnapshotBlock {
     }
 
     pub fn parse(s: &str) -> Option<SnapshotBlock> {
-        [
-            SnapshotBlock::BlockNewSharing,
-            SnapshotBlock::BlockAllSharing,
-        ]
-        .into_iter()
-        .find(|b| b.as_str() == s)
+        [SnapshotBlock::BlockNewSharing, SnapshotBlock::BlockAllSharing]
+            .into_iter()
+            .find(|b| b.as_str() == s)
     }
 }
 
@@ -191,10 +179,6 @@ mod tests {
         assert_eq!(merged.max_age_days, Some(60));
         assert_eq!(merged.reuse_prevention, Some(24));
         assert!(merged.hard_expiry && merged.require_symbols);
-        assert_eq!(
-            want.strengthen(&merged),
-            merged,
-            "applying twice changes nothing"
-        );
+        assert_eq!(want.strengthen(&merged), merged, "applying twice changes nothing");
     }
 }

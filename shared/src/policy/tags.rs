@@ -163,11 +163,7 @@ mod tests {
         TagRules {
             required: vec!["Environment".into(), "Owner".into()],
             protected: vec!["guardrail:*".into()],
-            aliases: [(
-                "Environment".to_string(),
-                vec!["env".to_string(), "stage".to_string()],
-            )]
-            .into(),
+            aliases: [("Environment".to_string(), vec!["env".to_string(), "stage".to_string()])].into(),
             allowed: [(
                 "DataClass".to_string(),
                 vec!["public".to_string(), "internal".to_string()],
@@ -187,14 +183,7 @@ mod tests {
     #[test]
     fn misspelled_keys_map_to_the_canonical_one() {
         let r = rules();
-        for key in [
-            "environment",
-            "ENVIRONMENT",
-            "env",
-            "Env",
-            "stage",
-            "environ_ment",
-        ] {
+        for key in ["environment", "ENVIRONMENT", "env", "Env", "stage", "environ_ment"] {
             assert_eq!(r.canonical(key), Some("Environment"), "{key}");
         }
         assert_eq!(r.canonical("cost-center"), Some("CostCenter"));
@@ -206,11 +195,7 @@ mod tests {
     #[test]
     fn protection_and_allowed_values() {
         let r = rules();
-        assert!(
-            r.is_protected("Environment")
-                && r.is_protected("Owner")
-                && r.is_protected("guardrail:quarantine")
-        );
+        assert!(r.is_protected("Environment") && r.is_protected("Owner") && r.is_protected("guardrail:quarantine"));
         assert!(!r.is_protected("Name") && !r.is_protected("guardrailx"));
         assert_eq!(r.disallowed("DataClass", "internal"), None);
         assert!(

@@ -12,8 +12,8 @@ use wildmatch::WildMatch;
 use regex::Regex;
 
 use super::{
-    Baseline, ENVIRONMENT_TAG, Environment, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy,
-    Pattern, Policy, PolicyError, Rule, SnapshotBlock, TagRules, ValuePattern,
+    Baseline, ENVIRONMENT_TAG, Environment, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy, Pattern, Policy,
+    PolicyError, Rule, SnapshotBlock, TagRules, ValuePattern,
 };
 use crate::ids::Region;
 
@@ -126,8 +126,7 @@ struct RawEnvironment {
 
 /// Parses and validates a policy.
 pub(super) fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-    let raw: RawPolicy =
-        toml::from_str(text).map_err(|e| PolicyError::from_toml(&e, text, origin))?;
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::from_toml(&e, text, origin))?;
     Validator { text, origin }.policy(raw)
 }
 
@@ -159,9 +158,7 @@ impl PolicyError {
 }
 
 fn line_start(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .and_then(|t| t.rfind('\n'))
-        .map_or(0, |i| i + 1)
+    text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -174,12 +171,7 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err(
-        &self,
-        key: impl Into<String>,
-        span: Range<usize>,
-        message: impl fmt::Display,
-    ) -> PolicyError {
+    fn err(&self, key: impl Into<String>, span: Range<usize>, message: impl fmt::Display) -> PolicyError {
         PolicyError {
             origin: self.origin.to_string(),
             line: Some(line_of(self.text, span.start)),
@@ -190,20 +182,10 @@ impl Validator<'_> {
 
     fn policy(&self, raw: RawPolicy) -> Result<Policy, PolicyError> {
         if *raw.version.get_ref() != 1 {
-            return Err(self.err(
-                "version",
-                raw.version.span(),
-                "only version 1 is understood",
-            ));
+            return Err(self.err("version", raw.version.span(), "only version 1 is understood"));
         }
-        let freshness = self.duration(
-            "events.freshness",
-            raw.events.freshness,
-            "1h",
-            60..=7 * 86_400,
-        )?;
-        let clock_skew =
-            self.duration("events.clock_skew", raw.events.clock_skew, "5m", 0..=3_600)?;
+        let freshness = self.duration("events.freshness", raw.events.freshness, "1h", 60..=7 * 86_400)?;
+        let clock_skew = self.duration("events.clock_skew", raw.events.clock_skew, "5m", 0..=3_600)?;
 
         let member_role = match raw.roles.member {
             None => "guardrail-{function}".to_string(),
@@ -239,10 +221,8 @@ impl Validator<'_> {
             None => None,
         };
 
-        let guardrail_principals =
-            self.patterns("principals.guardrail", raw.principals.guardrail)?;
-        let protected_principals =
-            self.patterns("principals.protected", raw.principals.protected)?;
+        let guardrail_principals = self.patterns("principals.guardrail", raw.principals.guardrail)?;
+        let protected_principals = self.patterns("principals.protected", raw.principals.protected)?;
 
         let exempt_principals = self.patterns("principals.exempt", raw.principals.exempt)?;
         let tags = self.tags(raw.tags)?;
@@ -273,10 +253,7 @@ impl Validator<'_> {
                 return Err(self.err(
                     format!("{key}.ou"),
                     ou.span(),
-                    format!(
-                        "OU {:?} is already mapped to another environment",
-                        ou.get_ref()
-                    ),
+                    format!("OU {:?} is already mapped to another environment", ou.get_ref()),
                 ));
             }
             let mut modes = BTreeMap::new();
@@ -296,10 +273,7 @@ impl Validator<'_> {
                     return Err(self.err(
                         rule_key,
                         mode.span(),
-                        format!(
-                            "unknown mode {:?}; modes are off, detect, fix, enforce",
-                            mode.get_ref()
-                        ),
+                        format!("unknown mode {:?}; modes are off, detect, fix, enforce", mode.get_ref()),
                     ));
                 };
                 modes.insert(r, m);
@@ -321,11 +295,7 @@ impl Validator<'_> {
             });
         }
         if environments.is_empty() {
-            return Err(self.err(
-                "environments",
-                env_span,
-                "at least one environment is needed",
-            ));
+            return Err(self.err("environments", env_span, "at least one environment is needed"));
         }
 
         let naming = self.naming(raw.naming, &environments)?;
@@ -348,9 +318,7 @@ impl Validator<'_> {
     fn naming(&self, raw: RawNaming, environments: &[Environment]) -> Result<Naming, PolicyError> {
         let account = match raw.account {
             Some(p) => self.name_pattern("naming.account", p.get_ref(), p.span(), environments)?,
-            None => {
-                self.name_pattern("naming.account", DEFAULT_ACCOUNT_NAMING, 0..0, environments)?
-            }
+            None => self.name_pattern("naming.account", DEFAULT_ACCOUNT_NAMING, 0..0, environments)?,
         };
         let mut resources = BTreeMap::new();
         for (kind, pattern) in raw.resources {
@@ -366,8 +334,7 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            let compiled =
-                self.name_pattern(&key, pattern.get_ref(), pattern.span(), environments)?;
+            let compiled = self.name_pattern(&key, pattern.get_ref(), pattern.span(), environments)?;
             resources.insert(kind.into_inner(), compiled);
         }
         Ok(Naming { account, resources })
@@ -382,23 +349,15 @@ impl Validator<'_> {
         environments: &[Environment],
     ) -> Result<NamePattern, PolicyError> {
         if !pattern.contains("{env}") {
-            return Err(self.err(
-                key,
-                span,
-                "the pattern must contain {env}, the environment's name",
-            ));
+            return Err(self.err(key, span, "the pattern must contain {env}, the environment's name"));
         }
         let compiled = environments
             .iter()
             .map(|e| {
                 let re = pattern.replace("{env}", &regex::escape(&e.name));
-                Regex::new(&re).map(|r| (e.name.clone(), r)).map_err(|err| {
-                    self.err(
-                        key,
-                        span.clone(),
-                        format!("not a regular expression: {err}"),
-                    )
-                })
+                Regex::new(&re)
+                    .map(|r| (e.name.clone(), r))
+                    .map_err(|err| self.err(key, span.clone(), format!("not a regular expression: {err}")))
             })
             .collect::<Result<_, _>>()?;
         Ok(NamePattern {
@@ -409,10 +368,7 @@ impl Validator<'_> {
 
     fn tag_key(&self, key: &str, k: &Spanned<String>) -> Result<(), PolicyError> {
         let text = k.get_ref();
-        if text.is_empty()
-            || text.chars().count() > 128
-            || text.to_ascii_lowercase().starts_with("aws:")
-        {
+        if text.is_empty() || text.chars().count() > 128 || text.to_ascii_lowercase().starts_with("aws:") {
             return Err(self.err(
                 key,
                 k.span(),
@@ -485,10 +441,7 @@ impl Validator<'_> {
                     "list at least one value",
                 ));
             }
-            allowed.insert(
-                k.into_inner(),
-                values.into_iter().map(Spanned::into_inner).collect(),
-            );
+            allowed.insert(k.into_inner(), values.into_iter().map(Spanned::into_inner).collect());
         }
         let mut patterns = BTreeMap::new();
         for (k, pattern) in raw.patterns {
@@ -531,11 +484,7 @@ impl Validator<'_> {
                         ));
                     };
                     if out.contains(&region) {
-                        return Err(self.err(
-                            "baseline.regions",
-                            r.span(),
-                            format!("{region} is listed twice"),
-                        ));
+                        return Err(self.err("baseline.regions", r.span(), format!("{region} is listed twice")));
                     }
                     out.push(region);
                 }
@@ -604,10 +553,7 @@ impl Validator<'_> {
                 return Err(self.err(
                     "baseline.ebs_kms_key",
                     k.span(),
-                    format!(
-                        "{:?} is not a KMS key id, alias/..., or key or alias ARN",
-                        k.get_ref()
-                    ),
+                    format!("{:?} is not a KMS key id, alias/..., or key or alias ARN", k.get_ref()),
                 ));
             }
             None => None,
@@ -619,10 +565,7 @@ impl Validator<'_> {
                 self.err(
                     "baseline.snapshot_block_public_access",
                     s.span(),
-                    format!(
-                        "{:?}: use block-all-sharing or block-new-sharing",
-                        s.get_ref()
-                    ),
+                    format!("{:?}: use block-all-sharing or block-new-sharing", s.get_ref()),
                 )
             })?,
         };
@@ -637,12 +580,7 @@ impl Validator<'_> {
             require_lowercase: p.require_lowercase.unwrap_or(true),
             allow_users_to_change: p.allow_users_to_change.unwrap_or(true),
             max_age_days: optional(self.int(&key("max_age_days"), p.max_age_days, 0, 0..=1095)?),
-            reuse_prevention: optional(self.int(
-                &key("reuse_prevention"),
-                p.reuse_prevention,
-                24,
-                0..=24,
-            )?),
+            reuse_prevention: optional(self.int(&key("reuse_prevention"), p.reuse_prevention, 24, 0..=24)?),
             hard_expiry: p.hard_expiry.unwrap_or(false),
         };
         Ok(Baseline {
@@ -674,12 +612,7 @@ impl Validator<'_> {
                 self.err(
                     key,
                     v.span(),
-                    format!(
-                        "{} is outside {}..={}",
-                        v.get_ref(),
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("{} is outside {}..={}", v.get_ref(), range.start(), range.end()),
                 )
             })
     }
@@ -698,10 +631,7 @@ impl Validator<'_> {
             self.err(
                 key,
                 value.span(),
-                format!(
-                    "{:?} is not a duration such as \"15m\" or \"1h\": {e}",
-                    value.get_ref()
-                ),
+                format!("{:?} is not a duration such as \"15m\" or \"1h\": {e}", value.get_ref()),
             )
         })?;
         if !seconds.contains(&d.as_secs()) {
@@ -723,16 +653,11 @@ impl Validator<'_> {
         raw.into_iter()
             .map(|p| {
                 let text = p.get_ref();
-                if !text.starts_with("arn:")
-                    || text.chars().any(char::is_whitespace)
-                    || text.len() > 512
-                {
+                if !text.starts_with("arn:") || text.chars().any(char::is_whitespace) || text.len() > 512 {
                     return Err(self.err(
                         key,
                         p.span(),
-                        format!(
-                            "{text:?} is not an ARN pattern (arn:..., with * and ? as wildcards)"
-                        ),
+                        format!("{text:?} is not an ARN pattern (arn:..., with * and ? as wildcards)"),
                     ));
                 }
                 Ok(Pattern {
@@ -745,9 +670,7 @@ impl Validator<'_> {
 }
 
 fn is_role_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 fn is_role_arn(s: &str) -> bool {
@@ -760,13 +683,9 @@ fn is_role_arn(s: &str) -> bool {
 fn is_kms_key(s: &str) -> bool {
     s.len() <= 2048
         && !s.chars().any(char::is_whitespace)
-        && (s.starts_with("arn:")
-            || s.starts_with("alias/")
-            || s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        && (s.starts_with("arn:") || s.starts_with("alias/") || s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
 }
 
 fn is_environment_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

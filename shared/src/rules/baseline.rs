@@ -6,9 +6,7 @@ use crate::event::{Event, Rejection};
 use crate::facts::{AccountFacts, OuRef, Placement, Reading, RegionFacts, S3PublicAccessBlock};
 use crate::ids::AccountId;
 use crate::plan::{Action, Decision, Ignored, Plan, Tag, Unchecked};
-use crate::policy::{
-    ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, PasswordPolicy, Policy, Rule, SnapshotBlock,
-};
+use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, PasswordPolicy, Policy, Rule, SnapshotBlock};
 
 use super::tags::{shell_quote, tag_value};
 use super::{Known, Needs};
@@ -19,10 +17,7 @@ pub const CREATE_MANAGED_ACCOUNT: &str = "CreateManagedAccount";
 /// What an event asks of the baseline.
 enum Trigger<'a> {
     /// A new account exists: baseline it.
-    Created {
-        account: AccountId,
-        control_tower: bool,
-    },
+    Created { account: AccountId, control_tower: bool },
     /// Creation failed: tell ops why, do nothing else.
     Failed {
         name: Option<&'a str>,
@@ -86,11 +81,7 @@ pub fn decide(event: &Event, known: &Known, policy: &Policy) -> Result<Decision,
                 state: state.to_string(),
             },
         }),
-        Trigger::Failed {
-            name,
-            reason,
-            request,
-        } => {
+        Trigger::Failed { name, reason, request } => {
             let account = event
                 .account()
                 .cloned()
@@ -109,31 +100,21 @@ pub fn decide(event: &Event, known: &Known, policy: &Policy) -> Result<Decision,
             plan.notes.push(format!(
                 "Organizations did not create the account, so there is nothing to baseline. Fix the cause ({reason}) and create it again."
             ));
-            Ok(Decision::Act {
-                plan: Box::new(plan),
-            })
+            Ok(Decision::Act { plan: Box::new(plan) })
         }
         Trigger::Created { control_tower, .. } => match known {
             Known::Account(facts) => Ok(plan_account(facts, control_tower, policy)),
-            _ => Err(Rejection::MissingField {
-                field: "account state",
-            }),
+            _ => Err(Rejection::MissingField { field: "account state" }),
         },
     }
 }
 
 /// How the environment was worked out, for the alert.
-fn environment_of<'p>(
-    facts: &AccountFacts,
-    policy: &'p Policy,
-) -> Option<(&'p Environment, String)> {
+fn environment_of<'p>(facts: &AccountFacts, policy: &'p Policy) -> Option<(&'p Environment, String)> {
     if let Some(tag) = facts.tags.iter().find(|t| t.key == ENVIRONMENT_TAG)
         && let Some(env) = policy.environment(&tag.value)
     {
-        return Some((
-            env,
-            format!("the account's {ENVIRONMENT_TAG} tag says {}", env.name),
-        ));
+        return Some((env, format!("the account's {ENVIRONMENT_TAG} tag says {}", env.name)));
     }
     if let Some(name) = &facts.name
         && let Some(env) = policy
@@ -144,10 +125,7 @@ fn environment_of<'p>(
     {
         return Some((
             env,
-            format!(
-                "its name {name:?} follows the {} naming convention",
-                env.name
-            ),
+            format!("its name {name:?} follows the {} naming convention", env.name),
         ));
     }
     let parent = facts.parent.as_ref().filter(|p| !p.is_root)?;
@@ -167,8 +145,7 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
     } else {
         "AWS Organizations"
     };
-    let rerun =
-        format!("Check or re-apply any time: guardrail baseline --account {id} [--dry-run]");
+    let rerun = format!("Check or re-apply any time: guardrail baseline --account {id} [--dry-run]");
 
     if facts.management_account.as_ref() == Some(&id) {
         let mut plan = Plan::new(Rule::Baseline, Mode::Fix, id, label);
@@ -178,9 +155,7 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
             "account",
             "this is the organization's management account: Guardrail does not baseline it",
         );
-        return Decision::Act {
-            plan: Box::new(plan),
-        };
+        return Decision::Act { plan: Box::new(plan) };
     }
     if let Some(state) = facts.state.as_deref().filter(|s| *s != "ACTIVE") {
         return Decision::Ignore {
@@ -204,9 +179,7 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
         plan.notes.push(format!(
             "Tag the account {ENVIRONMENT_TAG}=<environment> (or rename it), then run: guardrail baseline --account {id}"
         ));
-        return Decision::Act {
-            plan: Box::new(plan),
-        };
+        return Decision::Act { plan: Box::new(plan) };
     };
     let mode = environment.mode(Rule::Baseline);
     if mode == Mode::Off {
@@ -247,15 +220,9 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
     }
     // Routine when everything could be fixed; a person should look when something could not.
     let unfixed = plan.violations.iter().any(|v| !v.fixable) || !mode.fixes();
-    plan.severity = if unfixed {
-        Severity::Medium
-    } else {
-        Severity::Info
-    };
+    plan.severity = if unfixed { Severity::Medium } else { Severity::Info };
     plan.notes.push(rerun);
-    Decision::Act {
-        plan: Box::new(plan),
-    }
+    Decision::Act { plan: Box::new(plan) }
 }
 
 /// Accumulates checks into a plan.
@@ -270,13 +237,7 @@ impl Builder {
         self.plan.in_place.push(what.into());
     }
 
-    fn fix(
-        &mut self,
-        what: &str,
-        problem: impl Into<String>,
-        action: Action,
-        undo: Option<String>,
-    ) {
+    fn fix(&mut self, what: &str, problem: impl Into<String>, action: Action, undo: Option<String>) {
         self.checked += 1;
         self.plan.fixable_violation(what, problem);
         self.plan.actions.push(action);
@@ -304,13 +265,7 @@ impl Builder {
     }
 
     /// The account moves from the root or a landing OU into its environment's OU.
-    fn placement(
-        &mut self,
-        facts: &AccountFacts,
-        env: &Environment,
-        control_tower: bool,
-        policy: &Policy,
-    ) {
+    fn placement(&mut self, facts: &AccountFacts, env: &Environment, control_tower: bool, policy: &Policy) {
         let id = facts.account.clone();
         let Some(target) = facts
             .environment_ous
@@ -358,7 +313,10 @@ impl Builder {
         } else if movable {
             self.fix(
                 "OU",
-                format!("the account is in {}, not in its environment's OU {}", parent.name, target.name),
+                format!(
+                    "the account is in {}, not in its environment's OU {}",
+                    parent.name, target.name
+                ),
                 Action::MoveAccount {
                     from_id: parent.id.clone(),
                     from_name: parent.name.clone(),
@@ -385,13 +343,7 @@ impl Builder {
     /// `Environment` must name the environment; `Owner` defaults to the account's email.
     fn account_tags(&mut self, facts: &AccountFacts, env: &Environment, policy: &Policy) {
         let id = &facts.account;
-        let current = |key: &str| {
-            facts
-                .tags
-                .iter()
-                .find(|t| t.key == key)
-                .map(|t| t.value.as_str())
-        };
+        let current = |key: &str| facts.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str());
         let mut set = Vec::new();
         let mut added = Vec::new();
         let mut restore = Vec::new();
@@ -473,9 +425,7 @@ impl Builder {
                 None => self.fix(
                     "password policy",
                     "the account has no IAM password policy",
-                    Action::SetPasswordPolicy {
-                        policy: wanted.clone(),
-                    },
+                    Action::SetPasswordPolicy { policy: wanted.clone() },
                     Some("aws iam delete-account-password-policy".into()),
                 ),
                 Some(current) => {
@@ -494,8 +444,7 @@ impl Builder {
             }
         }
 
-        if let Some(block) = self.readable("S3 Block Public Access", &facts.s3_public_access_block)
-        {
+        if let Some(block) = self.readable("S3 Block Public Access", &facts.s3_public_access_block) {
             match block {
                 Some(b) if *b == S3PublicAccessBlock::ALL => self.ok("S3 Block Public Access for the account"),
                 other => self.fix(
@@ -525,12 +474,8 @@ impl Builder {
                 self.fix(
                     &name("EBS encryption"),
                     "EBS encryption by default is off",
-                    Action::EnableEbsEncryption {
-                        region: region.clone(),
-                    },
-                    Some(format!(
-                        "aws ec2 disable-ebs-encryption-by-default --region {region}"
-                    )),
+                    Action::EnableEbsEncryption { region: region.clone() },
+                    Some(format!("aws ec2 disable-ebs-encryption-by-default --region {region}")),
                 );
             }
         }
@@ -551,9 +496,7 @@ impl Builder {
                         region: region.clone(),
                         key: want.clone(),
                     },
-                    Some(format!(
-                        "aws ec2 reset-ebs-default-kms-key-id --region {region}"
-                    )),
+                    Some(format!("aws ec2 reset-ebs-default-kms-key-id --region {region}")),
                 );
             }
         }
@@ -574,14 +517,10 @@ impl Builder {
                 );
             }
         }
-        if let Some(state) =
-            self.readable(&name("snapshot block public access"), &facts.snapshot_block)
-        {
+        if let Some(state) = self.readable(&name("snapshot block public access"), &facts.snapshot_block) {
             let want = policy.baseline.snapshot_block;
             if SnapshotBlock::parse(state).is_some_and(|s| s >= want) {
-                self.ok(format!(
-                    "EBS snapshot public sharing blocked in {region} ({state})"
-                ));
+                self.ok(format!("EBS snapshot public sharing blocked in {region} ({state})"));
             } else {
                 self.fix(
                     &name("snapshot block public access"),
@@ -603,12 +542,8 @@ impl Builder {
                 self.fix(
                     &name("AMI block public access"),
                     format!("AMI public sharing is {state}"),
-                    Action::BlockImageSharing {
-                        region: region.clone(),
-                    },
-                    Some(format!(
-                        "aws ec2 disable-image-block-public-access --region {region}"
-                    )),
+                    Action::BlockImageSharing { region: region.clone() },
+                    Some(format!("aws ec2 disable-image-block-public-access --region {region}")),
                 );
             }
         }
@@ -652,16 +587,8 @@ fn weaker_settings(current: &PasswordPolicy, merged: &PasswordPolicy) -> String 
     for (name, have, want) in [
         ("symbols", current.require_symbols, merged.require_symbols),
         ("numbers", current.require_numbers, merged.require_numbers),
-        (
-            "uppercase",
-            current.require_uppercase,
-            merged.require_uppercase,
-        ),
-        (
-            "lowercase",
-            current.require_lowercase,
-            merged.require_lowercase,
-        ),
+        ("uppercase", current.require_uppercase, merged.require_uppercase),
+        ("lowercase", current.require_lowercase, merged.require_lowercase),
     ] {
         if want && !have {
             weaker.push(format!("{name} not required"));
@@ -766,11 +693,7 @@ mod tests {
             state: Some("ACTIVE".into()),
             parent: Some(root()),
             tags: vec![],
-            environment_ous: vec![
-                ou("ou-prod", "prod"),
-                ou("ou-dev", "dev"),
-                ou("ou-agents", "agents"),
-            ],
+            environment_ous: vec![ou("ou-prod", "prod"), ou("ou-dev", "dev"), ou("ou-agents", "agents")],
             alias: Ok(None),
             password_policy: Ok(None),
             s3_public_access_block: Ok(None),
@@ -786,10 +709,7 @@ mod tests {
         let p = policy(|t| t);
         let mut a = new_account(name);
         a.parent = Some(ou("ou-dev", "dev"));
-        a.tags = vec![
-            Tag::new("Environment", "dev"),
-            Tag::new("Owner", "someone@example.com"),
-        ];
+        a.tags = vec![Tag::new("Environment", "dev"), Tag::new("Owner", "someone@example.com")];
         a.alias = Ok(Some(name.into()));
         a.password_policy = Ok(Some(p.baseline.password_policy.clone()));
         a.s3_public_access_block = Ok(Some(S3PublicAccessBlock::ALL));
@@ -819,11 +739,7 @@ mod tests {
 
     #[test]
     fn a_new_account_gets_every_step_in_every_region() {
-        let plan = planned(plan_account(
-            &new_account("dev-payments"),
-            false,
-            &policy(|t| t),
-        ));
+        let plan = planned(plan_account(&new_account("dev-payments"), false, &policy(|t| t)));
         assert_eq!(
             action_ids(&plan),
             [
@@ -851,10 +767,7 @@ mod tests {
             "routine: everything is fixed automatically"
         );
         assert_eq!(plan.undo.len(), plan.actions.len());
-        assert_eq!(
-            plan.placement.as_ref().and_then(|p| p.ou_id.as_deref()),
-            Some("ou-dev")
-        );
+        assert_eq!(plan.placement.as_ref().and_then(|p| p.ou_id.as_deref()), Some("ou-dev"));
         let Action::TagAccount { tags } = &plan.actions[1] else {
             panic!("{:?}", plan.actions[1])
         };
@@ -903,8 +816,7 @@ mod tests {
         let plan = planned(plan_account(&account, false, &policy(|t| t)));
         let ids = action_ids(&plan);
         assert!(
-            !ids.iter()
-                .any(|i| i.starts_with("delete-default-vpc:us-east-1")),
+            !ids.iter().any(|i| i.starts_with("delete-default-vpc:us-east-1")),
             "{ids:?}"
         );
         assert!(ids.contains(&"delete-default-vpc:us-west-2:vpc-1".to_string()));
@@ -924,19 +836,12 @@ mod tests {
         let p = policy(|t| t);
         let mut landing = new_account("dev-payments");
         landing.parent = Some(ou("ou-landing", "Landing"));
-        assert!(
-            action_ids(&planned(plan_account(&landing, false, &p)))
-                .contains(&"move-account:ou-dev".into())
-        );
+        assert!(action_ids(&planned(plan_account(&landing, false, &p))).contains(&"move-account:ou-dev".into()));
 
         let mut elsewhere = new_account("dev-payments");
         elsewhere.parent = Some(ou("ou-x", "Finance"));
         let plan = planned(plan_account(&elsewhere, false, &p));
-        assert!(
-            !action_ids(&plan)
-                .iter()
-                .any(|i| i.starts_with("move-account"))
-        );
+        assert!(!action_ids(&plan).iter().any(|i| i.starts_with("move-account")));
         assert!(
             plan.violations
                 .iter()
@@ -945,16 +850,10 @@ mod tests {
 
         let plan = planned(plan_account(&new_account("dev-payments"), true, &p));
         assert!(
-            !action_ids(&plan)
-                .iter()
-                .any(|i| i.starts_with("move-account")),
+            !action_ids(&plan).iter().any(|i| i.starts_with("move-account")),
             "never move Control Tower accounts"
         );
-        assert!(
-            plan.violations
-                .iter()
-                .any(|v| v.problem.contains("Control Tower"))
-        );
+        assert!(plan.violations.iter().any(|v| v.problem.contains("Control Tower")));
     }
 
     #[test]
@@ -963,17 +862,13 @@ mod tests {
         let mut tagged = new_account("dev-payments");
         tagged.tags = vec![Tag::new("Environment", "prod")];
         assert_eq!(
-            planned(plan_account(&tagged, false, &p))
-                .environment
-                .as_deref(),
+            planned(plan_account(&tagged, false, &p)).environment.as_deref(),
             Some("prod")
         );
         let mut placed = new_account("payments");
         placed.parent = Some(ou("ou-agents", "agents"));
         assert_eq!(
-            planned(plan_account(&placed, false, &p))
-                .environment
-                .as_deref(),
+            planned(plan_account(&placed, false, &p)).environment.as_deref(),
             Some("agents")
         );
 
@@ -984,12 +879,7 @@ mod tests {
                 .problem
                 .contains("cannot tell the account's environment")
         );
-        assert!(
-            unknown
-                .notes
-                .iter()
-                .any(|n| n.contains("Environment=<environment>"))
-        );
+        assert!(unknown.notes.iter().any(|n| n.contains("Environment=<environment>")));
     }
 
     #[test]
@@ -1015,10 +905,7 @@ mod tests {
         };
         assert_eq!((set.minimum_length, set.require_symbols), (20, true));
         assert!(plan.violations[0].problem.contains("symbols not required"));
-        assert!(
-            plan.undo[0].contains("--minimum-password-length 20")
-                && plan.undo[0].contains("--no-require-symbols")
-        );
+        assert!(plan.undo[0].contains("--minimum-password-length 20") && plan.undo[0].contains("--no-require-symbols"));
     }
 
     #[test]

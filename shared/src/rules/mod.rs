@@ -82,9 +82,7 @@ impl Function {
                     || resources::change_for(&call.event_source, &call.event_name).is_some()
             }
             (Function::AccountBaseline, Event::AccountCreation(_)) => true,
-            (Function::AccountBaseline, Event::Lifecycle(l)) => {
-                l.name == baseline::CREATE_MANAGED_ACCOUNT
-            }
+            (Function::AccountBaseline, Event::Lifecycle(l)) => l.name == baseline::CREATE_MANAGED_ACCOUNT,
             _ => false,
         }
     }
@@ -103,12 +101,7 @@ impl Function {
     }
 
     /// Decides what to do about an event this function handles, from what it needed to know.
-    pub fn decide(
-        self,
-        event: &Event,
-        known: &Known,
-        policy: &Policy,
-    ) -> Result<Decision, Rejection> {
+    pub fn decide(self, event: &Event, known: &Known, policy: &Policy) -> Result<Decision, Rejection> {
         match (self, event, known) {
             (Function::TagEnforcer, Event::ApiCall(call), Known::Placement(placement)) => {
                 match resources::change_for(&call.event_source, &call.event_name) {
@@ -131,8 +124,6 @@ impl fmt::Display for Function {
 /// The decision for an event the function has no rule for.
 pub fn not_handled(event: &Event) -> Decision {
     Decision::Ignore {
-        reason: Ignored::NotHandled {
-            event: event.label(),
-        },
+        reason: Ignored::NotHandled { event: event.label() },
     }
 }

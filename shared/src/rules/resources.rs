@@ -245,10 +245,7 @@ pub static RESOURCE_TYPES: &[ResourceType] = &[
         "iam:role",
         "IAM role",
         TagApi::IamRole,
-        &[
-            "responseElements.role.roleName",
-            "requestParameters.roleName",
-        ],
+        &["responseElements.role.roleName", "requestParameters.roleName"],
         &["responseElements.role.tags", "requestParameters.tags"],
         NameSource::Path("requestParameters.roleName"),
     ),
@@ -258,10 +255,7 @@ pub static RESOURCE_TYPES: &[ResourceType] = &[
         "iam:user",
         "IAM user",
         TagApi::IamUser,
-        &[
-            "responseElements.user.userName",
-            "requestParameters.userName",
-        ],
+        &["responseElements.user.userName", "requestParameters.userName"],
         &["responseElements.user.tags", "requestParameters.tags"],
         NameSource::Path("requestParameters.userName"),
     ),
@@ -334,20 +328,14 @@ pub static RESOURCE_TYPES: &[ResourceType] = &[
         "kms:key",
         "KMS key",
         TagApi::Kms,
-        &[
-            "responseElements.keyMetadata.arn",
-            "responseElements.keyMetadata.keyId",
-        ],
+        &["responseElements.keyMetadata.arn", "responseElements.keyMetadata.keyId"],
         &["requestParameters.tags"],
         NameSource::None,
     ),
 ];
 
 /// The entries for an event: several for `RunInstances` (instances, their interfaces and volumes).
-pub fn for_event<'a>(
-    event_source: &'a str,
-    event_name: &'a str,
-) -> impl Iterator<Item = &'static ResourceType> + 'a {
+pub fn for_event<'a>(event_source: &'a str, event_name: &'a str) -> impl Iterator<Item = &'static ResourceType> + 'a {
     RESOURCE_TYPES
         .iter()
         .filter(move |r| r.event_source == event_source && r.event_name == event_name)
@@ -588,18 +576,12 @@ pub fn created(rt: &ResourceType, call: &CloudTrailEvent) -> Result<Vec<Created>
             let id = checked_id(rt.api, id, call)?;
             let name = match rt.name {
                 NameSource::None => None,
-                NameSource::Tag => tags
-                    .iter()
-                    .find(|t| t.key == "Name")
-                    .map(|t| t.value.clone()),
+                NameSource::Tag => tags.iter().find(|t| t.key == "Name").map(|t| t.value.clone()),
                 NameSource::Path(p) => select_strings(&record, p).first().map(|s| s.to_string()),
             };
             let id = match rt.arn {
                 Some(template) => template
-                    .replace(
-                        "{partition}",
-                        call.region.as_ref().map_or("aws", |r| r.partition()),
-                    )
+                    .replace("{partition}", call.region.as_ref().map_or("aws", |r| r.partition()))
                     .replace("{id}", &id),
                 None => id,
             };
@@ -624,9 +606,7 @@ pub fn changed(change: &TagChange, call: &CloudTrailEvent) -> Result<Changed, Re
     let record = call_record(call);
     let ids = first_strings(&record, change.ids);
     if ids.is_empty() {
-        return Err(Rejection::MissingField {
-            field: change.ids[0],
-        });
+        return Err(Rejection::MissingField { field: change.ids[0] });
     }
     let resources = ids
         .into_iter()
@@ -708,11 +688,7 @@ fn checked_id(api: TagApi, id: &str, call: &CloudTrailEvent) -> Result<String, R
     let bad = |why: &str| Rejection::MalformedRecord {
         detail: format!("resource id {:?} {why}", clip(id, 80)),
     };
-    let account = call
-        .account
-        .as_ref()
-        .map(|a| a.as_str())
-        .unwrap_or_default();
+    let account = call.account.as_ref().map(|a| a.as_str()).unwrap_or_default();
     match api {
         TagApi::Ec2 | TagApi::Ec2VolumesOf => {
             let (prefix, hex) = id.split_once('-').ok_or_else(|| bad("is not an EC2 id"))?;
@@ -727,9 +703,7 @@ fn checked_id(api: TagApi, id: &str, call: &CloudTrailEvent) -> Result<String, R
         }
         TagApi::IamRole | TagApi::IamUser => {
             let shaped = (1..=128).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
             if !shaped {
                 return Err(bad("is not an IAM name"));
             }
@@ -742,8 +716,7 @@ fn checked_id(api: TagApi, id: &str, call: &CloudTrailEvent) -> Result<String, R
                 .map(|(_, path)| path)
                 .ok_or_else(|| bad("is not a queue URL"))?;
             match path.split_once('/') {
-                Some((owner, name))
-                    if owner == account && !name.is_empty() && !name.contains('/') => {}
+                Some((owner, name)) if owner == account && !name.is_empty() && !name.contains('/') => {}
                 _ => return Err(bad("is not a queue URL of the event's account")),
             }
         }
@@ -755,9 +728,9 @@ fn checked_id(api: TagApi, id: &str, call: &CloudTrailEvent) -> Result<String, R
         TagApi::Tagging if !id.starts_with("arn:") => {
             // S3 bucket names, turned into ARNs by the table.
             let shaped = (3..=63).contains(&id.len())
-                && id.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
-                });
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
             if !shaped {
                 return Err(bad("is not a bucket name"));
             }
@@ -804,14 +777,7 @@ mod tests {
         assert!(checked_id(TagApi::Ec2, "i-12345678; rm", &c).is_err());
         assert!(checked_id(TagApi::Sns, "arn:aws:sns:us-east-1:111122223333:alerts", &c).is_ok());
         assert!(checked_id(TagApi::Sns, "arn:aws:sns:us-east-1:999999999999:alerts", &c).is_err());
-        assert!(
-            checked_id(
-                TagApi::Sqs,
-                "https://sqs.us-east-1.amazonaws.com/111122223333/jobs",
-                &c
-            )
-            .is_ok()
-        );
+        assert!(checked_id(TagApi::Sqs, "https://sqs.us-east-1.amazonaws.com/111122223333/jobs", &c).is_ok());
         assert!(checked_id(TagApi::Sqs, "https://evil.example/999999999999/jobs", &c).is_err());
         assert!(checked_id(TagApi::IamRole, "agent-runner", &c).is_ok());
         assert!(checked_id(TagApi::IamRole, "agent runner", &c).is_err());
@@ -838,11 +804,7 @@ mod tests {
     #[test]
     fn every_named_kind_is_listed_once() {
         let kinds = named_kinds();
-        assert!(
-            kinds.contains(&"ec2:instance")
-                && kinds.contains(&"iam:role")
-                && kinds.contains(&"s3:bucket")
-        );
+        assert!(kinds.contains(&"ec2:instance") && kinds.contains(&"iam:role") && kinds.contains(&"s3:bucket"));
         assert!(!kinds.contains(&"kms:key"));
         let mut sorted = kinds.clone();
         sorted.sort();

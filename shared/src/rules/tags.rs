@@ -80,11 +80,7 @@ fn context<'a>(
             principal: arn.to_string(),
         }));
     }
-    let Some(environment) = placement
-        .environment
-        .as_deref()
-        .and_then(|e| policy.environment(e))
-    else {
+    let Some(environment) = placement.environment.as_deref().and_then(|e| policy.environment(e)) else {
         return Ok(Err(Ignored::UnmanagedAccount {
             account: account.to_string(),
             ou: placement.ou_name.clone(),
@@ -104,11 +100,7 @@ fn context<'a>(
         mode,
         region,
         owner: call.principal.owner().map(tag_value),
-        created_by: call
-            .principal
-            .arn()
-            .or(call.principal.owner())
-            .map(tag_value),
+        created_by: call.principal.arn().or(call.principal.owner()).map(tag_value),
         created_at: call
             .event_time
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -116,11 +108,7 @@ fn context<'a>(
 }
 
 /// Plans the tags and names of the resources an API call created.
-pub fn plan_created(
-    call: &CloudTrailEvent,
-    placement: &Placement,
-    policy: &Policy,
-) -> Result<Decision, Rejection> {
+pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Policy) -> Result<Decision, Rejection> {
     let cx = match context(call, placement, policy)? {
         Ok(cx) => cx,
         Err(reason) => return Ok(Decision::Ignore { reason }),
@@ -140,13 +128,7 @@ pub fn plan_created(
         for resource in &created {
             checked += 1;
             let mut changes = Changes::default();
-            tag_changes(
-                &cx,
-                &resource.id,
-                &resource.tags,
-                &mut changes,
-                &mut violations,
-            );
+            tag_changes(&cx, &resource.id, &resource.tags, &mut changes, &mut violations);
             naming(
                 &cx,
                 rt,
@@ -157,11 +139,7 @@ pub fn plan_created(
                 &mut notes,
             );
             if !changes.is_empty() {
-                let set: Vec<Tag> = changes
-                    .set
-                    .iter()
-                    .map(|(k, (v, _))| Tag::new(k, v))
-                    .collect();
+                let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
                 let remove: Vec<String> = changes.remove.keys().cloned().collect();
                 let group = groups.entry((rt.api, set, remove)).or_default();
                 group.resources.push(resource.id.clone());
@@ -194,9 +172,7 @@ pub fn plan_created(
         plan.actions.extend(containment);
     }
     plan.notes.extend(notes);
-    Ok(Decision::Act {
-        plan: Box::new(plan),
-    })
+    Ok(Decision::Act { plan: Box::new(plan) })
 }
 
 /// Plans the revert of a tag change made after creation.
@@ -241,26 +217,18 @@ pub fn plan_change(
             } else if cx.policy.tags.is_protected(key) {
                 violations.push(report(
                     resource,
-                    format!("{who} changed protected tag {key} to {:?}; Guardrail cannot know the value it replaced", clip(&tag.value, 64)),
+                    format!(
+                        "{who} changed protected tag {key} to {:?}; Guardrail cannot know the value it replaced",
+                        clip(&tag.value, 64)
+                    ),
                 ));
             } else if let Some(why) = cx.policy.tags.disallowed(key, &tag.value) {
-                value_violation(
-                    &cx,
-                    resource,
-                    key,
-                    &tag.value,
-                    &why,
-                    &mut changes,
-                    &mut violations,
-                );
+                value_violation(&cx, resource, key, &tag.value, &why, &mut changes, &mut violations);
             }
         }
         for key in &changed.removed {
             if key == ENVIRONMENT_TAG {
-                violations.push(fixable(
-                    resource,
-                    format!("{who} removed tag {ENVIRONMENT_TAG}"),
-                ));
+                violations.push(fixable(resource, format!("{who} removed tag {ENVIRONMENT_TAG}")));
                 changes
                     .set
                     .insert(ENVIRONMENT_TAG.into(), (cx.environment.name.clone(), None));
@@ -272,11 +240,7 @@ pub fn plan_change(
             }
         }
         if !changes.is_empty() {
-            let set: Vec<Tag> = changes
-                .set
-                .iter()
-                .map(|(k, (v, _))| Tag::new(k, v))
-                .collect();
+            let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
             let remove: Vec<String> = changes.remove.keys().cloned().collect();
             let group = groups.entry((change.api, set, remove)).or_default();
             group.resources.push(resource.clone());
@@ -295,9 +259,7 @@ pub fn plan_change(
     let mut plan = finish(&cx, call, subject, violations, groups);
     // Drift on a protected tag is someone working around a control.
     plan.severity = Severity::High;
-    Ok(Decision::Act {
-        plan: Box::new(plan),
-    })
+    Ok(Decision::Act { plan: Box::new(plan) })
 }
 
 /// Resources needing the same change, and what each change replaces.
@@ -314,9 +276,7 @@ fn finish(
     violations: Vec<Violation>,
     groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group>,
 ) -> Plan {
-    let abac = violations
-        .iter()
-        .any(|v| v.problem.contains(ENVIRONMENT_TAG));
+    let abac = violations.iter().any(|v| v.problem.contains(ENVIRONMENT_TAG));
     let mut plan = Plan::new(Rule::Tags, cx.mode, cx.account.clone(), subject);
     // A wrong Environment is an attempt to win ABAC access; the rest is hygiene.
     plan.severity = if abac { Severity::High } else { Severity::Low };
@@ -356,13 +316,7 @@ fn report(resource: &str, problem: String) -> Violation {
 }
 
 /// Spelling, required keys and allowed values of one resource's tags.
-fn tag_changes(
-    cx: &Context<'_>,
-    resource: &str,
-    tags: &[Tag],
-    changes: &mut Changes,
-    violations: &mut Vec<Violation>,
-) {
+fn tag_changes(cx: &Context<'_>, resource: &str, tags: &[Tag], changes: &mut Changes, violations: &mut Vec<Violation>) {
     let rules = &cx.policy.tags;
     // Keys spelled differently from the policy's are renamed, keeping their value.
     let mut effective: BTreeMap<String, String> = BTreeMap::new();
@@ -387,9 +341,7 @@ fn tag_changes(
                 format!("tag {} is spelled {canonical} here and is renamed", t.key),
             ));
             effective.insert(canonical.to_string(), t.value.clone());
-            changes
-                .set
-                .insert(canonical.to_string(), (t.value.clone(), None));
+            changes.set.insert(canonical.to_string(), (t.value.clone(), None));
         }
     }
     for key in &rules.required {
@@ -399,7 +351,10 @@ fn tag_changes(
             (Some(have), Some(want)) if key == ENVIRONMENT_TAG && have != want => {
                 violations.push(fixable(
                     resource,
-                    format!("tag {key} is {:?} but the account is in environment {want}", clip(&have, 64)),
+                    format!(
+                        "tag {key} is {:?} but the account is in environment {want}",
+                        clip(&have, 64)
+                    ),
                 ));
                 changes.set.insert(key.clone(), (want.clone(), Some(have)));
                 effective.insert(key.clone(), want);
@@ -480,8 +435,7 @@ fn naming(
         .as_deref()
         .map_or("no name".to_string(), |n| format!("name {:?}", clip(n, 80)));
     let expected = pattern.for_environment(env);
-    let proposal =
-        conforming_name(cx, name.as_deref(), &resource.id).filter(|p| pattern.matches(env, p));
+    let proposal = conforming_name(cx, name.as_deref(), &resource.id).filter(|p| pattern.matches(env, p));
     match (rt.name, &proposal) {
         (NameSource::Tag, Some(p)) => {
             violations.push(fixable(
@@ -492,9 +446,7 @@ fn naming(
             changes.set.insert("Name".into(), (p.clone(), previous));
         }
         _ => {
-            let example = proposal
-                .map(|p| format!(", for example {p}"))
-                .unwrap_or_default();
+            let example = proposal.map(|p| format!(", for example {p}")).unwrap_or_default();
             violations.push(report(
                 &resource.id,
                 format!(
@@ -502,9 +454,7 @@ fn naming(
                     rt.noun
                 ),
             ));
-            changes
-                .set
-                .insert(VIOLATION_TAG.into(), ("naming".into(), None));
+            changes.set.insert(VIOLATION_TAG.into(), ("naming".into(), None));
         }
     }
     if cx.mode == Mode::Enforce {
@@ -551,9 +501,7 @@ fn undo_for(api: TagApi, region: &Region, group: &Group) -> String {
         for (key, (_, previous)) in &changes.set {
             match previous {
                 None if !added.contains(&key.as_str()) => added.push(key),
-                Some(old) if !restored.iter().any(|(k, _)| k == key) => {
-                    restored.push((key.clone(), old.clone()))
-                }
+                Some(old) if !restored.iter().any(|(k, _)| k == key) => restored.push((key.clone(), old.clone())),
                 _ => {}
             }
         }
@@ -563,11 +511,7 @@ fn undo_for(api: TagApi, region: &Region, group: &Group) -> String {
             }
         }
     }
-    let ids = group
-        .resources
-        .iter()
-        .map(|r| shell_quote(r))
-        .collect::<Vec<_>>();
+    let ids = group.resources.iter().map(|r| shell_quote(r)).collect::<Vec<_>>();
     let mut commands = Vec::new();
     if !added.is_empty() {
         let keys: Vec<String> = added.iter().map(|k| shell_quote(k)).collect();
@@ -580,47 +524,29 @@ fn undo_for(api: TagApi, region: &Region, group: &Group) -> String {
 }
 
 fn untag_command(api: TagApi, region: &Region, ids: &[String], keys: &[String]) -> String {
-    let each =
-        |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
+    let each = |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
     let keys_spaced = keys.join(" ");
     match api {
         TagApi::Ec2 | TagApi::Ec2VolumesOf => format!(
             "aws ec2 delete-tags --region {region} --resources {} --tags {}",
             ids.join(" "),
-            keys.iter()
-                .map(|k| format!("Key={k}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            keys.iter().map(|k| format!("Key={k}")).collect::<Vec<_>>().join(" ")
         ),
-        TagApi::IamRole => {
-            each(&|id| format!("aws iam untag-role --role-name {id} --tag-keys {keys_spaced}"))
+        TagApi::IamRole => each(&|id| format!("aws iam untag-role --role-name {id} --tag-keys {keys_spaced}")),
+        TagApi::IamUser => each(&|id| format!("aws iam untag-user --user-name {id} --tag-keys {keys_spaced}")),
+        TagApi::IamPolicy => each(&|id| format!("aws iam untag-policy --policy-arn {id} --tag-keys {keys_spaced}")),
+        TagApi::Sns => {
+            each(&|id| format!("aws sns untag-resource --region {region} --resource-arn {id} --tag-keys {keys_spaced}"))
         }
-        TagApi::IamUser => {
-            each(&|id| format!("aws iam untag-user --user-name {id} --tag-keys {keys_spaced}"))
-        }
-        TagApi::IamPolicy => {
-            each(&|id| format!("aws iam untag-policy --policy-arn {id} --tag-keys {keys_spaced}"))
-        }
-        TagApi::Sns => each(&|id| {
-            format!(
-                "aws sns untag-resource --region {region} --resource-arn {id} --tag-keys {keys_spaced}"
-            )
-        }),
         TagApi::DynamoDb => each(&|id| {
-            format!(
-                "aws dynamodb untag-resource --region {region} --resource-arn {id} --tag-keys {keys_spaced}"
-            )
+            format!("aws dynamodb untag-resource --region {region} --resource-arn {id} --tag-keys {keys_spaced}")
         }),
-        TagApi::Sqs => each(&|id| {
-            format!(
-                "aws sqs untag-queue --region {region} --queue-url {id} --tag-keys {keys_spaced}"
-            )
-        }),
-        TagApi::Kms => each(&|id| {
-            format!(
-                "aws kms untag-resource --region {region} --key-id {id} --tag-keys {keys_spaced}"
-            )
-        }),
+        TagApi::Sqs => {
+            each(&|id| format!("aws sqs untag-queue --region {region} --queue-url {id} --tag-keys {keys_spaced}"))
+        }
+        TagApi::Kms => {
+            each(&|id| format!("aws kms untag-resource --region {region} --key-id {id} --tag-keys {keys_spaced}"))
+        }
         TagApi::Tagging => format!(
             "aws resourcegroupstaggingapi untag-resources --region {region} --resource-arn-list {} --tag-keys {keys_spaced}",
             ids.join(" ")
@@ -629,14 +555,9 @@ fn untag_command(api: TagApi, region: &Region, ids: &[String], keys: &[String]) 
 }
 
 fn tag_command(api: TagApi, region: &Region, ids: &[String], tags: &[(String, String)]) -> String {
-    let each =
-        |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
+    let each = |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
     let key_value = |k: &str, v: &str| shell_quote(&format!("Key={k},Value={v}"));
-    let pairs = tags
-        .iter()
-        .map(|(k, v)| key_value(k, v))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let pairs = tags.iter().map(|(k, v)| key_value(k, v)).collect::<Vec<_>>().join(" ");
     match api {
         TagApi::Ec2 | TagApi::Ec2VolumesOf => format!(
             "aws ec2 create-tags --region {region} --resources {} --tags {pairs}",
@@ -644,17 +565,11 @@ fn tag_command(api: TagApi, region: &Region, ids: &[String], tags: &[(String, St
         ),
         TagApi::IamRole => each(&|id| format!("aws iam tag-role --role-name {id} --tags {pairs}")),
         TagApi::IamUser => each(&|id| format!("aws iam tag-user --user-name {id} --tags {pairs}")),
-        TagApi::IamPolicy => {
-            each(&|id| format!("aws iam tag-policy --policy-arn {id} --tags {pairs}"))
+        TagApi::IamPolicy => each(&|id| format!("aws iam tag-policy --policy-arn {id} --tags {pairs}")),
+        TagApi::Sns => each(&|id| format!("aws sns tag-resource --region {region} --resource-arn {id} --tags {pairs}")),
+        TagApi::DynamoDb => {
+            each(&|id| format!("aws dynamodb tag-resource --region {region} --resource-arn {id} --tags {pairs}"))
         }
-        TagApi::Sns => each(&|id| {
-            format!("aws sns tag-resource --region {region} --resource-arn {id} --tags {pairs}")
-        }),
-        TagApi::DynamoDb => each(&|id| {
-            format!(
-                "aws dynamodb tag-resource --region {region} --resource-arn {id} --tags {pairs}"
-            )
-        }),
         TagApi::Kms => {
             let kms = tags
                 .iter()
@@ -670,9 +585,7 @@ fn tag_command(api: TagApi, region: &Region, ids: &[String], tags: &[(String, St
                 .collect::<Vec<_>>()
                 .join(",");
             match api {
-                TagApi::Sqs => each(&|id| {
-                    format!("aws sqs tag-queue --region {region} --queue-url {id} --tags {map}")
-                }),
+                TagApi::Sqs => each(&|id| format!("aws sqs tag-queue --region {region} --queue-url {id} --tags {map}")),
                 _ => format!(
                     "aws resourcegroupstaggingapi tag-resources --region {region} --resource-arn-list {} --tags {map}",
                     ids.join(" ")
