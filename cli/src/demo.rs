@@ -93,12 +93,18 @@ async fn demo() -> Result<(), String> {
     }
     let pipeline = aws_pipeline(Function::TagEnforcer, world.guardrail_config(policy), &world.config);
     let sample = "tag-enforcer/run-instances.json";
+    let mut steps = 0;
+    let mut step = |text: &str| {
+        steps += 1;
+        println!();
+        println!("{steps}. {text}");
+    };
 
-    println!();
     let dev = world.org.account("dev").to_string();
     let dev_config = world.emulator.config_as(&dev).await;
-    println!("1. An agent in the dev account launches an instance and labels it Environment=prod,");
-    println!("   which would win it the access an ABAC policy grants to prod resources.");
+    step(
+        "An agent in the dev account launches an instance and labels it Environment=prod,\n   which would win it the access an ABAC policy grants to prod resources.",
+    );
     let tags = [("Name", "build-cache"), ("Environment", "prod")];
     let launched = launch(&dev_config, &tags).await;
     let instance = launched.instance.clone();
@@ -107,40 +113,77 @@ async fn demo() -> Result<(), String> {
     replay(&pipeline, first.clone()).await?;
     println!("   tags now: {}", show_tags(&ec2_tags(&dev_config, &instance).await));
 
-    println!();
-    println!("2. EventBridge delivers the same event again (it delivers at least once).");
+    step("EventBridge delivers the same event again (it delivers at least once).");
     replay(&pipeline, first.clone()).await?;
 
-    println!();
+    step("The agent tries again later: it relabels the instance Environment=prod with CreateTags.");
+    aws_sdk_ec2::Client::new(&dev_config)
+        .create_tags()
+        .resources(&instance)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Environment")
+                .value("prod")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| format!("CreateTags: {e}"))?;
+    let mut relabel = fresh(load("tag-enforcer/create-tags.json"), &dev);
+    relabel["detail"]["requestParameters"]["resourcesSet"]["items"][0]["resourceId"] = instance.clone().into();
+    println!("   event: events/tag-enforcer/create-tags.json");
+    replay(&pipeline, relabel).await?;
+    println!("   tags now: {}", show_tags(&ec2_tags(&dev_config, &instance).await));
+
+    step(
+        "The agent creates an IAM role named build-helper; the demo policy adds a naming convention\n   for roles (naming.resources \"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"), and role names cannot change.",
+    );
+    let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    aws_sdk_iam::Client::new(&dev_config)
+        .create_role()
+        .role_name("build-helper")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .map_err(|e| format!("CreateRole: {e}"))?;
+    let naming = Policy::from_toml(
+        &guardrail::policy::BUILTIN_POLICY.replacen(
+            "[environments.prod]",
+            "[naming.resources]\n\"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"\n\n[environments.prod]",
+            1,
+        ),
+        "demo policy",
+    )
+    .map_err(|e| e.to_string())?;
+    let named = aws_pipeline(Function::TagEnforcer, world.guardrail_config(naming), &world.config);
+    println!("   event: events/tag-enforcer/create-role.json");
+    replay(&named, fresh(load("tag-enforcer/create-role.json"), &dev)).await?;
+
     let agents = world.org.account("agents").to_string();
     let agents_config = world.emulator.config_as(&agents).await;
-    println!("3. An agent in the agents account launches an instance with no tags at all.");
+    step("An agent in the agents account launches an instance with no tags at all.");
     let bare_launch = launch(&agents_config, &[]).await;
     let bare = bare_launch.instance.clone();
     replay(&pipeline, launch_event(&agents, &[&bare_launch], &[])).await?;
     println!("   tags now: {}", show_tags(&ec2_tags(&agents_config, &bare).await));
 
-    println!();
-    println!("4. The same agent tries a dry run first (errorCode Client.DryRunOperation).");
+    step("The same agent tries a dry run first (errorCode Client.DryRunOperation).");
     let mut dry = launch_event(&agents, &[&bare_launch], &[]);
     dry["detail"]["errorCode"] = "Client.DryRunOperation".into();
     replay(&pipeline, dry).await?;
 
-    println!();
     let sandbox = world.org.account("sandbox").to_string();
-    println!("5. Someone launches an instance in the sandbox OU, which no environment names.");
+    step("Someone launches an instance in the sandbox OU, which no environment names.");
     let loose = launch(&world.emulator.config_as(&sandbox).await, &[]).await;
     replay(&pipeline, launch_event(&sandbox, &[&loose], &[])).await?;
 
-    println!();
-    println!("6. Someone replays step 1's event two hours later, with a new id.");
+    step("Someone replays step 1's event two hours later, with a new id.");
     let mut old = first.clone();
     old["detail"]["eventID"] = event_id().into();
     old["detail"]["eventTime"] = (Utc::now() - Duration::hours(2)).to_rfc3339().into();
     replay(&pipeline, old).await?;
 
-    println!();
-    println!("7. Organizations creates a new account, dev-payments, in the root of the organization.");
+    step("Organizations creates a new account, dev-payments, in the root of the organization.");
     let account = guardrail_tests::world::create_account(&world.config, "dev-payments").await;
     let member = world.emulator.config_as(&account).await;
     guardrail_tests::events::furnish_default_vpc(&member).await;
@@ -165,8 +208,7 @@ async fn demo() -> Result<(), String> {
         world.emulator.calls_since(calls).len()
     );
 
-    println!();
-    println!("8. Organizations' event arrives again.");
+    step("Organizations' event arrives again.");
     replay(&baseline, created).await?;
 
     println!();
@@ -180,9 +222,14 @@ async fn demo() -> Result<(), String> {
         let attributes: Vec<String> = a.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("      attributes for filter policies: {}", attributes.join(" "));
     }
-    // The first (a tag fix) and the last (the new account's baseline), as people read them.
-    let shown = [alerts.first(), alerts.last().filter(|_| alerts.len() > 1)];
-    for (received, which) in shown.into_iter().zip(["first", "last"]) {
+    // A tag fix, the naming violation, and the new account's baseline, as people read them.
+    let naming_alert = alerts.iter().find(|a| a.body["why"].to_string().contains("naming"));
+    let shown = [
+        ("first", alerts.first()),
+        ("naming", naming_alert),
+        ("last", alerts.last().filter(|_| alerts.len() > 1)),
+    ];
+    for (which, received) in shown {
         let Some(received) = received else { continue };
         let alert: Alert = serde_json::from_value(received.body.clone()).map_err(|e| format!("alert JSON: {e}"))?;
         println!();

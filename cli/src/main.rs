@@ -34,6 +34,12 @@ enum Command {
     ///
     /// Exit 0 when done, 1 when some step failed, 2 when the account or policy is unusable.
     Baseline(baseline::Args),
+    /// Print the EventBridge rule pattern of a function, generated from the tables it decides
+    /// with (infra/patterns/ holds the same, checked by the tests).
+    Pattern {
+        /// account-baseline or tag-enforcer.
+        function: String,
+    },
     /// Validate a policy file (default: the built-in policy) and summarise it.
     CheckPolicy {
         /// The policy file; without it, the built-in infra/policy.toml.
@@ -59,6 +65,20 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::CheckPolicy { policy, format } => check_policy::run(policy.as_deref(), format),
+        Command::Pattern { function } => pattern(&function),
         Command::Demo(args) => demo::run(&args),
+    }
+}
+
+fn pattern(function: &str) -> ExitCode {
+    match guardrail::rules::Function::from_name(function).and_then(|f| f.event_pattern()) {
+        Some(p) => {
+            println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("guardrail pattern: no event pattern for {function:?}; use account-baseline or tag-enforcer");
+            ExitCode::from(2)
+        }
     }
 }

@@ -298,6 +298,42 @@ mod tests {
                 3,
                 "role ARN",
             ),
+            (
+                "version = 1\n[naming.resources]\n\"ec2:instanse\" = \"^{env}-x$\"\n[environments.prod]\n",
+                "naming.resources.ec2:instanse",
+                3,
+                "unknown resource kind",
+            ),
+            (
+                "version = 1\n[naming.resources]\n\"iam:role\" = \"^prod-x$\"\n[environments.prod]\n",
+                "naming.resources.iam:role",
+                3,
+                "must contain {env}",
+            ),
+            (
+                "version = 1\n[tags.patterns]\nCostCenter = \"^[0-9\"\n[environments.prod]\n",
+                "tags.patterns.CostCenter",
+                3,
+                "not a regular expression",
+            ),
+            (
+                "version = 1\n[tags]\nprotected = [\"*\"]\n[environments.prod]\n",
+                "tags.protected",
+                3,
+                "prefix ending in *",
+            ),
+            (
+                "version = 1\n[environments.prod.tag_defaults]\n\"aws:x\" = \"y\"\n",
+                "environments.prod.tag_defaults",
+                3,
+                "not a tag key",
+            ),
+            (
+                "version = 1\n[principals]\nexempt = [\"autoscaling\"]\n[environments.prod]\n",
+                "principals.exempt",
+                3,
+                "not an ARN",
+            ),
             ("version = 1\n\n[environments.prod\n", "environments.prod", 3, ""),
         ];
         for (text, key, line, needle) in cases {

@@ -37,12 +37,14 @@ pub(crate) fn bool_any(v: &Value, keys: &[&str]) -> Option<bool> {
     })
 }
 
-/// The elements of a CloudTrail set, which appears both as `{"items": [...]}` and as `[...]`.
+/// The elements of a CloudTrail set, which appears as `{"items": [...]}`, as `[...]`, and (for
+/// EC2 calls logged from their XML) as `{"item": [...]}` or `{"item": {...}}`.
 pub fn items(v: &Value) -> &[Value] {
     match v {
         Value::Array(a) => a,
-        Value::Object(_) => match v.get("items") {
+        Value::Object(_) => match v.get("items").or_else(|| v.get("item")) {
             Some(Value::Array(a)) => a,
+            Some(one @ Value::Object(_)) => std::slice::from_ref(one),
             _ => &[],
         },
         _ => &[],
@@ -74,6 +76,8 @@ mod tests {
         assert_eq!(items(&v["l"]).len(), 1);
         assert_eq!(items(&v["missing"]).len(), 0);
         assert_eq!(items(&v["o"]).len(), 0);
+        assert_eq!(items(&json!({"item": [1, 2]})).len(), 2);
+        assert_eq!(items(&json!({"item": {"a": 1}})).len(), 1);
     }
 }
 
@@ -97,8 +101,15 @@ pub fn select<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
                 Some("") => next.extend(items(child)),
                 Some(condition) => {
                     let (key, want) = condition.split_once('=').unwrap_or((condition, ""));
+                    // XML-converted requests log a one-element list as the element itself.
+                    let elements = match child {
+                        Value::Object(m) if !m.contains_key("items") && !m.contains_key("item") => {
+                            std::slice::from_ref(child)
+                        }
+                        _ => items(child),
+                    };
                     next.extend(
-                        items(child)
+                        elements
                             .iter()
                             .filter(|e| e.get(key).and_then(Value::as_str) == Some(want)),
                     );

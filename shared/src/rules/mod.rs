@@ -115,6 +115,42 @@ impl Function {
     }
 }
 
+impl Function {
+    /// The EventBridge rule pattern that sends this function exactly the events it handles,
+    /// generated from the same tables the function decides with. Failed calls never match.
+    pub fn event_pattern(self) -> Option<serde_json::Value> {
+        use std::collections::BTreeSet;
+        match self {
+            Function::TagEnforcer => {
+                let mut sources = BTreeSet::new();
+                let mut names = BTreeSet::new();
+                let pairs = resources::RESOURCE_TYPES
+                    .iter()
+                    .map(|r| (r.event_source, r.event_name))
+                    .chain(resources::TAG_CHANGES.iter().map(|c| (c.event_source, c.event_name)));
+                for (source, name) in pairs {
+                    sources.insert(format!("aws.{}", source.trim_end_matches(".amazonaws.com")));
+                    names.insert(name);
+                }
+                Some(serde_json::json!({
+                    "source": sources,
+                    "detail-type": ["AWS API Call via CloudTrail"],
+                    "detail": {
+                        "eventName": names,
+                        "errorCode": [{"exists": false}]
+                    }
+                }))
+            }
+            Function::AccountBaseline => Some(serde_json::json!({
+                "source": ["aws.controltower", "aws.organizations"],
+                "detail-type": ["AWS Service Event via CloudTrail"],
+                "detail": {"eventName": ["CreateAccountResult", baseline::CREATE_MANAGED_ACCOUNT]}
+            })),
+            Function::AgentQuarantine => None,
+        }
+    }
+}
+
 impl fmt::Display for Function {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

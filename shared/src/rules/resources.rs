@@ -659,7 +659,10 @@ pub fn tags_at(record: &Value, paths: &[&str]) -> Vec<Tag> {
 }
 
 fn tags_of(v: &Value) -> Vec<Tag> {
-    if let Some(map) = v.as_object().filter(|m| !m.contains_key("items")) {
+    if let Some(map) = v
+        .as_object()
+        .filter(|m| !m.contains_key("items") && !m.contains_key("item"))
+    {
         return map
             .iter()
             .filter_map(|(k, v)| v.as_str().map(|v| Tag::new(k, v)))

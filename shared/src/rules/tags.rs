@@ -635,6 +635,88 @@ fn plural(noun: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Event, decode};
+    use crate::ids::AccountId;
+
+    fn call(sample: &str) -> CloudTrailEvent {
+        match decode(sample.as_bytes()).remove(0) {
+            Ok(Event::ApiCall(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn dev(account: &str) -> Placement {
+        Placement {
+            account: AccountId::parse(account).expect("id"),
+            ou_id: None,
+            ou_name: Some("dev".into()),
+            environment: Some("dev".into()),
+        }
+    }
+
+    fn plan_of(decision: Decision) -> Plan {
+        match decision {
+            Decision::Act { plan } => *plan,
+            Decision::Ignore { reason } => panic!("{reason}"),
+        }
+    }
+
+    #[test]
+    fn every_action_of_a_plan_has_its_own_id() {
+        // Instances and their volumes are tagged by id: the same ids, different calls.
+        let policy = Policy::builtin().expect("policy");
+        let c = call(include_str!("../../../events/tag-enforcer/run-instances.json"));
+        let plan = plan_of(plan_created(&c, &dev("111122223333"), &policy).expect("decision"));
+        let mut ids: Vec<String> = plan.actions.iter().map(Action::id).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{:?}", plan.actions);
+        assert_eq!(plan.undo.len(), plan.actions.len());
+    }
+
+    #[test]
+    fn conforming_names_drop_another_environments_prefix() {
+        let policy = Policy::builtin().expect("policy");
+        let cx = Context {
+            policy: &policy,
+            account: AccountId::parse("111122223333").expect("id"),
+            environment: policy.environment("dev").expect("dev"),
+            mode: Mode::Fix,
+            region: Region::parse("us-east-1").expect("region"),
+            owner: None,
+            created_by: None,
+            created_at: None,
+        };
+        assert_eq!(
+            conforming_name(&cx, Some("Prod Cache #2"), "i-1").as_deref(),
+            Some("dev-cache-2")
+        );
+        assert_eq!(
+            conforming_name(&cx, Some("build_cache"), "i-1").as_deref(),
+            Some("dev-build-cache")
+        );
+        assert_eq!(
+            conforming_name(&cx, None, "i-0a1b2c3d").as_deref(),
+            Some("dev-0a1b2c3d")
+        );
+        assert_eq!(conforming_name(&cx, Some("!!!"), "i-1"), None);
+    }
+
+    #[test]
+    fn undo_restores_renamed_keys_and_removes_added_ones() {
+        let policy = Policy::builtin().expect("policy");
+        let c = call(include_str!("../../../events/tag-enforcer/tag-queue.json"));
+        let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
+        let plan = plan_of(plan_change(&c, change, &dev("111122223333"), &policy).expect("decision"));
+        assert_eq!(plan.undo.len(), 1);
+        assert!(
+            plan.undo[0].contains("untag-queue") && plan.undo[0].contains("--tag-keys Environment"),
+            "{}",
+            plan.undo[0]
+        );
+        assert!(plan.undo[0].contains("--tags environment=prod"), "{}", plan.undo[0]);
+    }
 
     #[test]
     fn tag_values_keep_arns_and_drop_the_rest() {
