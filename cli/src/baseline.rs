@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use guardrail::apply::{Actuator, Session};
+use guardrail::apply::Session;
 use guardrail::aws::{AwsActuator, AwsInspector, MemberAccess};
 use guardrail::ids::AccountId;
 use guardrail::plan::Decision;
 use guardrail::rules::Function;
 use guardrail::rules::baseline::plan_account;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::Format;
+use crate::steps::{self, Step};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,14 +29,6 @@ pub struct Args {
     policy: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-/// One row of the summary.
-#[derive(Serialize)]
-struct Step {
-    step: String,
-    status: &'static str,
-    detail: String,
 }
 
 fn unusable(reason: impl std::fmt::Display) -> ExitCode {
@@ -90,62 +82,30 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<guardrail::policy
         Decision::Act { plan } => plan,
     };
 
-    let mut steps: Vec<Step> = plan
-        .in_place
-        .iter()
-        .map(|c| Step {
-            step: c.clone(),
-            status: "in place",
-            detail: String::new(),
-        })
-        .collect();
-    steps.extend(plan.unchecked.iter().map(|u| Step {
-        step: u.check.clone(),
-        status: "not checked",
-        detail: u.error.clone(),
-    }));
-    let mut failed = !plan.unchecked.is_empty();
+    let mut steps: Vec<Step> = plan.in_place.iter().map(|c| Step::new(c, "in place", "")).collect();
+    steps.extend(
+        plan.unchecked
+            .iter()
+            .map(|u| Step::new(&u.check, "not checked", &u.error)),
+    );
     let actuator = AwsActuator::new(access);
-    let total = plan.actions.len();
-    for (i, action) in plan.actions.iter().enumerate() {
-        if args.dry_run {
-            steps.push(Step {
-                step: action.to_string(),
-                status: "would change",
-                detail: String::new(),
-            });
-            continue;
-        }
-        eprint!("[{}/{total}] {action} … ", i + 1);
-        match actuator.apply(&session, &account, action).await {
-            Ok(()) => {
-                eprintln!("done");
-                steps.push(Step {
-                    step: action.to_string(),
-                    status: "done",
-                    detail: String::new(),
-                });
-            }
-            Err(e) => {
-                eprintln!("FAILED");
-                failed = true;
-                steps.push(Step {
-                    step: action.to_string(),
-                    status: "failed",
-                    detail: e.to_string(),
-                });
-            }
-        }
-    }
+    let failed = steps::apply(
+        &actuator,
+        &session,
+        &account,
+        &plan.actions,
+        args.dry_run,
+        false,
+        &mut steps,
+    )
+    .await
+        || !plan.unchecked.is_empty();
     // What no action fixes needs a person; in detect mode, the rest would change.
     let detects = !plan.mode.fixes();
     for v in &plan.violations {
         if !v.fixable || detects {
-            steps.push(Step {
-                step: v.resource.clone(),
-                status: if v.fixable { "would change" } else { "needs a person" },
-                detail: v.problem.clone(),
-            });
+            let status = if v.fixable { "would change" } else { "needs a person" };
+            steps.push(Step::new(&v.resource, status, &v.problem));
         }
     }
     let planned = steps.iter().filter(|s| s.status == "would change").count();
@@ -166,24 +126,13 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<guardrail::policy
 }
 
 fn print_result(args: &Args, account: &AccountId, environment: Option<&str>, steps: &[Step], headline: &str) {
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            json!({"account": account, "environment": environment, "dry_run": args.dry_run, "result": headline, "steps": steps})
-        ),
-        Format::Text => {
-            println!(
-                "account {account}, environment {}: {headline}",
-                environment.unwrap_or("unknown")
-            );
-            for s in steps {
-                let detail = if s.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", s.detail)
-                };
-                println!("  {:<14}  {}{detail}", s.status, s.step);
-            }
-        }
-    }
+    let fields = json!({"account": account, "environment": environment, "dry_run": args.dry_run});
+    let heading = format!("account {account}, environment {}", environment.unwrap_or("unknown"));
+    steps::print(
+        args.format,
+        fields.as_object().cloned().unwrap_or_default(),
+        headline,
+        &heading,
+        steps,
+    );
 }

@@ -1,10 +1,12 @@
-//! `guardrail`: the operator CLI. Ask what Guardrail would do with an event, check a policy, run
-//! the local demo.
+//! `guardrail`: the operator CLI. Ask what Guardrail would do with an event, check a policy,
+//! baseline an account, release a quarantine, run the local demo.
 
 mod baseline;
 mod check_policy;
 mod demo;
 mod plan;
+mod release;
+mod steps;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,11 +36,21 @@ enum Command {
     ///
     /// Exit 0 when done, 1 when some step failed, 2 when the account or policy is unusable.
     Baseline(baseline::Args),
-    /// Print the EventBridge rule pattern of a function, generated from the tables it decides
-    /// with (infra/patterns/ holds the same, checked by the tests).
+    /// End a quarantine: remove what Guardrail added to the role or user, reactivate the access
+    /// keys it deactivated, record who released it and why, and alert. Reads GUARDRAIL_TABLE and
+    /// GUARDRAIL_TOPIC_ARN like the functions.
+    ///
+    /// Exit 0 when released, 1 when a step failed (run it again), 2 when nothing can be released.
+    Release(release::Args),
+    /// Print the EventBridge rule patterns of a function (a list: one rule each), generated
+    /// from the tables and the policy it decides with (infra/patterns/ holds the same for the
+    /// built-in policy, checked by the tests).
     Pattern {
-        /// account-baseline or tag-enforcer.
+        /// account-baseline, tag-enforcer or agent-quarantine.
         function: String,
+        /// Policy file; without it, the built-in infra/policy.toml.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Validate a policy file (default: the built-in policy) and summarise it.
     CheckPolicy {
@@ -64,20 +76,28 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Baseline(args) => baseline::run(&args),
+        Command::Release(args) => release::run(&args),
         Command::CheckPolicy { policy, format } => check_policy::run(policy.as_deref(), format),
-        Command::Pattern { function } => pattern(&function),
+        Command::Pattern { function, policy } => pattern(&function, policy.as_deref()),
         Command::Demo(args) => demo::run(&args),
     }
 }
 
-fn pattern(function: &str) -> ExitCode {
-    match guardrail::rules::Function::from_name(function).and_then(|f| f.event_pattern()) {
-        Some(p) => {
-            println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+fn pattern(function: &str, policy: Option<&std::path::Path>) -> ExitCode {
+    let Some(function) = guardrail::rules::Function::from_name(function) else {
+        eprintln!(
+            "guardrail pattern: no function {function:?}; use account-baseline, tag-enforcer or agent-quarantine"
+        );
+        return ExitCode::from(2);
+    };
+    match guardrail::config::load_policy(policy.and_then(|p| p.to_str())) {
+        Ok((policy, _)) => {
+            let patterns = function.event_patterns(&policy);
+            println!("{}", serde_json::to_string_pretty(&patterns).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        None => {
-            eprintln!("guardrail pattern: no event pattern for {function:?}; use account-baseline or tag-enforcer");
+        Err(e) => {
+            eprintln!("guardrail pattern: {e}");
             ExitCode::from(2)
         }
     }

@@ -1,15 +1,21 @@
 //! Facts the rules need beyond the event itself, and the port that reads them: where an account
-//! sits in the organization (the directory), and the current state of an account being baselined.
+//! sits in the organization (the directory), the current state of an account being baselined,
+//! the state of a principal under suspicion, and agents' API-call counts.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::apply::Session;
 use crate::error::Result;
+use crate::event::AlarmChange;
 use crate::ids::{AccountId, Region};
 use crate::plan::Tag;
 use crate::policy::{PasswordPolicy, Policy};
+use crate::quarantine::{PrincipalRef, PrincipalState, QuarantineRecord};
 
 /// An account's place in the organization.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -152,6 +158,44 @@ pub struct AccountFacts {
     pub regions: Vec<RegionFacts>,
 }
 
+/// What the quarantine rule knows about a principal.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PrincipalFacts {
+    pub principal: PrincipalRef,
+    /// The account's place, for the environment and mode.
+    pub placement: Placement,
+    /// The organization's management account (its principals are never quarantined).
+    pub management_account: Option<AccountId>,
+    /// `None`: IAM does not know the principal (it was deleted).
+    pub state: Option<PrincipalState>,
+    /// The principal's quarantine record, active or released.
+    pub record: Option<QuarantineRecord>,
+    /// When the state was read: `revoke-sessions` denies sessions issued before this.
+    pub read_at: DateTime<Utc>,
+}
+
+/// One API call to count against an agent's budget, in the fixed window it falls in.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateKey {
+    /// The caller's role (or user) ARN.
+    pub principal_arn: String,
+    pub event_name: String,
+    /// Counted once, however often the event is delivered.
+    pub event_id: String,
+    pub window_start: DateTime<Utc>,
+    pub window_secs: i64,
+    /// Whether the event name has a budget of its own (and so a counter).
+    pub counted_by_name: bool,
+}
+
+/// The calls counted in a window, this one included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateCount {
+    pub calls: u64,
+    /// Calls of this event name (0 when the name has no budget of its own).
+    pub event_calls: u64,
+}
+
 /// Where facts come from: the account directory, and reads of an account's current state.
 pub trait Facts: Send + Sync {
     /// The account's place in the organization.
@@ -167,6 +211,23 @@ pub trait Facts: Send + Sync {
     ) -> impl Future<Output = Result<Option<AccountFacts>>> + Send;
     /// Records where an account now belongs (after the baseline moved it).
     fn remember(&self, placement: &Placement) -> impl Future<Output = Result<()>> + Send;
+    /// A principal's state and quarantine record, read through the function's member role, or
+    /// `None` when Organizations does not know its account.
+    fn principal(
+        &self,
+        session: &Session,
+        principal: &PrincipalRef,
+    ) -> impl Future<Output = Result<Option<PrincipalFacts>>> + Send;
+    /// Counts one call atomically and returns the window's counts; a call already counted (a
+    /// repeated delivery) is not counted again.
+    fn count_call(&self, key: &RateKey) -> impl Future<Output = Result<RateCount>> + Send;
+    /// The value of the alarm's tag `key` (which names the role it watches), if it has one.
+    fn alarm_tag(
+        &self,
+        session: &Session,
+        alarm: &AlarmChange,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
 /// Facts with fixed contents: for the offline CLI and unit tests. Accounts it does not list are
@@ -177,6 +238,11 @@ pub struct StaticFacts {
     pub placements: Vec<Placement>,
     pub default_environment: Option<String>,
     pub accounts: Vec<AccountFacts>,
+    pub principals: Vec<PrincipalFacts>,
+    /// Alarm ARN → the value of its role tag.
+    pub alarm_tags: Vec<(String, String)>,
+    /// Rate counters in memory: counter → the event ids counted.
+    pub counts: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl Facts for StaticFacts {
@@ -207,5 +273,50 @@ impl Facts for StaticFacts {
 
     async fn remember(&self, _placement: &Placement) -> Result<()> {
         Ok(())
+    }
+
+    async fn principal(&self, _session: &Session, principal: &PrincipalRef) -> Result<Option<PrincipalFacts>> {
+        self.principals
+            .iter()
+            .find(|p| &p.principal == principal)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                crate::Error::config(format!(
+                    "the state of {principal} in account {} is not known offline: only AWS can tell",
+                    principal.account
+                ))
+            })
+    }
+
+    async fn count_call(&self, key: &RateKey) -> Result<RateCount> {
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| crate::Error::config("rate counters poisoned"))?;
+        let mut count = |counter: String| {
+            let ids = counts.entry(counter).or_default();
+            if !ids.contains(&key.event_id) {
+                ids.push(key.event_id.clone());
+            }
+            ids.len() as u64
+        };
+        let window = format!("{}#{}", key.principal_arn, key.window_start.timestamp());
+        Ok(RateCount {
+            event_calls: if key.counted_by_name {
+                count(format!("{window}#{}", key.event_name))
+            } else {
+                0
+            },
+            calls: count(window),
+        })
+    }
+
+    async fn alarm_tag(&self, _session: &Session, alarm: &AlarmChange, _key: &str) -> Result<Option<String>> {
+        Ok(self
+            .alarm_tags
+            .iter()
+            .find(|(arn, _)| arn == &alarm.arn)
+            .map(|(_, v)| v.clone()))
     }
 }

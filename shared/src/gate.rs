@@ -13,6 +13,7 @@ pub fn check(event: &Event, policy: &Policy, now: DateTime<Utc>) -> Result<Optio
     let time = event.time().ok_or(Rejection::MissingField {
         field: match event {
             Event::Finding(_) => "updatedAt",
+            Event::Alarm(_) => "state.timestamp",
             _ => "eventTime",
         },
     })?;

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A 12-digit AWS account id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct AccountId(String);
 
 impl AccountId {
@@ -30,8 +30,8 @@ impl fmt::Display for AccountId {
 ///
 /// The region ends up in the host name of every SDK call, so only the shape AWS uses is accepted:
 /// lowercase words separated by single hyphens, the last one a number.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Region(String);
 
 impl Region {
@@ -69,6 +69,37 @@ impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+impl From<AccountId> for String {
+    fn from(a: AccountId) -> String {
+        a.0
+    }
+}
+
+impl TryFrom<String> for AccountId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        AccountId::parse(&s).ok_or_else(|| format!("{} is not a 12-digit account id", clip(&s, 20)))
+    }
+}
+
+impl From<Region> for String {
+    fn from(r: Region) -> String {
+        r.0
+    }
+}
+
+impl TryFrom<String> for Region {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Region::parse(&s).ok_or_else(|| format!("{} is not a region name", clip(&s, 40)))
+    }
+}
+
+/// Whether `s` can be an IAM role, user or policy name: 1–64 of letters, digits and `+=,.@_-`.
+pub fn is_iam_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 /// Shortens and escapes an untrusted string for a log line, an alert or an error message:

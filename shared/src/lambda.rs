@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use crate::aws::{AwsActuator, AwsDirectory, AwsFacts, AwsInspector, DynamoReplayStore, MemberAccess, SnsNotifier};
+use crate::aws::{
+    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, DynamoReplayStore, MemberAccess, QuarantineTable,
+    SnsNotifier,
+};
 use crate::config::Config;
 use crate::error::Result;
 use crate::pipeline::{Invocation, Pipeline, Ports};
@@ -38,8 +41,10 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
         facts: AwsFacts {
             directory: AwsDirectory::new(sdk, &config.table, policy.clone()),
             inspector: AwsInspector::new(access.clone()),
+            principals: AwsPrincipals::new(access.clone()),
+            table: QuarantineTable::new(sdk, &config.table),
         },
-        actuator: AwsActuator::new(access),
+        actuator: AwsActuator::new(access).with_table(QuarantineTable::new(sdk, &config.table)),
         policy,
     }
 }

@@ -17,6 +17,7 @@ pub mod lambda;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod quarantine;
 pub mod replay;
 pub mod rules;
 pub mod telemetry;

@@ -18,7 +18,9 @@ use crate::facts::{Facts, Membership};
 use crate::gate;
 use crate::plan::{Decision, Ignored, Plan};
 use crate::policy::Policy;
+use crate::quarantine::PrincipalRef;
 use crate::replay::{Claim, ClaimRequest, ReplayStore};
+use crate::rules::quarantine::{self, Suspect};
 use crate::rules::{Function, Known, Needs};
 
 /// Deliveries of one event that may fail before its failure is final (Lambda's async invoke
@@ -159,7 +161,7 @@ pub async fn decide(
     if !function.handles(event) {
         return Ok(Ok(crate::rules::not_handled(event)));
     }
-    let known = match function.needs(event) {
+    let known = match function.needs(event, policy) {
         Err(r) => return Ok(Err(r)),
         Ok(Needs::Nothing) => Known::Nothing,
         Ok(Needs::Placement(account)) => match facts.membership(&account).await? {
@@ -178,8 +180,61 @@ pub async fn decide(
                 }));
             }
         },
+        Ok(Needs::Principal(principal)) => {
+            let mut suspect = Suspect::default();
+            match suspected(facts, session, &principal, &mut suspect).await? {
+                Some(r) => return Ok(Err(r)),
+                None => Known::Suspect(Box::new(suspect)),
+            }
+        }
+        Ok(Needs::Rate(key)) => {
+            let count = facts.count_call(&key).await?;
+            let mut suspect = Suspect::default();
+            if quarantine::over_budget(&key, &count, policy).is_some()
+                && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
+                && let Some(r) = suspected(facts, session, &principal, &mut suspect).await?
+            {
+                return Ok(Err(r));
+            }
+            suspect.rate = Some((key, count));
+            Known::Suspect(Box::new(suspect))
+        }
+        Ok(Needs::AlarmRole) => {
+            let mut suspect = Suspect::default();
+            if let Event::Alarm(alarm) = event {
+                let tag = facts.alarm_tag(session, alarm, &policy.quarantine.alarm_tag).await?;
+                match quarantine::alarm_suspect(alarm, tag.as_deref(), policy) {
+                    Err(problem) => suspect.problem = Some(problem),
+                    Ok(principal) => {
+                        if let Some(r) = suspected(facts, session, &principal, &mut suspect).await? {
+                            return Ok(Err(r));
+                        }
+                    }
+                }
+            }
+            Known::Suspect(Box::new(suspect))
+        }
     };
     Ok(function.decide(event, &known, policy))
+}
+
+/// Reads a suspect principal's facts into `suspect`; `Some` rejects the event when its account
+/// is not in the organization.
+async fn suspected(
+    facts: &impl Facts,
+    session: &Session,
+    principal: &PrincipalRef,
+    suspect: &mut Suspect,
+) -> Result<Option<Rejection>> {
+    match facts.principal(session, principal).await? {
+        Some(p) => {
+            suspect.principal = Some(p);
+            Ok(None)
+        }
+        None => Ok(Some(Rejection::NotInOrganization {
+            account: principal.account.to_string(),
+        })),
+    }
 }
 
 impl<P: Ports> Pipeline<P> {

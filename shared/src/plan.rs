@@ -2,12 +2,15 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+
+use serde::{Deserialize, Serialize};
 
 use crate::alert::Severity;
 use crate::facts::{DefaultVpc, Placement};
 use crate::ids::{AccountId, Region, clip};
 use crate::policy::{Mode, PasswordPolicy, Rule, SnapshotBlock};
+use crate::quarantine::{PrincipalRef, QuarantineRecord};
 use crate::rules::resources::TagApi;
 
 /// The decision for one event, before anything is applied.
@@ -42,6 +45,22 @@ pub enum Ignored {
     NotFinished { state: String },
     /// The policy exempts the principal that made the call.
     Exempt { principal: String },
+    /// GuardDuty generated the finding as a sample.
+    SampleFinding,
+    /// The finding was archived (suppressed) in GuardDuty.
+    ArchivedFinding,
+    /// The finding or event names nothing Guardrail can contain (root, a deleted role, ...).
+    NotContainable { what: String },
+    /// The caller is not an agent, so its calls are not counted.
+    NotAnAgent { principal: String },
+    /// The agent's calls are within its budget.
+    WithinBudget { principal: String, calls: String },
+    /// No line of the policy's finding table matches.
+    NoFindingRule { finding_type: String, severity: f64 },
+    /// The principal is already contained at least this hard.
+    AlreadyQuarantined { principal: String, response: String },
+    /// The alarm is not in the `ALARM` state.
+    AlarmNotFiring { state: String },
 }
 
 impl fmt::Display for Ignored {
@@ -74,12 +93,30 @@ impl fmt::Display for Ignored {
             Ignored::NotFinished { state } => {
                 write!(f, "it reports state {state}, not a finished outcome")
             }
+            Ignored::SampleFinding => write!(f, "GuardDuty generated the finding as a sample"),
+            Ignored::ArchivedFinding => write!(f, "the finding is archived in GuardDuty"),
+            Ignored::NotContainable { what } => write!(f, "{what}: nothing Guardrail can contain"),
+            Ignored::NotAnAgent { principal } => {
+                write!(
+                    f,
+                    "{principal} is not an agent (quarantine.agent_roles), so its calls are not counted"
+                )
+            }
+            Ignored::WithinBudget { principal, calls } => write!(f, "{principal} is within its budget: {calls}"),
+            Ignored::NoFindingRule { finding_type, severity } => write!(
+                f,
+                "no line of quarantine.findings matches {finding_type} at severity {severity} for this principal"
+            ),
+            Ignored::AlreadyQuarantined { principal, response } => {
+                write!(f, "{principal} is already quarantined ({response})")
+            }
+            Ignored::AlarmNotFiring { state } => write!(f, "the alarm changed to {state}, not ALARM"),
         }
     }
 }
 
 /// A key and value.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Tag {
     pub key: String,
     pub value: String,
@@ -176,6 +213,28 @@ pub enum Action {
         region: Region,
         vpc: DefaultVpc,
     },
+    /// Put Guardrail's inline deny-everything policy on a role or user: for sessions issued
+    /// before `issued_before` (revoke sessions), or for every session (isolate).
+    Deny {
+        principal: PrincipalRef,
+        policy_name: String,
+        issued_before: Option<DateTime<Utc>>,
+    },
+    /// Delete Guardrail's inline policy (release).
+    RemoveDeny {
+        principal: PrincipalRef,
+        policy_name: String,
+    },
+    /// Set a user's access keys inactive (quarantine) or active again (release).
+    SetAccessKeys {
+        user: PrincipalRef,
+        keys: Vec<String>,
+        active: bool,
+    },
+    /// Write the quarantine record to Guardrail's table, if it still holds the version before.
+    SaveQuarantine {
+        record: Box<QuarantineRecord>,
+    },
 }
 
 impl Action {
@@ -219,6 +278,24 @@ impl Action {
             Action::BlockImageSharing { region } => format!("image-block-public-access:{region}"),
             Action::DeleteDefaultVpc { region, vpc } => {
                 format!("delete-default-vpc:{region}:{}", vpc.id)
+            }
+            Action::Deny {
+                principal,
+                policy_name,
+                issued_before,
+            } => format!(
+                "deny:{}:{policy_name}:{}",
+                principal.record_key(),
+                issued_before.map_or("all".to_string(), |t| t.timestamp().to_string())
+            ),
+            Action::RemoveDeny { principal, policy_name } => {
+                format!("remove-deny:{}:{policy_name}", principal.record_key())
+            }
+            Action::SetAccessKeys { user, keys, active } => {
+                format!("access-keys:{}:{active}:{}", user.record_key(), keys.join(","))
+            }
+            Action::SaveQuarantine { record } => {
+                format!("save:{}:v{}", record.principal.record_key(), record.version)
             }
         }
     }
@@ -316,6 +393,43 @@ impl fmt::Display for Action {
             Action::BlockImageSharing { region } => {
                 write!(f, "block public sharing of AMIs in {region}")
             }
+            Action::Deny {
+                principal,
+                policy_name,
+                issued_before: Some(t),
+            } => write!(
+                f,
+                "revoke the sessions of {principal} issued before {} (inline policy {policy_name})",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            Action::Deny {
+                principal,
+                policy_name,
+                issued_before: None,
+            } => write!(
+                f,
+                "isolate {principal}: deny everything to every session (inline policy {policy_name})"
+            ),
+            Action::RemoveDeny { principal, policy_name } => {
+                write!(f, "remove inline policy {policy_name} from {principal}")
+            }
+            Action::SetAccessKeys { user, keys, active } => write!(
+                f,
+                "{} access key(s) {} of {user}",
+                if *active { "reactivate" } else { "deactivate" },
+                keys.join(", ")
+            ),
+            Action::SaveQuarantine { record } => match &record.released {
+                None => write!(
+                    f,
+                    "record the quarantine of {} with its prior state ({} inline and {} managed policies, {} tags)",
+                    record.principal,
+                    record.prior.inline_policies.len(),
+                    record.prior.attached_policies.len(),
+                    record.prior.tags.len()
+                ),
+                Some(r) => write!(f, "record the release of {} by {}", record.principal, r.by),
+            },
             Action::DeleteDefaultVpc { region, vpc } => write!(
                 f,
                 "delete default VPC {} in {region} ({} internet gateway(s), {} subnet(s), {} route table(s), {} network ACL(s), {} security group(s))",

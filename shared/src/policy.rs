@@ -2,6 +2,7 @@
 //! roles and event freshness; loaded from TOML and validated with errors naming key and line.
 
 mod baseline;
+mod quarantine;
 mod tags;
 mod validate;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 use wildmatch::WildMatch;
 
 pub use baseline::{Baseline, PasswordPolicy, SnapshotBlock};
+pub use quarantine::{FindingRule, Quarantine, RateBudget, Response};
 pub use tags::{NamePattern, Naming, TagRules, ValuePattern};
 
 /// The default policy, compiled in from `infra/policy.toml`.
@@ -151,6 +153,7 @@ pub struct Policy {
     pub environments: Vec<Environment>,
     pub naming: Naming,
     pub baseline: Baseline,
+    pub quarantine: Quarantine,
 }
 
 /// The tag holding a resource's environment; derived from the account's OU.

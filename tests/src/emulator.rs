@@ -157,20 +157,41 @@ impl Emulator {
     }
 
     fn control(&self, method: &str, body: &str) {
+        let answer = self.raw(method, "/_guardrail/faults", "application/json", "", body);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "the emulator refused the fault: {answer}"
+        );
+    }
+
+    /// A call to a query-protocol service (`monitoring`, ...) as the holder of `access_key`
+    /// (moto tells accounts apart by the key and does not check signatures). Returns the raw
+    /// HTTP answer.
+    pub fn query(&self, service: &str, access_key: &str, params: &[(String, String)]) -> String {
+        let body = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let date = chrono::Utc::now().format("%Y%m%d");
+        let auth = format!(
+            "Authorization: AWS4-HMAC-SHA256 Credential={access_key}/{date}/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
+        self.raw("POST", "/", "application/x-www-form-urlencoded", &auth, &body)
+    }
+
+    fn raw(&self, method: &str, path: &str, content_type: &str, headers: &str, body: &str) -> String {
         use std::io::{Read, Write};
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(address).expect("connect to the emulator");
         let request = format!(
-            "{method} /_guardrail/faults HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(request.as_bytes()).expect("send");
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
-        assert!(
-            answer.starts_with("HTTP/1.1 200"),
-            "the emulator refused the fault: {answer}"
-        );
+        answer
     }
 
     /// The calls answered since `mark` (a length of [`Emulator::calls`]).
@@ -193,6 +214,16 @@ impl Drop for Emulator {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// `application/x-www-form-urlencoded` escaping.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A number unique within this process.

@@ -2,6 +2,7 @@
 //! server) per test, an organization seeded into it, Guardrail's stack, and readers for what the
 //! functions wrote.
 
+pub mod agents;
 pub mod emulator;
 pub mod events;
 pub mod lambda;

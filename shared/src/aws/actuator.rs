@@ -8,23 +8,34 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_s3control::types::PublicAccessBlockConfiguration;
 
-use super::{MemberAccess, aws_error, inspector, s3control, tagging};
+use super::{MemberAccess, QuarantineTable, aws_error, inspector, principals, s3control, tagging};
 use crate::apply::{Actuator, Session};
 use crate::error::{Error, Result};
 use crate::facts::DefaultVpc;
 use crate::ids::{AccountId, Region};
 use crate::plan::{Action, Tag};
 use crate::policy::{PasswordPolicy, SnapshotBlock};
+use crate::quarantine::deny_document;
 
 /// Applies actions through the function's roles.
 #[derive(Clone, Debug)]
 pub struct AwsActuator {
     access: MemberAccess,
+    table: Option<QuarantineTable>,
 }
 
 impl AwsActuator {
+    /// Acts through `access`.
     pub fn new(access: MemberAccess) -> Self {
-        AwsActuator { access }
+        AwsActuator { access, table: None }
+    }
+
+    /// Writes quarantine records to `table`.
+    pub fn with_table(self, table: QuarantineTable) -> Self {
+        AwsActuator {
+            table: Some(table),
+            ..self
+        }
     }
 
     async fn in_account(&self, session: &Session, account: &AccountId, region: Option<&Region>) -> Result<SdkConfig> {
@@ -45,6 +56,14 @@ impl AwsActuator {
 impl Actuator for AwsActuator {
     #[tracing::instrument(skip_all, fields(account = %account, action = %action.id()))]
     async fn apply(&self, session: &Session, account: &AccountId, action: &Action) -> Result<()> {
+        if let Action::SaveQuarantine { record } = action {
+            return match &self.table {
+                Some(table) => table.save(record).await,
+                None => Err(Error::config(
+                    "quarantine records need Guardrail's table (GUARDRAIL_TABLE)",
+                )),
+            };
+        }
         if action.in_organizations() {
             let orgs = aws_sdk_organizations::Client::new(&self.access.management(session).await?);
             return match action {
@@ -124,7 +143,18 @@ impl Actuator for AwsActuator {
                 Ok(())
             }
             Action::DeleteDefaultVpc { vpc, .. } => delete_default_vpc(&ec2(&config), vpc).await,
-            Action::MoveAccount { .. } | Action::TagAccount { .. } => Ok(()),
+            Action::Deny {
+                principal,
+                policy_name,
+                issued_before,
+            } => principals::put_policy(&config, principal, policy_name, &deny_document(*issued_before)).await,
+            Action::RemoveDeny { principal, policy_name } => {
+                principals::delete_policy(&config, principal, policy_name).await
+            }
+            Action::SetAccessKeys { user, keys, active } => {
+                principals::set_access_keys(&config, user, keys, *active).await
+            }
+            Action::MoveAccount { .. } | Action::TagAccount { .. } | Action::SaveQuarantine { .. } => Ok(()),
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct AwsDirectory {
     policy: Arc<Policy>,
     memory: Mutex<HashMap<AccountId, (Membership, Instant)>>,
     organizations_credentials: Mutex<Option<Credentials>>,
+    /// The organization's management account, once asked (it never changes).
+    management: Mutex<Option<Option<AccountId>>>,
 }
 
 impl AwsDirectory {
@@ -47,6 +49,7 @@ impl AwsDirectory {
             policy,
             memory: Mutex::new(HashMap::new()),
             organizations_credentials: Mutex::new(None),
+            management: Mutex::new(None),
         }
     }
 
@@ -224,6 +227,27 @@ impl AwsDirectory {
             memory.insert(account.clone(), (membership.clone(), Instant::now()));
         }
         Ok(membership)
+    }
+
+    /// The organization's management account, asked once per container.
+    pub async fn management_account(&self) -> Result<Option<AccountId>> {
+        if let Some(known) = self.management.lock().ok().and_then(|m| m.clone()) {
+            return Ok(known);
+        }
+        let id = self
+            .organizations()
+            .await?
+            .describe_organization()
+            .send()
+            .await
+            .map_err(|e| aws_error("organizations", "DescribeOrganization", e))?
+            .organization
+            .and_then(|o| o.master_account_id)
+            .and_then(|id| AccountId::parse(&id));
+        if let Ok(mut m) = self.management.lock() {
+            *m = Some(id.clone());
+        }
+        Ok(id)
     }
 
     /// Records where an account now is (the baseline just placed it).

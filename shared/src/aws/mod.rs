@@ -6,6 +6,8 @@ mod directory;
 mod facts;
 mod inspector;
 mod notifier;
+mod principals;
+mod quarantine_table;
 mod replay_store;
 mod s3control;
 mod tagging;
@@ -26,6 +28,8 @@ pub use directory::AwsDirectory;
 pub use facts::AwsFacts;
 pub use inspector::AwsInspector;
 pub use notifier::SnsNotifier;
+pub use principals::AwsPrincipals;
+pub use quarantine_table::QuarantineTable;
 pub use replay_store::DynamoReplayStore;
 pub use s3control::client as s3control_client;
 

@@ -1,12 +1,13 @@
 //! Decoding: any input Guardrail may receive → typed [`Event`]s, or a named [`Rejection`] each.
 //!
 //! Accepted shapes: EventBridge envelopes (CloudTrail API calls and service events, GuardDuty
-//! findings, Control Tower lifecycle events), a raw CloudTrail record, a CloudTrail log file
+//! findings, Control Tower lifecycle events, CloudWatch alarm state changes), a raw CloudTrail record, a CloudTrail log file
 //! `{"Records": [...]}`, a raw GuardDuty finding, and SNS notifications or SQS messages (or Lambda
 //! batches of either) wrapping any of these. Decoding is lenient about shape and strict about
 //! the values decisions use: an account id, region or timestamp that is present but malformed
 //! rejects the event.
 
+mod alarm;
 mod cloudtrail;
 mod finding;
 pub mod json;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use alarm::AlarmChange;
 pub use cloudtrail::CloudTrailEvent;
 use cloudtrail::{EnvelopeFacts, parse_account};
 pub use finding::{AccessKey, Finding};
@@ -48,6 +50,8 @@ pub enum Event {
     ServiceEvent(CloudTrailEvent),
     /// A GuardDuty finding.
     Finding(Finding),
+    /// A CloudWatch alarm changing state.
+    Alarm(AlarmChange),
 }
 
 /// How the event reached us.
@@ -354,7 +358,12 @@ fn decode_envelope(v: Value) -> Decoded {
             detail_type: clip(detail_type, 64),
         });
     }
-    if detail_type == "GuardDuty Finding" && source != "aws.guardduty" {
+    let expected_source = match detail_type {
+        "GuardDuty Finding" => Some("aws.guardduty"),
+        ALARM_STATE_CHANGE => Some("aws.cloudwatch"),
+        _ => None,
+    };
+    if expected_source.is_some_and(|s| s != source) {
         return Err(Rejection::UntrustedSource {
             source: clip(source, 64),
         });
@@ -373,6 +382,16 @@ fn decode_envelope(v: Value) -> Decoded {
     if envelope.detail_type == "GuardDuty Finding" {
         return Finding::from_detail(&envelope.detail, envelope.time, Via::EventBridge).map(Event::Finding);
     }
+    if envelope.detail_type == ALARM_STATE_CHANGE {
+        return AlarmChange::from_envelope(
+            envelope.id.as_deref(),
+            envelope.account.as_deref(),
+            envelope.region.as_deref(),
+            envelope.time,
+            &envelope.detail,
+        )
+        .map(Event::Alarm);
+    }
     let facts = EnvelopeFacts {
         account: envelope.account.as_deref(),
         region: envelope.region.as_deref(),
@@ -384,12 +403,15 @@ fn decode_envelope(v: Value) -> Decoded {
     decode_record(envelope.detail, facts, Via::EventBridge)
 }
 
+const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+
 /// The EventBridge detail-types Guardrail decodes.
 const SUPPORTED_DETAIL_TYPES: &[&str] = &[
     "AWS API Call via CloudTrail",
     "AWS Service Event via CloudTrail",
     "AWS Console Sign In via CloudTrail",
     "GuardDuty Finding",
+    ALARM_STATE_CHANGE,
 ];
 
 fn decode_record(record: Value, envelope: EnvelopeFacts<'_>, via: Via) -> Decoded {
@@ -484,6 +506,7 @@ impl Event {
                 format!("lifecycle {} {}", l.name, l.state.as_deref().unwrap_or("?"))
             }
             Event::Finding(f) => format!("finding {}", f.finding_type),
+            Event::Alarm(a) => format!("alarm {} {}", a.state, clip(&a.name, 60)),
         }
     }
 
@@ -493,7 +516,7 @@ impl Event {
             Event::ApiCall(t) | Event::ServiceEvent(t) => Some(t),
             Event::AccountCreation(a) => Some(&a.trail),
             Event::Lifecycle(l) => Some(&l.trail),
-            Event::Finding(_) => None,
+            Event::Finding(_) | Event::Alarm(_) => None,
         }
     }
 
@@ -501,6 +524,7 @@ impl Event {
     pub fn time(&self) -> Option<DateTime<Utc>> {
         match self {
             Event::Finding(f) => f.updated_at,
+            Event::Alarm(a) => a.time,
             _ => self.trail().and_then(|t| t.event_time),
         }
     }
@@ -509,6 +533,7 @@ impl Event {
     pub fn account(&self) -> Option<&AccountId> {
         match self {
             Event::Finding(f) => f.account.as_ref(),
+            Event::Alarm(a) => Some(&a.account),
             _ => self.trail().and_then(|t| t.account.as_ref()),
         }
     }
@@ -516,21 +541,25 @@ impl Event {
     pub fn region(&self) -> Option<&Region> {
         match self {
             Event::Finding(f) => f.region.as_ref(),
+            Event::Alarm(a) => Some(&a.region),
             _ => self.trail().and_then(|t| t.region.as_ref()),
         }
     }
 
-    /// The identifier of this delivery's event (CloudTrail `eventID` or the finding id).
+    /// The identifier of this delivery's event (CloudTrail `eventID`, the finding id, or the
+    /// EventBridge id of an alarm change).
     pub fn id(&self) -> Option<&str> {
         match self {
             Event::Finding(f) => Some(&f.id),
+            Event::Alarm(a) => a.event_id.as_deref(),
             _ => self.trail().and_then(|t| t.event_id.as_deref()),
         }
     }
 
     /// The semantic key under which the replay guard records this event: the CloudTrail
-    /// `eventID`; a finding's id plus `updatedAt` (an updated finding is a new event); a new
-    /// account's id (however many times, and by whichever service, its creation is reported).
+    /// `eventID`; a finding's id plus `updatedAt` (an updated finding is a new event); an
+    /// alarm's ARN plus the time it changed state; a new account's id (however many times, and
+    /// by whichever service, its creation is reported).
     pub fn replay_key(&self) -> Result<String, Rejection> {
         let created = match self {
             Event::AccountCreation(a) if self.is_successful_creation() => a.account_id.as_ref(),
@@ -545,6 +574,12 @@ impl Event {
             Event::Finding(f) => {
                 let updated = f.updated_at.ok_or(Rejection::MissingField { field: "updatedAt" })?;
                 Ok(format!("finding#{}#{}", f.id, updated.timestamp_millis()))
+            }
+            Event::Alarm(a) => {
+                let changed = a.time.ok_or(Rejection::MissingField {
+                    field: "state.timestamp",
+                })?;
+                Ok(format!("alarm#{}#{}", a.arn, changed.timestamp_millis()))
             }
             _ => self
                 .id()

@@ -12,8 +12,8 @@ use wildmatch::WildMatch;
 use regex::Regex;
 
 use super::{
-    Baseline, ENVIRONMENT_TAG, Environment, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy, Pattern, Policy,
-    PolicyError, Rule, SnapshotBlock, TagRules, ValuePattern,
+    Baseline, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy, Pattern,
+    Policy, PolicyError, Quarantine, RateBudget, Response, Rule, SnapshotBlock, TagRules, ValuePattern,
 };
 use crate::ids::Region;
 
@@ -36,7 +36,39 @@ struct RawPolicy {
     naming: RawNaming,
     #[serde(default)]
     baseline: RawBaseline,
+    #[serde(default)]
+    quarantine: RawQuarantine,
     environments: Spanned<BTreeMap<Spanned<String>, RawEnvironment>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQuarantine {
+    agent_roles: Option<Vec<Spanned<String>>>,
+    agent_tag: Option<Spanned<String>>,
+    alarm_tag: Option<Spanned<String>>,
+    inline_policy: Option<Spanned<String>>,
+    findings: Option<Vec<RawFindingRule>>,
+    rate: Option<RawRate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFindingRule {
+    types: Vec<Spanned<String>>,
+    min_severity: Option<Spanned<f64>>,
+    #[serde(default)]
+    agents_only: bool,
+    response: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    window: Option<Spanned<String>>,
+    calls: Spanned<i64>,
+    #[serde(default)]
+    events: BTreeMap<Spanned<String>, Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -193,7 +225,7 @@ impl Validator<'_> {
                 let span = m.span();
                 let name = m.into_inner();
                 let sample = name.replace("{function}", "tag-enforcer");
-                if !is_role_name(&sample) {
+                if !crate::ids::is_iam_name(&sample) {
                     return Err(self.err(
                         "roles.member",
                         span,
@@ -300,6 +332,7 @@ impl Validator<'_> {
 
         let naming = self.naming(raw.naming, &environments)?;
         let baseline = self.baseline(raw.baseline)?;
+        let quarantine = self.quarantine(raw.quarantine)?;
         Ok(Policy {
             freshness,
             clock_skew,
@@ -312,6 +345,7 @@ impl Validator<'_> {
             environments,
             naming,
             baseline,
+            quarantine,
         })
     }
 
@@ -363,6 +397,159 @@ impl Validator<'_> {
         Ok(NamePattern {
             pattern: pattern.to_string(),
             compiled,
+        })
+    }
+
+    fn quarantine(&self, raw: RawQuarantine) -> Result<Quarantine, PolicyError> {
+        let agent_roles = match raw.agent_roles {
+            None => ["arn:aws:iam::*:role/agents/*", "arn:aws:iam::*:role/agent-*"]
+                .into_iter()
+                .map(wild)
+                .collect(),
+            Some(list) => self.patterns("quarantine.agent_roles", list)?,
+        };
+        let agent_tag = match raw.agent_tag {
+            None => Some("guardrail:agent".to_string()),
+            Some(t) if t.get_ref().is_empty() => None,
+            Some(t) => {
+                self.tag_key("quarantine.agent_tag", &t)?;
+                Some(t.into_inner())
+            }
+        };
+        let alarm_tag = match raw.alarm_tag {
+            None => "guardrail:agent-role".to_string(),
+            Some(t) => {
+                self.tag_key("quarantine.alarm_tag", &t)?;
+                t.into_inner()
+            }
+        };
+        let inline_policy = match raw.inline_policy {
+            None => "guardrail-quarantine".to_string(),
+            Some(n) if crate::ids::is_iam_name(n.get_ref()) => n.into_inner(),
+            Some(n) => {
+                return Err(self.err(
+                    "quarantine.inline_policy",
+                    n.span(),
+                    format!(
+                        "{:?} is not a policy name (letters, digits and +=,.@_- only)",
+                        n.get_ref()
+                    ),
+                ));
+            }
+        };
+        let findings = match raw.findings {
+            None => vec![
+                FindingRule {
+                    types: vec![wild("*InstanceCredentialExfiltration*")],
+                    min_severity: 0.0,
+                    agents_only: false,
+                    response: Response::RevokeSessions,
+                },
+                FindingRule {
+                    types: vec![wild("*/AnomalousBehavior")],
+                    min_severity: 0.0,
+                    agents_only: true,
+                    response: Response::Isolate,
+                },
+                FindingRule {
+                    types: vec![wild("*")],
+                    min_severity: 7.0,
+                    agents_only: true,
+                    response: Response::Isolate,
+                },
+            ],
+            Some(rules) => {
+                let mut out = Vec::new();
+                for rule in rules {
+                    let response = Response::parse(rule.response.get_ref()).ok_or_else(|| {
+                        self.err(
+                            "quarantine.findings.response",
+                            rule.response.span(),
+                            format!(
+                                "{:?}: responses are revoke-sessions and isolate",
+                                rule.response.get_ref()
+                            ),
+                        )
+                    })?;
+                    let mut types = Vec::new();
+                    for t in rule.types {
+                        if t.get_ref().is_empty() || t.get_ref().chars().any(char::is_whitespace) {
+                            return Err(self.err(
+                                "quarantine.findings.types",
+                                t.span(),
+                                format!("{:?} is not a finding type pattern", t.get_ref()),
+                            ));
+                        }
+                        types.push(wild(t.get_ref()));
+                    }
+                    if types.is_empty() {
+                        return Err(self.err(
+                            "quarantine.findings.types",
+                            rule.response.span(),
+                            "list at least one finding type",
+                        ));
+                    }
+                    let min_severity = match rule.min_severity {
+                        None => 0.0,
+                        Some(s) if (0.0..=10.0).contains(s.get_ref()) => *s.get_ref(),
+                        Some(s) => {
+                            return Err(self.err("quarantine.findings.min_severity", s.span(), "severity is 0 to 10"));
+                        }
+                    };
+                    out.push(FindingRule {
+                        types,
+                        min_severity,
+                        agents_only: rule.agents_only,
+                        response,
+                    });
+                }
+                out
+            }
+        };
+        let rate = match raw.rate {
+            None => Some(RateBudget {
+                window: Duration::from_secs(60),
+                calls: 300,
+                per_event: [("RunInstances", 20), ("CreateUser", 2), ("CreateAccessKey", 2)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            }),
+            Some(r) => {
+                let window = self.duration("quarantine.rate.window", r.window, "1m", 10..=3_600)?;
+                let positive = |key: &str, n: &Spanned<i64>| {
+                    u64::try_from(*n.get_ref())
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| self.err(key, n.span(), "a budget is a positive number of calls"))
+                };
+                let calls = positive("quarantine.rate.calls", &r.calls)?;
+                let mut per_event = BTreeMap::new();
+                for (name, n) in r.events {
+                    let text = name.get_ref();
+                    if text.is_empty() || text.len() > 64 || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        return Err(self.err(
+                            "quarantine.rate.events",
+                            name.span(),
+                            format!("{text:?} is not a CloudTrail event name such as RunInstances"),
+                        ));
+                    }
+                    per_event.insert(text.clone(), positive("quarantine.rate.events", &n)?);
+                }
+                Some(RateBudget {
+                    window,
+                    calls,
+                    per_event,
+                })
+            }
+        };
+        Ok(Quarantine {
+            agent_roles,
+            agent_tag,
+            alarm_tag,
+            inline_policy,
+            findings,
+            rate,
         })
     }
 
@@ -496,7 +683,7 @@ impl Validator<'_> {
         };
         let bootstrap_role = match raw.bootstrap_role {
             None => "OrganizationAccountAccessRole".to_string(),
-            Some(r) if is_role_name(r.get_ref()) => r.into_inner(),
+            Some(r) if crate::ids::is_iam_name(r.get_ref()) => r.into_inner(),
             Some(r) => {
                 return Err(self.err(
                     "baseline.bootstrap_role",
@@ -669,15 +856,19 @@ impl Validator<'_> {
     }
 }
 
-fn is_role_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-}
-
 fn is_role_arn(s: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     matches!(parts.as_slice(), ["arn", _, "iam", "", account, resource]
         if crate::ids::AccountId::parse(account).is_some()
             && resource.strip_prefix("role/").is_some_and(|r| !r.is_empty()))
+}
+
+/// A pattern with `*` and `?` wildcards (an ARN, a GuardDuty finding type).
+fn wild(text: &str) -> Pattern {
+    Pattern {
+        text: text.to_string(),
+        matcher: WildMatch::new(text),
+    }
 }
 
 fn is_kms_key(s: &str) -> bool {

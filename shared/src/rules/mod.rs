@@ -2,6 +2,7 @@
 //! functions, dry runs and the offline CLI all reach the same decision.
 
 pub mod baseline;
+pub mod quarantine;
 pub mod resources;
 pub mod tags;
 
@@ -10,10 +11,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Rejection};
-use crate::facts::{AccountFacts, Placement};
+use crate::facts::{AccountFacts, Placement, RateKey};
 use crate::ids::AccountId;
 use crate::plan::{Decision, Ignored};
 use crate::policy::{Policy, Rule};
+use crate::quarantine::PrincipalRef;
 
 /// The Lambda functions; each runs its own rules over the events it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +34,12 @@ pub enum Needs {
     Placement(AccountId),
     /// The account's current state (Organizations and the account itself).
     Account(AccountId),
+    /// A role's or user's state and quarantine record.
+    Principal(PrincipalRef),
+    /// The caller's API calls counted in the current window; its state too if over budget.
+    Rate(RateKey),
+    /// The role the alarm's tag names, and that role's state.
+    AlarmRole,
 }
 
 /// What the pipeline found out, as [`Needs`] asked.
@@ -40,6 +48,7 @@ pub enum Known {
     Nothing,
     Placement(Placement),
     Account(Box<AccountFacts>),
+    Suspect(Box<quarantine::Suspect>),
 }
 
 impl Function {
@@ -83,12 +92,13 @@ impl Function {
             }
             (Function::AccountBaseline, Event::AccountCreation(_)) => true,
             (Function::AccountBaseline, Event::Lifecycle(l)) => l.name == baseline::CREATE_MANAGED_ACCOUNT,
+            (Function::AgentQuarantine, _) => quarantine::handles(event),
             _ => false,
         }
     }
 
     /// What the function must know to decide on an event it handles.
-    pub fn needs(self, event: &Event) -> Result<Needs, Rejection> {
+    pub fn needs(self, event: &Event, policy: &Policy) -> Result<Needs, Rejection> {
         match (self, event) {
             (Function::TagEnforcer, _) => event
                 .account()
@@ -96,7 +106,7 @@ impl Function {
                 .map(Needs::Placement)
                 .ok_or(Rejection::MissingField { field: "account" }),
             (Function::AccountBaseline, _) => baseline::needs(event),
-            _ => Ok(Needs::Nothing),
+            (Function::AgentQuarantine, _) => quarantine::needs(event, policy),
         }
     }
 
@@ -110,15 +120,17 @@ impl Function {
                 }
             }
             (Function::AccountBaseline, _, _) => baseline::decide(event, known, policy),
+            (Function::AgentQuarantine, _, Known::Suspect(suspect)) => quarantine::decide(event, suspect, policy),
+            (Function::AgentQuarantine, _, _) => quarantine::decide(event, &quarantine::Suspect::default(), policy),
             _ => Ok(not_handled(event)),
         }
     }
 }
 
 impl Function {
-    /// The EventBridge rule pattern that sends this function exactly the events it handles,
-    /// generated from the same tables the function decides with. Failed calls never match.
-    pub fn event_pattern(self) -> Option<serde_json::Value> {
+    /// The EventBridge rule patterns (one rule each) that send this function the events it
+    /// handles, generated from the same tables and policy the function decides with.
+    pub fn event_patterns(self, policy: &Policy) -> Vec<serde_json::Value> {
         use std::collections::BTreeSet;
         match self {
             Function::TagEnforcer => {
@@ -132,21 +144,53 @@ impl Function {
                     sources.insert(format!("aws.{}", source.trim_end_matches(".amazonaws.com")));
                     names.insert(name);
                 }
-                Some(serde_json::json!({
+                // Failed calls changed nothing, so they never match.
+                vec![serde_json::json!({
                     "source": sources,
                     "detail-type": ["AWS API Call via CloudTrail"],
                     "detail": {
                         "eventName": names,
                         "errorCode": [{"exists": false}]
                     }
-                }))
+                })]
             }
-            Function::AccountBaseline => Some(serde_json::json!({
+            Function::AccountBaseline => vec![serde_json::json!({
                 "source": ["aws.controltower", "aws.organizations"],
                 "detail-type": ["AWS Service Event via CloudTrail"],
                 "detail": {"eventName": ["CreateAccountResult", baseline::CREATE_MANAGED_ACCOUNT]}
-            })),
-            Function::AgentQuarantine => None,
+            })],
+            Function::AgentQuarantine => {
+                let agents: Vec<_> = policy
+                    .quarantine
+                    .agent_roles
+                    .iter()
+                    .map(|p| serde_json::json!({"wildcard": p.as_str()}))
+                    .collect();
+                let mut patterns = vec![
+                    serde_json::json!({
+                        "source": ["aws.guardduty"],
+                        "detail-type": ["GuardDuty Finding"],
+                        "detail": {"resource": {"resourceType": ["AccessKey"]}}
+                    }),
+                    serde_json::json!({
+                        "source": ["aws.cloudwatch"],
+                        "detail-type": ["CloudWatch Alarm State Change"],
+                        "detail": {"state": {"value": ["ALARM"]}}
+                    }),
+                ];
+                // Every call an agent makes, failed ones too: an agent probing what it may do
+                // is as runaway as one that succeeds.
+                if policy.quarantine.rate.is_some() && !agents.is_empty() {
+                    patterns.push(serde_json::json!({
+                        "detail-type": ["AWS API Call via CloudTrail"],
+                        "detail": {"$or": [
+                            {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": agents}}}},
+                            {"userIdentity": {"arn": agents}}
+                        ]}
+                    }));
+                }
+                patterns
+            }
         }
     }
 }

@@ -1,0 +1,1043 @@
+//! The quarantine rule: a GuardDuty finding, an agent over its API-call budget, or an alarm
+//! watching an agent → revoke the principal's sessions or isolate it; and the release that
+//! undoes exactly what Guardrail did.
+
+use chrono::{DateTime, Utc};
+
+use super::Needs;
+use crate::alert::Severity;
+use crate::event::{AlarmChange, CloudTrailEvent, Event, Finding, Principal, Rejection};
+use crate::facts::{PrincipalFacts, RateCount, RateKey};
+use crate::ids::{Region, clip};
+use crate::plan::{Action, Decision, Ignored, Plan, Tag};
+use crate::policy::{Mode, Policy, Response, Rule};
+use crate::quarantine::{
+    PrincipalKind, PrincipalRef, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
+};
+use crate::rules::resources::TagApi;
+
+/// The role Organizations creates in every account for the management account's use.
+const ORGANIZATION_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
+
+/// What the pipeline found out about a suspect, as [`Needs`] asked.
+#[derive(Clone, Debug, Default)]
+pub struct Suspect {
+    pub principal: Option<PrincipalFacts>,
+    /// The call counted and the window's counts (rate trigger).
+    pub rate: Option<(RateKey, RateCount)>,
+    /// Why an alarm names nothing Guardrail may act on.
+    pub problem: Option<String>,
+}
+
+/// Whether the function has a rule for the event: findings about credentials, calls by IAM
+/// roles and users, and alarm state changes.
+pub fn handles(event: &Event) -> bool {
+    match event {
+        Event::Finding(f) => f.access_key.is_some(),
+        Event::ApiCall(call) => matches!(
+            call.principal,
+            Principal::AssumedRole { .. } | Principal::IamUser { .. }
+        ),
+        Event::Alarm(_) => true,
+        _ => false,
+    }
+}
+
+/// What the rule must know; `Needs::Nothing` when the event alone decides (to ignore it).
+pub fn needs(event: &Event, policy: &Policy) -> Result<Needs, Rejection> {
+    Ok(match screen(event, policy)? {
+        Screen::Ignore(_) => Needs::Nothing,
+        Screen::Principal(p) => Needs::Principal(p),
+        Screen::Rate(key) => Needs::Rate(key),
+        Screen::Alarm => Needs::AlarmRole,
+    })
+}
+
+/// The event's verdict before any read.
+enum Screen {
+    Ignore(Ignored),
+    Principal(PrincipalRef),
+    Rate(RateKey),
+    Alarm,
+}
+
+fn screen(event: &Event, policy: &Policy) -> Result<Screen, Rejection> {
+    match event {
+        Event::Finding(f) => screen_finding(f),
+        Event::ApiCall(call) => screen_call(call, policy),
+        Event::Alarm(a) if a.state != "ALARM" => Ok(Screen::Ignore(Ignored::AlarmNotFiring {
+            state: clip(&a.state, 40),
+        })),
+        Event::Alarm(_) => Ok(Screen::Alarm),
+        _ => Ok(Screen::Ignore(Ignored::NotHandled { event: event.label() })),
+    }
+}
+
+fn screen_finding(f: &Finding) -> Result<Screen, Rejection> {
+    if f.sample {
+        return Ok(Screen::Ignore(Ignored::SampleFinding));
+    }
+    if f.archived {
+        return Ok(Screen::Ignore(Ignored::ArchivedFinding));
+    }
+    let account = f
+        .account
+        .clone()
+        .ok_or(Rejection::MissingField { field: "accountId" })?;
+    let key = f.access_key.as_ref().ok_or(Rejection::MissingField {
+        field: "resource.accessKeyDetails",
+    })?;
+    let kind = match key.user_type.as_deref() {
+        Some("AssumedRole") => PrincipalKind::Role,
+        Some("IAMUser") => PrincipalKind::User,
+        other => {
+            return Ok(Screen::Ignore(Ignored::NotContainable {
+                what: format!(
+                    "the finding is about a {} principal",
+                    clip(other.unwrap_or("typeless"), 40)
+                ),
+            }));
+        }
+    };
+    let name = key.user_name.as_deref().ok_or(Rejection::MissingField {
+        field: "accessKeyDetails.userName",
+    })?;
+    PrincipalRef::new(account, kind, name)
+        .map(Screen::Principal)
+        .ok_or_else(|| Rejection::MalformedRecord {
+            detail: format!("accessKeyDetails.userName {:?} is not an IAM name", clip(name, 70)),
+        })
+}
+
+fn screen_call(call: &CloudTrailEvent, policy: &Policy) -> Result<Screen, Rejection> {
+    let Some(arn) = call.principal.arn() else {
+        return Ok(Screen::Ignore(Ignored::NotContainable {
+            what: "the call names no role or user".into(),
+        }));
+    };
+    if !policy.quarantine.agent_roles.iter().any(|p| p.matches(arn)) {
+        return Ok(Screen::Ignore(Ignored::NotAnAgent {
+            principal: clip(arn, 200),
+        }));
+    }
+    let Some(budget) = &policy.quarantine.rate else {
+        return Ok(Screen::Ignore(Ignored::NotHandled {
+            event: "API calls (quarantine.rate is not set)".into(),
+        }));
+    };
+    if PrincipalRef::from_arn(arn).is_none() {
+        return Ok(Screen::Ignore(Ignored::NotContainable {
+            what: format!("{} is not an IAM role or user ARN", clip(arn, 200)),
+        }));
+    }
+    let event_id = call
+        .event_id
+        .clone()
+        .ok_or(Rejection::MissingField { field: "eventID" })?;
+    let time = call.event_time.ok_or(Rejection::MissingField { field: "eventTime" })?;
+    let window = i64::try_from(budget.window.as_secs()).unwrap_or(60).max(1);
+    let start = time.timestamp().div_euclid(window) * window;
+    Ok(Screen::Rate(RateKey {
+        principal_arn: arn.to_string(),
+        counted_by_name: budget.per_event.contains_key(&call.event_name),
+        event_name: call.event_name.clone(),
+        event_id,
+        window_start: DateTime::from_timestamp(start, 0).unwrap_or(time),
+        window_secs: window,
+    }))
+}
+
+/// Whether the counts break the budget, and how: `21 RunInstances calls ... (budget 20)`.
+pub fn over_budget(key: &RateKey, count: &RateCount, policy: &Policy) -> Option<String> {
+    let budget = policy.quarantine.rate.as_ref()?;
+    let window = format!(
+        "the {}-second window from {}",
+        key.window_secs,
+        key.window_start.format("%H:%M:%SZ")
+    );
+    if let Some(limit) = budget
+        .per_event
+        .get(&key.event_name)
+        .filter(|l| count.event_calls > **l)
+    {
+        return Some(format!(
+            "{} {} calls in {window} (budget {limit})",
+            count.event_calls, key.event_name
+        ));
+    }
+    (count.calls > budget.calls).then(|| format!("{} calls in {window} (budget {})", count.calls, budget.calls))
+}
+
+/// The role an alarm watches, from its tag: a role name or ARN in the alarm's own account.
+pub fn alarm_suspect(alarm: &AlarmChange, tag: Option<&str>, policy: &Policy) -> Result<PrincipalRef, String> {
+    let key = &policy.quarantine.alarm_tag;
+    let value = tag.map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| {
+        format!(
+            "alarm {} has no tag {key} naming the role it watches",
+            clip(&alarm.name, 100)
+        )
+    })?;
+    let principal = if value.starts_with("arn:") {
+        PrincipalRef::from_arn(value)
+    } else {
+        PrincipalRef::new(alarm.account.clone(), PrincipalKind::Role, value)
+    }
+    .ok_or_else(|| {
+        format!(
+            "the alarm's tag {key} = {:?} is not a role name or ARN",
+            clip(value, 100)
+        )
+    })?;
+    if principal.account != alarm.account {
+        return Err(format!(
+            "the alarm's tag {key} names a principal in account {}; an alarm may only name one in its own account {}",
+            principal.account, alarm.account
+        ));
+    }
+    Ok(principal)
+}
+
+/// Decides on an event the function handles, from what it needed to know.
+pub fn decide(event: &Event, suspect: &Suspect, policy: &Policy) -> Result<Decision, Rejection> {
+    if let Screen::Ignore(reason) = screen(event, policy)? {
+        return Ok(Decision::Ignore { reason });
+    }
+    let account = event
+        .account()
+        .cloned()
+        .ok_or(Rejection::MissingField { field: "account" })?;
+    if let Some(problem) = &suspect.problem {
+        let mut plan = Plan::new(
+            Rule::Quarantine,
+            Mode::Detect,
+            account,
+            "an alarm Guardrail cannot act on",
+        );
+        plan.region = event.region().cloned();
+        plan.severity = Severity::Medium;
+        if let Event::Alarm(a) = event {
+            plan.cause = alarm_detail(a);
+            plan.violation(a.arn.clone(), problem.clone());
+        }
+        return Ok(Decision::Act { plan: Box::new(plan) });
+    }
+    let trigger = match (event, &suspect.rate) {
+        (Event::ApiCall(call), Some((key, count))) => match over_budget(key, count, policy) {
+            None => {
+                return Ok(Decision::Ignore {
+                    reason: Ignored::WithinBudget {
+                        principal: clip(&key.principal_arn, 200),
+                        calls: format!("{} call(s) in the window", count.calls),
+                    },
+                });
+            }
+            Some(detail) => Trigger {
+                source: TriggerSource::Rate,
+                id: call.event_id.clone().unwrap_or_default(),
+                detail,
+                at: call.event_time.unwrap_or_default(),
+            },
+        },
+        (Event::Finding(f), _) => Trigger {
+            source: TriggerSource::GuardDuty,
+            id: f.id.clone(),
+            detail: format!("{} (severity {})", clip(&f.finding_type, 120), f.severity),
+            at: f.updated_at.unwrap_or_default(),
+        },
+        (Event::Alarm(a), _) => Trigger {
+            source: TriggerSource::Alarm,
+            id: a.arn.clone(),
+            detail: alarm_detail(a),
+            at: a.time.unwrap_or_default(),
+        },
+        _ => return Ok(super::not_handled(event)),
+    };
+    let Some(facts) = &suspect.principal else {
+        return Ok(super::not_handled(event));
+    };
+    Ok(contain(event, facts, trigger, policy))
+}
+
+fn alarm_detail(a: &AlarmChange) -> String {
+    format!(
+        "alarm {} entered ALARM{}",
+        clip(&a.name, 100),
+        a.reason
+            .as_deref()
+            .map(|r| format!(": {}", clip(r, 200)))
+            .unwrap_or_default()
+    )
+}
+
+/// Why Guardrail must never contain this principal, if it must not.
+fn protected(facts: &PrincipalFacts, arn: &str, policy: &Policy) -> Option<String> {
+    let name = &facts.principal.name;
+    if facts.management_account.as_ref() == Some(&facts.principal.account) {
+        return Some("it is in the organization's management account".into());
+    }
+    if arn.contains(":role/aws-service-role/") {
+        return Some("it is a service-linked role".into());
+    }
+    if name == ORGANIZATION_ACCESS_ROLE || *name == policy.baseline.bootstrap_role {
+        return Some(format!("{name} is how the organization reaches the account"));
+    }
+    if policy.is_guardrail(arn) {
+        return Some("it is one of Guardrail's own roles".into());
+    }
+    if policy.is_protected(arn) {
+        return Some("the policy lists it under principals.protected".into());
+    }
+    None
+}
+
+fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, policy: &Policy) -> Decision {
+    let principal = &facts.principal;
+    let Some(state) = &facts.state else {
+        return Decision::Ignore {
+            reason: Ignored::NotContainable {
+                what: format!("{principal} no longer exists in account {}", principal.account),
+            },
+        };
+    };
+    let agent = policy.quarantine.is_agent(&state.arn, &state.tags);
+    let wanted = match event {
+        Event::Finding(f) => match policy.quarantine.response_for(&f.finding_type, f.severity, agent) {
+            Some(r) => r,
+            None => {
+                return Decision::Ignore {
+                    reason: Ignored::NoFindingRule {
+                        finding_type: clip(&f.finding_type, 120),
+                        severity: f.severity,
+                    },
+                };
+            }
+        },
+        _ => Response::Isolate,
+    };
+    let Some(environment) = facts
+        .placement
+        .environment
+        .as_deref()
+        .and_then(|e| policy.environment(e))
+    else {
+        return Decision::Ignore {
+            reason: Ignored::UnmanagedAccount {
+                account: principal.account.to_string(),
+                ou: facts.placement.ou_name.clone(),
+            },
+        };
+    };
+    let mode = environment.mode(Rule::Quarantine);
+    let response = match mode {
+        Mode::Off => {
+            return Decision::Ignore {
+                reason: Ignored::RuleOff {
+                    rule: Rule::Quarantine,
+                    environment: environment.name.clone(),
+                },
+            };
+        }
+        Mode::Detect => None,
+        // Containment is for enforce; fix goes no further than revoking sessions.
+        Mode::Fix => Some(wanted.min(Response::RevokeSessions)),
+        Mode::Enforce => Some(wanted),
+    };
+    let active = facts.record.as_ref().filter(|r| r.is_active());
+    if let (Some(record), Some(response)) = (active, response)
+        && record.response >= response
+    {
+        return Decision::Ignore {
+            reason: Ignored::AlreadyQuarantined {
+                principal: principal.to_string(),
+                response: record.response.name().into(),
+            },
+        };
+    }
+
+    let mut plan = Plan::new(Rule::Quarantine, mode, principal.account.clone(), principal.to_string());
+    plan.region = event.region().cloned();
+    plan.environment = Some(environment.name.clone());
+    plan.cause = trigger.detail.clone();
+    plan.severity = match response {
+        Some(Response::Isolate) => Severity::Critical,
+        _ => Severity::High,
+    };
+    let what = match trigger.source {
+        TriggerSource::GuardDuty => format!("GuardDuty reports {}", trigger.detail),
+        TriggerSource::Rate => format!("the agent made {}", trigger.detail),
+        _ => trigger.detail.clone(),
+    };
+    if let Event::Finding(f) = event {
+        plan.notes.push(format!(
+            "Finding {}: {}",
+            f.title.as_deref().map(|t| clip(t, 200)).unwrap_or_default(),
+            console_link(f)
+        ));
+    }
+    if let Some(reason) = protected(facts, &state.arn, policy) {
+        plan.violation(
+            state.arn.clone(),
+            format!("{what}; Guardrail never quarantines it: {reason}"),
+        );
+        plan.notes.push(format!(
+            "Contain {principal} by hand if the finding is real: it is outside what Guardrail may touch."
+        ));
+        return Decision::Act { plan: Box::new(plan) };
+    }
+    plan.fixable_violation(state.arn.clone(), what);
+    let Some(response) = response else {
+        plan.notes.push(format!(
+            "In enforce mode Guardrail would {} {principal}.",
+            wanted.name().replace('-', " ")
+        ));
+        return Decision::Act { plan: Box::new(plan) };
+    };
+
+    let policy_name = policy.quarantine.inline_policy.clone();
+    let issued_before = (response == Response::RevokeSessions).then_some(facts.read_at);
+    let finding_key = match event {
+        Event::Finding(f) => f.access_key.as_ref().and_then(|k| k.access_key_id.clone()),
+        _ => None,
+    };
+    let deactivate: Vec<String> = state
+        .access_keys
+        .iter()
+        .filter(|k| k.active)
+        .filter(|k| {
+            response == Response::Isolate
+                // Revoking sessions cannot stop a long-term key: the stolen key itself goes.
+                || (finding_key.as_deref() == Some(k.id.as_str()) && k.id.starts_with("AKIA"))
+        })
+        .map(|k| k.id.clone())
+        .collect();
+    let record = match active {
+        // Revoked sessions become an isolation: what was there before stays the prior state.
+        Some(old) => QuarantineRecord {
+            response,
+            revoked_before: old.revoked_before,
+            triggers: old.triggers.iter().cloned().chain([trigger]).collect(),
+            deactivated_keys: old
+                .deactivated_keys
+                .iter()
+                .chain(&deactivate)
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            version: old.version + 1,
+            ..old.clone()
+        },
+        None => QuarantineRecord {
+            principal: principal.clone(),
+            response,
+            since: facts.read_at,
+            revoked_before: issued_before,
+            policy_name: policy_name.clone(),
+            triggers: vec![trigger],
+            prior: state.without_guardrail(&policy_name),
+            deactivated_keys: deactivate.clone(),
+            version: facts.record.as_ref().map_or(1, |r| r.version + 1),
+            released: None,
+        },
+    };
+    plan.actions.push(Action::Deny {
+        principal: principal.clone(),
+        policy_name: policy_name.clone(),
+        issued_before,
+    });
+    plan.actions.push(Action::Tag {
+        api: tag_api(principal.kind),
+        region: plan.region.clone().unwrap_or_else(|| home_region(policy)),
+        resources: vec![principal.name.clone()],
+        set: vec![Tag::new(QUARANTINE_TAG, record.tag_value())],
+        remove: Vec::new(),
+    });
+    if !deactivate.is_empty() {
+        plan.actions.push(Action::SetAccessKeys {
+            user: principal.clone(),
+            keys: deactivate,
+            active: false,
+        });
+    }
+    plan.actions.push(Action::SaveQuarantine {
+        record: Box::new(record),
+    });
+    plan.undo.push(principal.release_command());
+    plan.notes.push(format!(
+        "Release it, once the cause is understood, with: {}",
+        principal.release_command()
+    ));
+    Decision::Act { plan: Box::new(plan) }
+}
+
+fn tag_api(kind: PrincipalKind) -> TagApi {
+    match kind {
+        PrincipalKind::Role => TagApi::IamRole,
+        PrincipalKind::User => TagApi::IamUser,
+    }
+}
+
+/// IAM is global; tagging calls still need a region to sign for.
+fn home_region(policy: &Policy) -> Region {
+    policy
+        .baseline
+        .regions
+        .first()
+        .cloned()
+        .or_else(|| Region::parse("us-east-1"))
+        .unwrap_or_else(|| unreachable!("us-east-1 is a region"))
+}
+
+/// The finding in the GuardDuty console of the account the finding came through.
+pub fn console_link(f: &Finding) -> String {
+    let region = f.region.as_ref().map_or("us-east-1", Region::as_str);
+    let host = match f.region.as_ref().map(Region::partition) {
+        Some("aws-us-gov") => format!("console.amazonaws-us-gov.com/guardduty/home?region={region}"),
+        Some("aws-cn") => format!("console.amazonaws.cn/guardduty/home?region={region}"),
+        _ => format!("{region}.console.aws.amazon.com/guardduty/home?region={region}"),
+    };
+    let id: String = f.id.chars().filter(char::is_ascii_alphanumeric).take(64).collect();
+    format!("https://{host}#/findings?macros=current&fId={id}")
+}
+
+/// Why a release cannot go ahead.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReleaseRefused(pub String);
+
+/// Plans the release of a principal: remove exactly what Guardrail added, reactivate the keys it
+/// deactivated, and record who released it and why. Changes others made meanwhile are reported,
+/// not reverted.
+pub fn plan_release(
+    facts: &PrincipalFacts,
+    region: Region,
+    by: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Plan, ReleaseRefused> {
+    let principal = &facts.principal;
+    let record = facts.record.as_ref().filter(|r| r.is_active()).ok_or_else(|| {
+        ReleaseRefused(format!(
+            "{principal} in account {} is not quarantined{}: nothing to release",
+            principal.account,
+            match facts.record.as_ref().and_then(|r| r.released.as_ref()) {
+                Some(r) => format!(" (released by {} at {})", r.by, r.at.format("%Y-%m-%d %H:%M:%SZ")),
+                None => String::new(),
+            }
+        ))
+    })?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ReleaseRefused(
+            "give the reason the principal is safe again with --reason".into(),
+        ));
+    }
+    let mut plan = Plan::new(
+        Rule::Quarantine,
+        Mode::Enforce,
+        principal.account.clone(),
+        principal.to_string(),
+    );
+    plan.region = Some(region.clone());
+    plan.environment = facts.placement.environment.clone();
+    plan.severity = Severity::Medium;
+    plan.cause = format!("released by {by}: {}", clip(reason, 300));
+    let since = record.since.format("%Y-%m-%d %H:%M:%SZ");
+    match &facts.state {
+        None => plan
+            .notes
+            .push(format!("{principal} no longer exists; only the record is closed.")),
+        Some(state) => {
+            if state.inline_policies.contains(&record.policy_name) {
+                plan.actions.push(Action::RemoveDeny {
+                    principal: principal.clone(),
+                    policy_name: record.policy_name.clone(),
+                });
+            }
+            if state.tags.iter().any(|t| t.key == QUARANTINE_TAG) {
+                plan.actions.push(Action::Tag {
+                    api: tag_api(principal.kind),
+                    region,
+                    resources: vec![principal.name.clone()],
+                    set: Vec::new(),
+                    remove: vec![QUARANTINE_TAG.to_string()],
+                });
+            }
+            let reactivate: Vec<String> = state
+                .access_keys
+                .iter()
+                .filter(|k| !k.active && record.deactivated_keys.contains(&k.id))
+                .map(|k| k.id.clone())
+                .collect();
+            if !reactivate.is_empty() {
+                plan.actions.push(Action::SetAccessKeys {
+                    user: principal.clone(),
+                    keys: reactivate,
+                    active: true,
+                });
+            }
+            for change in record.prior.changes_since(state, &record.policy_name) {
+                plan.notes
+                    .push(format!("Changed while quarantined, left as it is now: {change}"));
+            }
+        }
+    }
+    plan.fixable_violation(
+        record.prior.arn.clone(),
+        format!(
+            "quarantined ({}) since {since} after {}",
+            record.response.name(),
+            record
+                .triggers
+                .last()
+                .map(|t| t.detail.as_str())
+                .unwrap_or("an unrecorded trigger")
+        ),
+    );
+    plan.actions.push(Action::SaveQuarantine {
+        record: Box::new(QuarantineRecord {
+            version: record.version + 1,
+            released: Some(Release {
+                by: by.to_string(),
+                reason: reason.to_string(),
+                at,
+            }),
+            ..record.clone()
+        }),
+    });
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::event::decode_value;
+    use crate::facts::Placement;
+    use crate::ids::AccountId;
+    use crate::quarantine::{AccessKeyState, PrincipalState};
+
+    const EXFILTRATION: &str = include_str!("../../../events/agent-quarantine/finding-credential-exfiltration.json");
+    const ANOMALOUS_USER: &str =
+        include_str!("../../../events/agent-quarantine/finding-anomalous-user-pascalcase.json");
+    const ALARM: &str = include_str!("../../../events/agent-quarantine/alarm-state-change.json");
+    const ACCOUNT: &str = "111122223333";
+
+    /// The built-in policy plus a `staging` environment running quarantine in fix mode.
+    fn policy() -> Policy {
+        let text = format!(
+            "{}\n[environments.staging]\nou = \"staging\"\n[environments.staging.modes]\nquarantine = \"fix\"\n",
+            crate::policy::BUILTIN_POLICY
+        );
+        Policy::from_toml(&text, "test").expect("policy")
+    }
+
+    fn event(text: &str, edit: impl FnOnce(&mut Value)) -> Event {
+        let mut v: Value = serde_json::from_str(text).expect("JSON");
+        edit(&mut v);
+        decode_value(v).remove(0).unwrap_or_else(|r| panic!("{r}"))
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        crate::event::time::parse(s).expect("time")
+    }
+
+    fn role(name: &str, path: &str, environment: &str) -> PrincipalFacts {
+        let account = AccountId::parse(ACCOUNT).expect("account");
+        PrincipalFacts {
+            principal: PrincipalRef::new(account.clone(), PrincipalKind::Role, name).expect("name"),
+            placement: Placement {
+                account,
+                ou_id: Some("ou-1".into()),
+                ou_name: Some(environment.into()),
+                environment: Some(environment.into()),
+            },
+            management_account: AccountId::parse("123456789012"),
+            state: Some(PrincipalState {
+                arn: format!("arn:aws:iam::{ACCOUNT}:role{path}{name}"),
+                inline_policies: vec!["app-access".into()],
+                attached_policies: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+                permissions_boundary: None,
+                tags: vec![Tag::new("team", "ml")],
+                access_keys: Vec::new(),
+            }),
+            record: None,
+            read_at: at("2026-11-22T09:41:00Z"),
+        }
+    }
+
+    fn user(name: &str, keys: &[(&str, bool)]) -> PrincipalFacts {
+        let mut facts = role(name, "/", "dev");
+        facts.principal.kind = PrincipalKind::User;
+        if let Some(state) = facts.state.as_mut() {
+            state.arn = format!("arn:aws:iam::{ACCOUNT}:user/{name}");
+            state.access_keys = keys
+                .iter()
+                .map(|(id, active)| AccessKeyState {
+                    id: id.to_string(),
+                    active: *active,
+                })
+                .collect();
+        }
+        facts
+    }
+
+    fn decide_with(event: &Event, facts: PrincipalFacts) -> Decision {
+        let suspect = Suspect {
+            principal: Some(facts),
+            ..Suspect::default()
+        };
+        decide(event, &suspect, &policy()).expect("decision")
+    }
+
+    fn plan_of(d: Decision) -> Plan {
+        match d {
+            Decision::Act { plan } => *plan,
+            Decision::Ignore { reason } => panic!("ignored: {reason}"),
+        }
+    }
+
+    fn ignored(d: Decision) -> Ignored {
+        match d {
+            Decision::Ignore { reason } => reason,
+            Decision::Act { plan } => panic!("acted: {:?}", plan.actions),
+        }
+    }
+
+    fn saved(plan: &Plan) -> QuarantineRecord {
+        plan.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::SaveQuarantine { record } => Some((**record).clone()),
+                _ => None,
+            })
+            .expect("a record is saved")
+    }
+
+    #[test]
+    fn exfiltrated_role_credentials_revoke_sessions_issued_before_the_decision() {
+        let finding = event(EXFILTRATION, |_| {});
+        assert!(matches!(needs(&finding, &policy()), Ok(Needs::Principal(p)) if p.name == "agent-runner"));
+        // A non-agent role: the first line of the table (any principal) applies.
+        let plan = plan_of(decide_with(&finding, role("agent-runner", "/apps/", "dev")));
+        let read_at = at("2026-11-22T09:41:00Z");
+        assert_eq!(plan.severity, Severity::High);
+        assert!(
+            matches!(&plan.actions[0], Action::Deny { issued_before: Some(t), policy_name, .. }
+            if *t == read_at && policy_name == "guardrail-quarantine")
+        );
+        assert!(matches!(&plan.actions[1], Action::Tag { api: TagApi::IamRole, set, .. }
+            if set[0].key == QUARANTINE_TAG
+                && set[0].value == "revoke-sessions 2026-11-22T09:41:00Z guardduty:a4c9e2f07b1d4e6f8a2b3c4d5e6f7081"));
+        let record = saved(&plan);
+        assert_eq!(
+            (record.response, record.version, record.revoked_before),
+            (Response::RevokeSessions, 1, Some(read_at))
+        );
+        assert_eq!(record.prior.inline_policies, ["app-access"]);
+        assert!(plan.notes.iter().any(|n| n.contains(
+            "https://us-east-1.console.aws.amazon.com/guardduty/home?region=us-east-1#/findings?macros=current&fId=a4c9e2f07b1d4e6f8a2b3c4d5e6f7081"
+        )));
+        assert_eq!(
+            plan.undo,
+            [format!(
+                "guardrail release --account {ACCOUNT} --role agent-runner --reason \"<why it is safe>\""
+            )]
+        );
+    }
+
+    #[test]
+    fn the_finding_table_isolates_agents_and_ignores_what_it_does_not_list() {
+        let anomalous = event(ANOMALOUS_USER, |v| {
+            v["Type"] = json!("Discovery:IAMUser/AnomalousBehavior")
+        });
+        // The same finding: an agent user is isolated; anyone else is left to people.
+        let mut agent = user(
+            "agent-ci",
+            &[("AKIAEXAMPLEAGENTCI01", true), ("AKIAEXAMPLEAGENTCI02", true)],
+        );
+        if let Some(s) = agent.state.as_mut() {
+            s.tags.push(Tag::new("guardrail:agent", "true"));
+        }
+        let plan = plan_of(decide_with(&anomalous, agent));
+        assert_eq!(plan.severity, Severity::Critical);
+        assert!(matches!(
+            &plan.actions[0],
+            Action::Deny {
+                issued_before: None,
+                ..
+            }
+        ));
+        assert!(
+            plan.actions
+                .iter()
+                .any(|a| matches!(a, Action::SetAccessKeys { keys, active: false, .. }
+            if keys.len() == 2))
+        );
+        let person = user("alice", &[("AKIAEXAMPLEALICE0001", true)]);
+        assert!(matches!(
+            ignored(decide_with(&anomalous, person)),
+            Ignored::NoFindingRule { .. }
+        ));
+        // Severity 7 and above isolates agents whatever the type.
+        let severe = event(ANOMALOUS_USER, |v| {
+            v["Type"] = json!("Recon:IAMUser/MaliciousIPCaller");
+            v["Severity"] = json!(7.5);
+        });
+        let plan = plan_of(decide_with(&severe, role("agent-runner", "/", "dev")));
+        assert_eq!(saved(&plan).response, Response::Isolate);
+    }
+
+    #[test]
+    fn revoking_a_user_deactivates_only_the_stolen_long_term_key() {
+        let finding = event(ANOMALOUS_USER, |v| {
+            v["Type"] = json!("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS")
+        });
+        let plan = plan_of(decide_with(
+            &finding,
+            user(
+                "agent-ci",
+                &[("AKIAEXAMPLEAGENTCI01", true), ("AKIAEXAMPLEOTHER0001", true)],
+            ),
+        ));
+        let keys: Vec<&Action> = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::SetAccessKeys { .. }))
+            .collect();
+        assert!(matches!(keys.as_slice(), [Action::SetAccessKeys { keys, .. }] if keys == &["AKIAEXAMPLEAGENTCI01"]));
+    }
+
+    #[test]
+    fn protected_principals_get_an_alert_and_no_action() {
+        let finding = event(EXFILTRATION, |_| {});
+        let mut management = role("agent-runner", "/", "dev");
+        management.management_account = AccountId::parse(ACCOUNT);
+        let cases = [
+            (
+                role("OrganizationAccountAccessRole", "/", "dev"),
+                "how the organization reaches",
+            ),
+            (
+                role(
+                    "AWSServiceRoleForSupport",
+                    "/aws-service-role/support.amazonaws.com/",
+                    "dev",
+                ),
+                "service-linked",
+            ),
+            (role("guardrail-agent-quarantine", "/", "dev"), "Guardrail's own"),
+            (role("break-glass-admin", "/", "dev"), "principals.protected"),
+            (management, "management account"),
+        ];
+        for (facts, why) in cases {
+            let name = facts.principal.name.clone();
+            let plan = plan_of(decide_with(&finding, facts));
+            assert!(plan.actions.is_empty(), "{name}: {:?}", plan.actions);
+            assert!(
+                plan.violations.iter().any(|v| !v.fixable && v.problem.contains(why)),
+                "{name}: {:?}",
+                plan.violations
+            );
+        }
+    }
+
+    #[test]
+    fn modes_decide_how_far_guardrail_goes() {
+        let alarm = event(ALARM, |_| {});
+        // prod runs quarantine in detect: report what enforce would do.
+        let plan = plan_of(decide_with(&alarm, role("agent-runner", "/", "prod")));
+        assert!(plan.actions.is_empty());
+        assert!(
+            plan.notes.iter().any(|n| n.contains("would isolate role agent-runner")),
+            "{:?}",
+            plan.notes
+        );
+        // fix stops at revoking sessions.
+        let plan = plan_of(decide_with(&alarm, role("agent-runner", "/", "staging")));
+        assert_eq!(saved(&plan).response, Response::RevokeSessions);
+        // enforce isolates.
+        let plan = plan_of(decide_with(&alarm, role("agent-runner", "/", "dev")));
+        assert_eq!(saved(&plan).response, Response::Isolate);
+    }
+
+    #[test]
+    fn an_isolated_role_stays_isolated_and_revoked_sessions_escalate_keeping_the_prior_state() {
+        let alarm = event(ALARM, |_| {});
+        let first = saved(&plan_of(decide_with(&alarm, role("agent-runner", "/", "dev"))));
+        let mut isolated = role("agent-runner", "/", "dev");
+        isolated.record = Some(first);
+        assert!(matches!(
+            ignored(decide_with(&alarm, isolated)),
+            Ignored::AlreadyQuarantined { .. }
+        ));
+
+        let finding = event(EXFILTRATION, |_| {});
+        let revoked = saved(&plan_of(decide_with(&finding, role("agent-runner", "/", "dev"))));
+        let mut now = role("agent-runner", "/", "dev");
+        if let Some(s) = now.state.as_mut() {
+            s.inline_policies.push("guardrail-quarantine".into());
+            s.tags.push(Tag::new(QUARANTINE_TAG, "revoke-sessions"));
+        }
+        now.record = Some(revoked.clone());
+        let escalated = saved(&plan_of(decide_with(&alarm, now)));
+        assert_eq!(escalated.response, Response::Isolate);
+        assert_eq!((escalated.version, escalated.since), (2, revoked.since));
+        assert_eq!(
+            escalated.prior, revoked.prior,
+            "Guardrail's own policy never becomes prior state"
+        );
+        assert_eq!(escalated.triggers.len(), 2);
+    }
+
+    #[test]
+    fn samples_archived_findings_and_quiet_alarms_are_ignored_unread() {
+        let sample = event(EXFILTRATION, |v| {
+            v["detail"]["service"]["additionalInfo"]["sample"] = json!(true)
+        });
+        let archived = event(EXFILTRATION, |v| v["detail"]["service"]["archived"] = json!(true));
+        let ok = event(ALARM, |v| v["detail"]["state"]["value"] = json!("OK"));
+        let root = event(EXFILTRATION, |v| {
+            v["detail"]["resource"]["accessKeyDetails"]["userType"] = json!("Root")
+        });
+        for e in [sample, archived, ok, root] {
+            assert_eq!(needs(&e, &policy()), Ok(Needs::Nothing), "{}", e.label());
+            assert!(matches!(
+                decide(&e, &Suspect::default(), &policy()),
+                Ok(Decision::Ignore { .. })
+            ));
+        }
+        let hostile = event(EXFILTRATION, |v| {
+            v["detail"]["resource"]["accessKeyDetails"]["userName"] = json!("../../etc/passwd")
+        });
+        assert_eq!(
+            needs(&hostile, &policy()).map_err(|r| r.code()),
+            Err("malformed-record")
+        );
+    }
+
+    #[test]
+    fn the_budget_is_broken_by_the_call_after_the_last_allowed_one() {
+        let policy = policy();
+        let key = |name: &str| RateKey {
+            principal_arn: format!("arn:aws:iam::{ACCOUNT}:role/agents/planner"),
+            event_name: name.into(),
+            event_id: "e".into(),
+            window_start: at("2026-11-22T11:30:00Z"),
+            window_secs: 60,
+            counted_by_name: policy
+                .quarantine
+                .rate
+                .as_ref()
+                .is_some_and(|r| r.per_event.contains_key(name)),
+        };
+        let count = |calls, event_calls| RateCount { calls, event_calls };
+        assert_eq!(over_budget(&key("ListBuckets"), &count(300, 0), &policy), None);
+        assert!(over_budget(&key("ListBuckets"), &count(301, 0), &policy).is_some_and(|d| d.contains("301 calls")));
+        assert_eq!(over_budget(&key("RunInstances"), &count(20, 20), &policy), None);
+        assert!(
+            over_budget(&key("RunInstances"), &count(21, 21), &policy)
+                .is_some_and(|d| d.starts_with("21 RunInstances calls") && d.contains("budget 20"))
+        );
+    }
+
+    #[test]
+    fn an_alarm_may_name_only_a_role_of_its_own_account() {
+        let Event::Alarm(alarm) = event(ALARM, |_| {}) else {
+            panic!("not an alarm")
+        };
+        let policy = policy();
+        assert_eq!(
+            alarm_suspect(&alarm, Some("agent-runner"), &policy).map(|p| p.name),
+            Ok("agent-runner".into())
+        );
+        let arn = format!("arn:aws:iam::{ACCOUNT}:role/agents/agent-runner");
+        assert_eq!(
+            alarm_suspect(&alarm, Some(&arn), &policy).map(|p| p.name),
+            Ok("agent-runner".into())
+        );
+        for (tag, why) in [
+            (None, "has no tag guardrail:agent-role"),
+            (
+                Some("arn:aws:iam::444455556666:role/victim"),
+                "only name one in its own account",
+            ),
+            (Some("not a role!"), "is not a role name or ARN"),
+        ] {
+            let problem = alarm_suspect(&alarm, tag, &policy).expect_err("refused");
+            assert!(problem.contains(why), "{problem}");
+        }
+    }
+
+    #[test]
+    fn release_removes_exactly_what_guardrail_added_and_reports_other_changes() {
+        let finding = event(ANOMALOUS_USER, |v| v["Severity"] = json!(8));
+        let mut before = user(
+            "agent-ci",
+            &[("AKIAEXAMPLEAGENTCI01", true), ("AKIAEXAMPLEOLD00001", false)],
+        );
+        if let Some(s) = before.state.as_mut() {
+            s.tags.push(Tag::new("guardrail:agent", "yes"));
+        }
+        let record = saved(&plan_of(decide_with(&finding, before.clone())));
+        assert_eq!(record.deactivated_keys, ["AKIAEXAMPLEAGENTCI01"]);
+
+        let mut quarantined = before.clone();
+        quarantined.record = Some(record.clone());
+        if let Some(s) = quarantined.state.as_mut() {
+            s.inline_policies.push("guardrail-quarantine".into());
+            s.tags.push(Tag::new(QUARANTINE_TAG, record.tag_value()));
+            s.access_keys[0].active = false;
+            s.attached_policies.clear(); // an incident responder detached a policy meanwhile
+        }
+        let region = Region::parse("us-east-1").expect("region");
+        let now = at("2026-11-22T12:00:00Z");
+        let plan = plan_release(
+            &quarantined,
+            region.clone(),
+            "arn:aws:iam::123456789012:user/oncall",
+            "false positive",
+            now,
+        )
+        .expect("release");
+        let ids: Vec<String> = plan.actions.iter().map(Action::id).collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert!(
+            matches!(&plan.actions[0], Action::RemoveDeny { policy_name, .. } if policy_name == "guardrail-quarantine")
+        );
+        assert!(
+            matches!(&plan.actions[1], Action::Tag { remove, set, .. } if remove == &[QUARANTINE_TAG] && set.is_empty())
+        );
+        assert!(
+            matches!(&plan.actions[2], Action::SetAccessKeys { keys, active: true, .. } if keys == &["AKIAEXAMPLEAGENTCI01"])
+        );
+        let released = saved(&plan);
+        assert_eq!(released.version, record.version + 1);
+        assert!(
+            released
+                .released
+                .as_ref()
+                .is_some_and(|r| r.by.ends_with("user/oncall") && r.reason == "false positive")
+        );
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("managed policy arn:aws:iam::aws:policy/ReadOnlyAccess was removed"))
+        );
+
+        let mut done = quarantined.clone();
+        done.record = Some(released);
+        let refused = plan_release(&done, region.clone(), "me", "again", now).expect_err("nothing to release");
+        assert!(
+            refused
+                .0
+                .contains("is not quarantined (released by arn:aws:iam::123456789012:user/oncall"),
+            "{refused}"
+        );
+        assert!(
+            plan_release(&quarantined, region, "me", "  ", now).is_err(),
+            "a reason is required"
+        );
+    }
+}
