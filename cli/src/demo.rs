@@ -11,6 +11,7 @@ use guardrail::lambda::{AwsPipeline, aws_pipeline};
 use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
+use guardrail_tests::agents::{agent_role, finding, role_snapshot};
 use guardrail_tests::events::{ec2_tags, event_id, fresh, launch, launch_event, load};
 use guardrail_tests::{World, invocation};
 use serde_json::Value;
@@ -211,6 +212,69 @@ async fn demo() -> Result<(), String> {
     step("Organizations' event arrives again.");
     replay(&baseline, created).await?;
 
+    step(
+        "GuardDuty reports that the credentials of agent-runner, an agent role in the agents account,\n   are being used from outside AWS (severity 8).",
+    );
+    agent_role(&agents_config, "agent-runner", "/agents/", &[("team", "ml")]).await;
+    let show_role = |s: &guardrail_tests::agents::Snapshot| {
+        let tags: BTreeMap<String, String> = s.tags.clone();
+        format!("inline policies {:?}; tags {}", s.inline_policies, show_tags(&tags))
+    };
+    println!(
+        "   role before: {}",
+        show_role(&role_snapshot(&agents_config, "agent-runner").await)
+    );
+    let quarantine = aws_pipeline(
+        Function::AgentQuarantine,
+        world.guardrail_config(Policy::builtin().map_err(|e| e.to_string())?),
+        &world.config,
+    );
+    let exfiltration = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS";
+    println!("   event: events/agent-quarantine/finding-credential-exfiltration.json, re-aimed at account {agents}");
+    replay(
+        &quarantine,
+        finding(&agents, "AssumedRole", "agent-runner", exfiltration, 8.0),
+    )
+    .await?;
+    println!(
+        "   role now:    {}",
+        show_role(&role_snapshot(&agents_config, "agent-runner").await)
+    );
+
+    step("After looking into it, the on-call engineer releases the role with the command the alert gave:");
+    let release = [
+        "release",
+        "--account",
+        agents.as_str(),
+        "--role",
+        "agent-runner",
+        "--reason",
+        "stolen session expired; instance rebuilt",
+    ];
+    println!(
+        "   $ guardrail release --account {agents} --role agent-runner --reason \"{}\"",
+        release[6]
+    );
+    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(release)
+        .env_clear()
+        .envs(world.function_env())
+        .output()
+        .map_err(|e| format!("guardrail release: {e}"))?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        println!("   | {line}");
+    }
+    if !out.status.success() {
+        return Err(format!(
+            "guardrail release failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    println!(
+        "   role now:    {}",
+        show_role(&role_snapshot(&agents_config, "agent-runner").await)
+    );
+
     println!();
     let alerts = world.alerts().await;
     println!(
@@ -224,10 +288,16 @@ async fn demo() -> Result<(), String> {
     }
     // A tag fix, the naming violation, and the new account's baseline, as people read them.
     let naming_alert = alerts.iter().find(|a| a.body["why"].to_string().contains("naming"));
+    let with_action = |action: &str| {
+        alerts
+            .iter()
+            .find(|a| a.attributes.get("action").is_some_and(|x| x == action))
+    };
     let shown = [
         ("first", alerts.first()),
         ("naming", naming_alert),
-        ("last", alerts.last().filter(|_| alerts.len() > 1)),
+        ("baseline", with_action("baselined")),
+        ("quarantine", with_action("quarantined")),
     ];
     for (which, received) in shown {
         let Some(received) = received else { continue };
@@ -244,6 +314,7 @@ async fn demo() -> Result<(), String> {
         world.emulator.calls().len()
     );
     println!("The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline;");
-    println!("`guardrail baseline --account ID --dry-run` shows an existing account's baseline.");
+    println!("`guardrail baseline --account ID --dry-run` shows an existing account's baseline;");
+    println!("`guardrail release --account ID --role NAME --reason TEXT` ends a quarantine.");
     Ok(())
 }

@@ -146,12 +146,14 @@ impl Alert {
             environment: plan.environment.clone(),
             region: plan.region.as_ref().map(ToString::to_string),
             resources: plan.resources(),
-            happened: format!(
-                "{} did not meet the {} rule ({} violation(s)).",
-                plan.subject,
-                plan.rule.name(),
-                plan.violations.len()
-            ),
+            happened: plan.happened.clone().unwrap_or_else(|| {
+                format!(
+                    "{} did not meet the {} rule ({} violation(s)).",
+                    plan.subject,
+                    plan.rule.name(),
+                    plan.violations.len()
+                )
+            }),
             cause: (!plan.cause.is_empty()).then(|| plan.cause.clone()),
             why: plan
                 .violations

@@ -458,6 +458,9 @@ pub struct Plan {
     pub cause: String,
     /// What the plan is about: `1 EC2 instance created by RunInstances`, `new account 1111`.
     pub subject: String,
+    /// The alert's "what happened", when the rule says it better than "<subject> did not meet
+    /// the rule".
+    pub happened: Option<String>,
     pub violations: Vec<Violation>,
     /// Empty in `detect` mode.
     pub actions: Vec<Action>,
@@ -485,6 +488,7 @@ impl Plan {
             environment: None,
             cause: String::new(),
             subject: subject.into(),
+            happened: None,
             violations: Vec::new(),
             actions: Vec::new(),
             undo: Vec::new(),

@@ -253,6 +253,82 @@ async fn in_enforce_mode_a_misnamed_instance_is_stopped() {
 }
 
 #[tokio::test]
+async fn in_enforce_mode_a_misnamed_role_is_isolated_through_the_quarantine_path() {
+    let world = World::start().await;
+    let account = world.org.account("agents").to_string();
+    let member = world.emulator.config_as(&account).await;
+    let naming = policy(with_section(
+        "[naming.resources]\n\"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"",
+    ));
+    let p = world.pipeline(Function::TagEnforcer, naming);
+    let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    aws_sdk_iam::Client::new(&member)
+        .create_role()
+        .role_name("build-helper")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("CreateRole");
+    // The sample's ARN names another account: the event's word is not taken for it.
+    let foreign = fresh(load("tag-enforcer/create-role.json"), &account);
+    let report = p.handle(foreign, &invocation()).await;
+    let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
+        panic!("{report:?}")
+    };
+    assert!(!actions.iter().any(|a| a.starts_with("isolate")), "{actions:?}");
+    let notes = world
+        .alerts()
+        .await
+        .pop()
+        .map(|a| a.body["notes"].to_string())
+        .unwrap_or_default();
+    assert!(
+        notes.contains("not isolated: the event gives no ARN for it in this account"),
+        "{notes}"
+    );
+
+    let mut event = fresh(load("tag-enforcer/create-role.json"), &account);
+    event["detail"]["responseElements"]["role"]["arn"] = json!(format!("arn:aws:iam::{account}:role/build-helper"));
+    let report = p.handle(event, &invocation()).await;
+    let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
+        panic!("{report:?}")
+    };
+    assert!(
+        actions.iter().any(|a| a.starts_with("isolate role build-helper")),
+        "{actions:?}"
+    );
+    let policies = aws_sdk_iam::Client::new(&member)
+        .list_role_policies()
+        .role_name("build-helper")
+        .send()
+        .await
+        .expect("ListRolePolicies");
+    assert_eq!(policies.policy_names(), ["guardrail-quarantine"]);
+    let tags = iam_role_tags(&member, "build-helper").await;
+    assert!(
+        tags.get("guardrail:quarantine")
+            .is_some_and(|v| v.starts_with("isolate ") && v.contains("naming:")),
+        "{tags:?}"
+    );
+    // The record holds the role as its creator made it, so `guardrail release` can restore it.
+    let item = world
+        .item(&format!("quarantine#{account}#role#build-helper"))
+        .await
+        .expect("quarantine record");
+    let record: guardrail::quarantine::QuarantineRecord =
+        serde_json::from_str(item["record"].as_s().expect("record")).expect("JSON");
+    assert!(record.prior.inline_policies.is_empty());
+    assert_eq!(record.prior.arn, format!("arn:aws:iam::{account}:role/build-helper"));
+    assert!(
+        record
+            .prior
+            .tags
+            .iter()
+            .any(|t| t.key == "Environment" && t.value == "prod")
+    );
+}
+
+#[tokio::test]
 async fn disallowed_values_get_the_environment_default_and_exempt_principals_are_left_alone() {
     let world = World::start().await;
     let account = world.org.account("dev").to_string();

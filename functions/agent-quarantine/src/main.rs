@@ -1,4 +1,5 @@
-//! Lambda `agent-quarantine`: GuardDuty findings and agent API-call rates → runaway roles quarantined.
+//! Lambda `agent-quarantine`: GuardDuty findings, agents' API-call rates and alarms → roles and users
+//! quarantined.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -12,7 +12,7 @@ use crate::ids::{Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag};
 use crate::policy::{Mode, Policy, Response, Rule};
 use crate::quarantine::{
-    PrincipalKind, PrincipalRef, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
+    PrincipalKind, PrincipalRef, PrincipalState, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
 };
 use crate::rules::resources::TagApi;
 
@@ -217,6 +217,11 @@ pub fn decide(event: &Event, suspect: &Suspect, policy: &Policy) -> Result<Decis
         plan.severity = Severity::Medium;
         if let Event::Alarm(a) = event {
             plan.cause = alarm_detail(a);
+            plan.happened = Some(format!(
+                "{} in account {}, but Guardrail cannot tell which role to contain.",
+                alarm_detail(a),
+                a.account
+            ));
             plan.violation(a.arn.clone(), problem.clone());
         }
         return Ok(Decision::Act { plan: Box::new(plan) });
@@ -367,12 +372,22 @@ fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, policy: &Pol
         TriggerSource::Rate => format!("the agent made {}", trigger.detail),
         _ => trigger.detail.clone(),
     };
+    plan.happened = Some(match event {
+        Event::Finding(f) => format!(
+            "GuardDuty reports {} (severity {}) for {principal} in account {}{}",
+            clip(&f.finding_type, 120),
+            f.severity,
+            principal.account,
+            f.title
+                .as_deref()
+                .map(|t| format!(": {}", clip(t, 200)))
+                .unwrap_or_else(|| ".".into())
+        ),
+        _ => format!("{principal} in account {}: {what}.", principal.account),
+    });
     if let Event::Finding(f) = event {
-        plan.notes.push(format!(
-            "Finding {}: {}",
-            f.title.as_deref().map(|t| clip(t, 200)).unwrap_or_default(),
-            console_link(f)
-        ));
+        plan.notes
+            .push(format!("The finding in the GuardDuty console: {}", console_link(f)));
     }
     if let Some(reason) = protected(facts, &state.arn, policy) {
         plan.violation(
@@ -440,34 +455,82 @@ fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, policy: &Pol
             released: None,
         },
     };
-    plan.actions.push(Action::Deny {
-        principal: principal.clone(),
-        policy_name: policy_name.clone(),
-        issued_before,
-    });
-    plan.actions.push(Action::Tag {
-        api: tag_api(principal.kind),
-        region: plan.region.clone().unwrap_or_else(|| home_region(policy)),
-        resources: vec![principal.name.clone()],
-        set: vec![Tag::new(QUARANTINE_TAG, record.tag_value())],
-        remove: Vec::new(),
-    });
-    if !deactivate.is_empty() {
-        plan.actions.push(Action::SetAccessKeys {
-            user: principal.clone(),
-            keys: deactivate,
-            active: false,
-        });
-    }
-    plan.actions.push(Action::SaveQuarantine {
-        record: Box::new(record),
-    });
+    let region = plan.region.clone().unwrap_or_else(|| home_region(policy));
+    plan.actions = quarantine_actions(record, issued_before, deactivate, region);
     plan.undo.push(principal.release_command());
     plan.notes.push(format!(
         "Release it, once the cause is understood, with: {}",
         principal.release_command()
     ));
     Decision::Act { plan: Box::new(plan) }
+}
+
+/// The actions that put a principal in quarantine as `record` says. The record comes last: an
+/// active record means everything before it was done.
+fn quarantine_actions(
+    record: QuarantineRecord,
+    issued_before: Option<DateTime<Utc>>,
+    deactivate: Vec<String>,
+    region: Region,
+) -> Vec<Action> {
+    let principal = record.principal.clone();
+    let mut actions = vec![
+        Action::Deny {
+            principal: principal.clone(),
+            policy_name: record.policy_name.clone(),
+            issued_before,
+        },
+        Action::Tag {
+            api: tag_api(principal.kind),
+            region,
+            resources: vec![principal.name.clone()],
+            set: vec![Tag::new(QUARANTINE_TAG, record.tag_value())],
+            remove: Vec::new(),
+        },
+    ];
+    if !deactivate.is_empty() {
+        actions.push(Action::SetAccessKeys {
+            user: principal,
+            keys: deactivate,
+            active: false,
+        });
+    }
+    actions.push(Action::SaveQuarantine {
+        record: Box::new(record),
+    });
+    actions
+}
+
+/// Isolates a role or user the event just created (the tag rule's containment, in `enforce`, of
+/// a principal whose name breaks the convention): its prior state is what the creating call
+/// made, so nothing needs reading. `Err` says why Guardrail must not.
+pub fn isolate_created(
+    prior: PrincipalState,
+    trigger: Trigger,
+    region: Region,
+    policy: &Policy,
+) -> Result<Vec<Action>, String> {
+    let principal =
+        PrincipalRef::from_arn(&prior.arn).ok_or_else(|| format!("{} is not an IAM ARN", clip(&prior.arn, 100)))?;
+    if principal.name == ORGANIZATION_ACCESS_ROLE
+        || principal.name == policy.baseline.bootstrap_role
+        || policy.is_protected(&prior.arn)
+    {
+        return Err(format!("{principal} is a protected principal"));
+    }
+    let record = QuarantineRecord {
+        principal,
+        response: Response::Isolate,
+        since: trigger.at,
+        revoked_before: None,
+        policy_name: policy.quarantine.inline_policy.clone(),
+        triggers: vec![trigger],
+        prior,
+        deactivated_keys: Vec::new(),
+        version: 1,
+        released: None,
+    };
+    Ok(quarantine_actions(record, None, Vec::new(), region))
 }
 
 fn tag_api(kind: PrincipalKind) -> TagApi {

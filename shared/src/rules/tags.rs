@@ -3,13 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use crate::alert::Severity;
+use crate::event::json::select_strings;
 use crate::event::{CloudTrailEvent, Rejection};
 use crate::facts::Placement;
 use crate::ids::{AccountId, Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation};
 use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, Policy, Rule};
+use crate::quarantine::{PrincipalState, Trigger, TriggerSource};
 
+use super::quarantine;
 use super::resources::{self, Created, NameSource, ResourceType, TagApi, TagChange};
 
 /// Longest tag value AWS accepts.
@@ -31,6 +36,10 @@ struct Context<'a> {
     owner: Option<String>,
     created_by: Option<String>,
     created_at: Option<String>,
+    /// The role or user the call created, as created (for its quarantine record).
+    created_principal: Option<PrincipalState>,
+    event_id: String,
+    event_time: DateTime<Utc>,
 }
 
 impl Context<'_> {
@@ -104,7 +113,35 @@ fn context<'a>(
         created_at: call
             .event_time
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        created_principal: created_principal(call),
+        event_id: call.event_id.clone().unwrap_or_default(),
+        event_time: call.event_time.unwrap_or_default(),
     }))
+}
+
+/// The role or user a `CreateRole`/`CreateUser` call made: its ARN (with path) and boundary; it
+/// has no policies yet, and its tags are the resource's.
+fn created_principal(call: &CloudTrailEvent) -> Option<PrincipalState> {
+    let key = match call.event_name.as_str() {
+        "CreateRole" => "role",
+        "CreateUser" => "user",
+        _ => return None,
+    };
+    let arn = select_strings(&call.response_elements, &format!("{key}.arn"))
+        .first()?
+        .to_string();
+    // The ARN is the event's word: it must name the account the event happened in.
+    let principal = crate::quarantine::PrincipalRef::from_arn(&arn)?;
+    if Some(&principal.account) != call.account.as_ref() {
+        return None;
+    }
+    Some(PrincipalState {
+        arn,
+        permissions_boundary: select_strings(&call.request_parameters, "permissionsBoundary")
+            .first()
+            .map(|b| b.to_string()),
+        ..PrincipalState::default()
+    })
 }
 
 /// Plans the tags and names of the resources an API call created.
@@ -463,10 +500,32 @@ fn naming(
                 region: cx.region.clone(),
                 instances: vec![resource.id.clone()],
             }),
-            "iam:role" | "iam:user" => notes.push(format!(
-                "{} {} breaks the naming convention in enforce mode; isolate it with agent-quarantine if it should not act",
-                rt.noun, resource.id
-            )),
+            "iam:role" | "iam:user" => {
+                let isolated = cx
+                    .created_principal
+                    .clone()
+                    .ok_or_else(|| "the event gives no ARN for it in this account".to_string())
+                    .and_then(|p| {
+                        let trigger = Trigger {
+                            source: TriggerSource::Naming,
+                            id: cx.event_id.clone(),
+                            detail: format!("{shown} does not match {expected}"),
+                            at: cx.event_time,
+                        };
+                        let prior = PrincipalState {
+                            tags: resource.tags.clone(),
+                            ..p
+                        };
+                        quarantine::isolate_created(prior, trigger, cx.region.clone(), cx.policy)
+                    });
+                match isolated {
+                    Ok(actions) => containment.extend(actions),
+                    Err(why) => notes.push(format!(
+                        "{} {} breaks the naming convention in enforce mode but is not isolated: {why}",
+                        rt.noun, resource.id
+                    )),
+                }
+            }
             _ => {}
         }
     }
@@ -687,6 +746,9 @@ mod tests {
             owner: None,
             created_by: None,
             created_at: None,
+            created_principal: None,
+            event_id: String::new(),
+            event_time: DateTime::default(),
         };
         assert_eq!(
             conforming_name(&cx, Some("Prod Cache #2"), "i-1").as_deref(),
