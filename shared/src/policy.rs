@@ -244,6 +244,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_quarantine_section_spells_out_the_defaults() {
+        let shipped = Policy::builtin().unwrap_or_else(|e| panic!("{e}")).quarantine;
+        let defaults = Policy::from_toml(MINIMAL, "p.toml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .quarantine;
+        assert_eq!(shipped, defaults);
+        assert_eq!(shipped.rate.as_ref().map(|r| r.calls), Some(300));
+        assert_eq!(shipped.findings.len(), 3);
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_line() {
         let cases = [
             (
@@ -338,6 +349,42 @@ mod tests {
                 "not an ARN",
             ),
             ("version = 1\n\n[environments.prod\n", "environments.prod", 3, ""),
+            (
+                "version = 1\n[[quarantine.findings]]\ntypes = [\"*\"]\nresponse = \"delete\"\n[environments.prod]\n",
+                "quarantine.findings.response",
+                4,
+                "revoke-sessions and isolate",
+            ),
+            (
+                "version = 1\n[[quarantine.findings]]\ntypes = [\"*\"]\nmin_severity = 11.0\nresponse = \"isolate\"\n[environments.prod]\n",
+                "quarantine.findings.min_severity",
+                4,
+                "0 to 10",
+            ),
+            (
+                "version = 1\n[quarantine.rate]\ncalls = 10\nevents = { \"ec2:RunInstances\" = 1 }\n[environments.prod]\n",
+                "quarantine.rate.events",
+                4,
+                "not a CloudTrail event name",
+            ),
+            (
+                "version = 1\n[quarantine.rate]\ncalls = 0\n[environments.prod]\n",
+                "quarantine.rate.calls",
+                3,
+                "positive number",
+            ),
+            (
+                "version = 1\n[quarantine.rate]\nwindow = \"2h\"\ncalls = 10\n[environments.prod]\n",
+                "quarantine.rate.window",
+                3,
+                "outside",
+            ),
+            (
+                "version = 1\n[quarantine]\ninline_policy = \"deny all\"\n[environments.prod]\n",
+                "quarantine.inline_policy",
+                3,
+                "not a policy name",
+            ),
         ];
         for (text, key, line, needle) in cases {
             let e = Policy::from_toml(text, "p.toml").expect_err(text);

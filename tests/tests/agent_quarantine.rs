@@ -205,10 +205,9 @@ async fn an_agent_is_isolated_by_the_call_over_its_budget_and_not_before() {
     let member = world.emulator.config_as(&account).await;
     let arn = agent_role(&member, "planner", "/agents/", &[]).await;
     let policy = Policy::from_toml(
-        &format!(
-            "{}\n[quarantine.rate]\nwindow = \"1m\"\ncalls = 50\nevents = {{ RunInstances = 3 }}\n",
-            guardrail::policy::BUILTIN_POLICY
-        ),
+        &guardrail::policy::BUILTIN_POLICY
+            .replacen("calls = 300", "calls = 50", 1)
+            .replacen("RunInstances = 20,", "RunInstances = 3,", 1),
         "test",
     )
     .expect("policy");
