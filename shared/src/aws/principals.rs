@@ -150,6 +150,27 @@ fn not_found<E: ProvideErrorMetadata>(
     e.as_service_error().and_then(|s| s.code()) == Some("NoSuchEntity")
 }
 
+/// Every item of a paginated IAM listing: `pages!(paginator, "Operation", |page| items)`.
+macro_rules! pages {
+    ($paginator:expr, $op:literal, |$page:ident| $items:expr) => {{
+        let mut out = Vec::new();
+        let mut pages = $paginator.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let $page = page.map_err(|e| aws_error("iam", $op, e))?;
+            out.extend($items);
+        }
+        out
+    }};
+}
+
+fn policy_arns(attached: &[aws_sdk_iam::types::AttachedPolicy]) -> impl Iterator<Item = String> + '_ {
+    attached.iter().filter_map(|p| p.policy_arn().map(str::to_string))
+}
+
+fn tags(tags: &[aws_sdk_iam::types::Tag]) -> impl Iterator<Item = Tag> + '_ {
+    tags.iter().map(|t| Tag::new(t.key(), t.value()))
+}
+
 async fn role_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<PrincipalState>> {
     let role = match iam.get_role().role_name(name).send().await {
         Ok(out) => out.role,
@@ -157,37 +178,18 @@ async fn role_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<Prin
         Err(e) => return Err(aws_error("iam", "GetRole", e)),
     };
     let Some(role) = role else { return Ok(None) };
-    let mut inline_policies = Vec::new();
-    let mut pages = iam.list_role_policies().role_name(name).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        inline_policies.extend(page.map_err(|e| aws_error("iam", "ListRolePolicies", e))?.policy_names);
-    }
-    let mut attached_policies = Vec::new();
-    let mut pages = iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("iam", "ListAttachedRolePolicies", e))?;
-        attached_policies.extend(
-            page.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string)),
-        );
-    }
-    let mut tags = Vec::new();
-    let mut pages = iam.list_role_tags().role_name(name).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("iam", "ListRoleTags", e))?;
-        tags.extend(page.tags().iter().map(|t| Tag::new(t.key(), t.value())));
-    }
     Ok(Some(PrincipalState {
         arn: role.arn,
-        inline_policies,
-        attached_policies,
+        inline_policies: pages!(iam.list_role_policies().role_name(name), "ListRolePolicies", |p| p
+            .policy_names),
+        attached_policies: pages!(
+            iam.list_attached_role_policies().role_name(name),
+            "ListAttachedRolePolicies",
+            |p| policy_arns(p.attached_policies()).collect::<Vec<_>>()
+        ),
         permissions_boundary: role.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
-        tags,
+        tags: pages!(iam.list_role_tags().role_name(name), "ListRoleTags", |p| tags(p.tags())
+            .collect::<Vec<_>>()),
         access_keys: Vec::new(),
     }))
 }
@@ -199,48 +201,27 @@ async fn user_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<Prin
         Err(e) => return Err(aws_error("iam", "GetUser", e)),
     };
     let Some(user) = user else { return Ok(None) };
-    let mut inline_policies = Vec::new();
-    let mut pages = iam.list_user_policies().user_name(name).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        inline_policies.extend(page.map_err(|e| aws_error("iam", "ListUserPolicies", e))?.policy_names);
-    }
-    let mut attached_policies = Vec::new();
-    let mut pages = iam
-        .list_attached_user_policies()
-        .user_name(name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("iam", "ListAttachedUserPolicies", e))?;
-        attached_policies.extend(
-            page.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string)),
-        );
-    }
-    let mut tags = Vec::new();
-    let mut pages = iam.list_user_tags().user_name(name).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("iam", "ListUserTags", e))?;
-        tags.extend(page.tags().iter().map(|t| Tag::new(t.key(), t.value())));
-    }
-    let mut access_keys = Vec::new();
-    let mut pages = iam.list_access_keys().user_name(name).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("iam", "ListAccessKeys", e))?;
-        access_keys.extend(page.access_key_metadata().iter().filter_map(|k| {
-            Some(AccessKeyState {
-                id: k.access_key_id()?.to_string(),
-                active: k.status().is_some_and(|s| s.as_str() == "Active"),
-            })
-        }));
-    }
     Ok(Some(PrincipalState {
         arn: user.arn,
-        inline_policies,
-        attached_policies,
+        inline_policies: pages!(iam.list_user_policies().user_name(name), "ListUserPolicies", |p| p
+            .policy_names),
+        attached_policies: pages!(
+            iam.list_attached_user_policies().user_name(name),
+            "ListAttachedUserPolicies",
+            |p| policy_arns(p.attached_policies()).collect::<Vec<_>>()
+        ),
         permissions_boundary: user.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
-        tags,
-        access_keys,
+        tags: pages!(iam.list_user_tags().user_name(name), "ListUserTags", |p| tags(p.tags())
+            .collect::<Vec<_>>()),
+        access_keys: pages!(iam.list_access_keys().user_name(name), "ListAccessKeys", |p| p
+            .access_key_metadata()
+            .iter()
+            .filter_map(|k| {
+                Some(AccessKeyState {
+                    id: k.access_key_id()?.to_string(),
+                    active: k.status().is_some_and(|s| s.as_str() == "Active"),
+                })
+            })
+            .collect::<Vec<_>>()),
     }))
 }
