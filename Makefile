@@ -7,15 +7,22 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/guardrail-target
 VENV := $(CURDIR)/.venv
 PYTHON ?= python3
 REQUIREMENTS := tests/emulator/requirements.txt
+LINT_VENV := $(CURDIR)/.venv-lint
+LINT_REQUIREMENTS := infra/lint-requirements.txt
+TEMPLATES := infra/template.yaml infra/member-roles.yaml infra/management-role.yaml infra/forwarding.yaml
+FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint build check-policy clean-venv
+.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
 	@echo "make test          fmt, clippy, and every test (unit, emulator, end-to-end)"
 	@echo "make check-policy  validate infra/policy.toml (or POLICY=path)"
+	@echo "make lint-infra    cfn-lint and checkov on every template in infra/"
+	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
+	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -24,15 +31,64 @@ $(VENV)/.installed: $(REQUIREMENTS)
 
 venv: $(VENV)/.installed
 
+$(LINT_VENV)/.installed: $(LINT_REQUIREMENTS)
+	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(LINT_REQUIREMENTS)
+	@touch $@
+
+# Zero errors from cfn-lint, zero failed checks from checkov (each skip is justified in the
+# template, next to the resource).
+lint-infra: $(LINT_VENV)/.installed
+	$(LINT_VENV)/bin/cfn-lint $(TEMPLATES)
+	$(LINT_VENV)/bin/checkov --directory infra --framework cloudformation --compact --quiet --skip-download
+
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-test: venv lint
-	cargo test --workspace --locked
+# The emulator logs who made each call; iam-coverage then checks every call Guardrail's roles
+# made against their policies in infra/.
+CALL_LOG := $(CARGO_TARGET_DIR)/guardrail-calls
+test: venv lint lint-infra
+	rm -rf $(CALL_LOG)
+	GUARDRAIL_CALL_LOG_DIR=$(CALL_LOG) cargo test --workspace --locked
+	cargo run --quiet --locked -p guardrail-tests --bin iam-coverage -- $(CALL_LOG)
 
 build:
 	cargo build --workspace --locked
+
+# Zips land in $(CARGO_TARGET_DIR)/lambda/<function>/bootstrap.zip, where template.yaml's
+# CodeUri points (make deploy passes the path).
+package: venv
+	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 --locked --output-format zip $(foreach f,$(FUNCTIONS),-p $(f))
+	@for f in $(FUNCTIONS); do ls -l $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; done
+
+# make deploy ORG_ID=o-... MANAGEMENT_ACCOUNT=111122223333 BUCKET=artifacts-bucket [STACK=guardrail]
+STACK ?= guardrail
+deploy: package
+	@test -n "$(ORG_ID)" -a -n "$(MANAGEMENT_ACCOUNT)" -a -n "$(BUCKET)" || { echo "set ORG_ID, MANAGEMENT_ACCOUNT and BUCKET (see README: Deploy)" >&2; exit 2; }
+	@command -v aws >/dev/null || { echo "the AWS CLI is needed: https://docs.aws.amazon.com/cli/" >&2; exit 2; }
+	sed 's|\.\./target/lambda|$(CARGO_TARGET_DIR)/lambda|' infra/template.yaml > $(CARGO_TARGET_DIR)/template.yaml
+	aws cloudformation package --template-file $(CARGO_TARGET_DIR)/template.yaml --s3-bucket $(BUCKET) \
+		--output-template-file $(CARGO_TARGET_DIR)/template.packaged.yaml
+	aws cloudformation deploy --template-file $(CARGO_TARGET_DIR)/template.packaged.yaml --stack-name $(STACK) \
+		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
+		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT)
+
+# make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
+deploy-member:
+	@test -n "$(ORG_ROOT_OR_OUS)" -a -n "$(SECURITY_ACCOUNT)" -a -n "$(BUS_ARN)" -a -n "$(REGIONS)" || { echo "set ORG_ROOT_OR_OUS, SECURITY_ACCOUNT, BUS_ARN and REGIONS (see README: Deploy)" >&2; exit 2; }
+	aws cloudformation create-stack-set --stack-set-name guardrail-member-roles --template-body file://infra/member-roles.yaml \
+		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
+		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=SecurityAccountId,ParameterValue=$(SECURITY_ACCOUNT)
+	aws cloudformation create-stack-instances --stack-set-name guardrail-member-roles \
+		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions us-east-1
+	aws cloudformation create-stack-set --stack-set-name guardrail-forwarding --template-body file://infra/forwarding.yaml \
+		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
+		--capabilities CAPABILITY_IAM --parameters ParameterKey=CentralBusArn,ParameterValue=$(BUS_ARN)
+	aws cloudformation create-stack-instances --stack-set-name guardrail-forwarding \
+		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions $(REGIONS)
 
 demo: venv build
 	$(CARGO_TARGET_DIR)/debug/guardrail demo
@@ -41,4 +97,5 @@ check-policy: build
 	$(CARGO_TARGET_DIR)/debug/guardrail check-policy $(or $(POLICY),infra/policy.toml)
 
 clean-venv:
+	rm -rf $(LINT_VENV)
 	rm -rf $(VENV)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
 use guardrail::alert::Alert;
-use guardrail::lambda::{AwsPipeline, aws_pipeline};
+use guardrail::lambda::AwsPipeline;
 use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
@@ -92,7 +92,7 @@ async fn demo() -> Result<(), String> {
             .unwrap_or_else(|| "none: the policy names no such OU".into());
         println!("   {ou:<9} {account:<14} {env}");
     }
-    let pipeline = aws_pipeline(Function::TagEnforcer, world.guardrail_config(policy), &world.config);
+    let pipeline = world.pipeline(Function::TagEnforcer, policy);
     let sample = "tag-enforcer/run-instances.json";
     let mut steps = 0;
     let mut step = |text: &str| {
@@ -156,7 +156,7 @@ async fn demo() -> Result<(), String> {
         "demo policy",
     )
     .map_err(|e| e.to_string())?;
-    let named = aws_pipeline(Function::TagEnforcer, world.guardrail_config(naming), &world.config);
+    let named = world.pipeline(Function::TagEnforcer, naming);
     println!("   event: events/tag-enforcer/create-role.json");
     replay(&named, fresh(load("tag-enforcer/create-role.json"), &dev)).await?;
 
@@ -197,11 +197,7 @@ async fn demo() -> Result<(), String> {
         "dev-payments",
     );
     println!("   event: events/account-baseline/create-account-result.json, re-aimed at account {account}");
-    let baseline = aws_pipeline(
-        Function::AccountBaseline,
-        world.guardrail_config(Policy::builtin().map_err(|e| e.to_string())?),
-        &world.config,
-    );
+    let baseline = world.pipeline(Function::AccountBaseline, Policy::builtin().map_err(|e| e.to_string())?);
     let calls = world.emulator.calls().len();
     replay(&baseline, created.clone()).await?;
     println!(
@@ -224,11 +220,7 @@ async fn demo() -> Result<(), String> {
         "   role before: {}",
         show_role(&role_snapshot(&agents_config, "agent-runner").await)
     );
-    let quarantine = aws_pipeline(
-        Function::AgentQuarantine,
-        world.guardrail_config(Policy::builtin().map_err(|e| e.to_string())?),
-        &world.config,
-    );
+    let quarantine = world.pipeline(Function::AgentQuarantine, Policy::builtin().map_err(|e| e.to_string())?);
     let exfiltration = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS";
     println!("   event: events/agent-quarantine/finding-credential-exfiltration.json, re-aimed at account {agents}");
     replay(

@@ -4,9 +4,11 @@ Prints `PORT <n>` on stdout once the server listens (--port 0 picks a free one),
 until stdin reaches end of file: the parent holds the pipe, so the server ends when the test
 that started it ends, even if that test is killed.
 
-Every AWS call is written to stderr as one line `CALL <service>.<Action> <status>` (service from
-the request's SigV4 scope, action from X-Amz-Target, the Action parameter, or method and path),
-so tests can count and name exactly the calls a function made.
+Every AWS call is written to stderr as one line `CALL <service>.<Action> <status> <caller>`
+(service from the request's SigV4 scope, action from X-Amz-Target, the Action parameter, or
+method and path; caller the assumed-role session or IAM user whose access key signed it, `-`
+for keys moto did not issue), so tests can count and name exactly the calls a function made, and check
+each against the IAM policy of the role that made it.
 
 Tests inject faults with `POST /_guardrail/faults` and a JSON body
 `{"service": "ec2", "action": "EnableEbsEncryptionByDefault", "region": "us-west-2",
@@ -33,9 +35,28 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
-SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 # Services whose errors are XML (query protocols); the others answer JSON.
 XML_ERRORS = {"ec2", "iam", "sts", "sns", "autoscaling", "cloudformation"}
+
+
+def caller_of(access_key: str) -> str:
+    """Who signed with a moto access key: `arn:aws:sts::<account>:assumed-role/<role>/<session>`
+    for AssumeRole credentials, the user's ARN for an IAM user's key, `-` for any other key."""
+    from moto.iam.models import get_account_id_from, iam_backends
+    from moto.sts.models import sts_backends
+
+    account = get_account_id_from(access_key)
+    key = iam_backends[account]["aws"].access_keys.get(access_key)
+    if key is None:
+        return "-"
+    if key.role_arn:
+        for assumed in list(sts_backends[account]["aws"].assumed_roles):
+            if assumed.access_key_id == access_key:
+                role = key.role_arn.rsplit("/", 1)[-1]
+                return f"arn:aws:sts::{account}:assumed-role/{role}/{assumed.session_name}"
+        return key.role_arn
+    return f"arn:aws:iam::{account}:user/{key.user_name}" if key.user_name else "-"
 
 
 def action_of(environ, body: bytes) -> str:
@@ -64,9 +85,9 @@ class CallLog:
         # restores DynamoDB's guarantee.
         self.dynamodb = threading.Lock()
 
-    def log(self, service, action, status):
+    def log(self, service, action, status, caller):
         with self.lock:
-            print(f"CALL {service}.{action} {status}", file=sys.stderr, flush=True)
+            print(f"CALL {service}.{action} {status} {caller}", file=sys.stderr, flush=True)
 
     def control(self, environ, start_response, body: bytes):
         with self.lock:
@@ -96,8 +117,9 @@ class CallLog:
         if environ.get("PATH_INFO", "").startswith("/_guardrail/faults"):
             return self.control(environ, start_response, body)
         match = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        region, service = (match.group(1), match.group(2)) if match else ("", "moto")
+        access_key, region, service = match.groups() if match else ("", "", "moto")
         action = action_of(environ, body)
+        caller = caller_of(access_key) if access_key else "-"
 
         fault = self.fault_for(service, action, region)
         if fault is not None:
@@ -114,7 +136,7 @@ class CallLog:
                 payload = json.dumps({"__type": code, "message": message}).encode()
                 content_type = "application/x-amz-json-1.0"
             start_response(f"{status} FAULT", [("Content-Type", content_type), ("x-amzn-ErrorType", code)])
-            self.log(service, action, f"{status}-injected")
+            self.log(service, action, f"{status}-injected", caller)
             return [payload]
 
         status_seen = []
@@ -128,7 +150,7 @@ class CallLog:
                 result = self.app(environ, recording_start_response)
         else:
             result = self.app(environ, recording_start_response)
-        self.log(service, action, status_seen[0] if status_seen else "?")
+        self.log(service, action, status_seen[0] if status_seen else "?", caller)
         return result
 
 

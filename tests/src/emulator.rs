@@ -137,11 +137,19 @@ impl Emulator {
     /// Every AWS call the server has answered so far, as `service.Action` (`ec2.CreateTags`),
     /// in order.
     pub fn calls(&self) -> Vec<String> {
+        self.call_lines()
+            .iter()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every call so far as the server logged it: `service.Action status caller`.
+    pub fn call_lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.strip_prefix("CALL "))
-            .filter_map(|l| l.split_whitespace().next())
             .map(str::to_string)
             .collect()
     }
@@ -200,8 +208,20 @@ impl Emulator {
     }
 }
 
+/// A directory that collects the calls of every emulator of a run (`make test` sets it), for
+/// the check that each call is granted by the IAM policy of the role that made it.
+pub const CALL_LOG_DIR: &str = "GUARDRAIL_CALL_LOG_DIR";
+
 impl Drop for Emulator {
     fn drop(&mut self) {
+        if let Some(dir) = std::env::var_os(CALL_LOG_DIR) {
+            let lines = self.call_lines();
+            let file = Path::new(&dir).join(format!("calls-{}-{}.log", std::process::id(), unique()));
+            if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, lines.join("\n") + "\n"))
+            {
+                eprintln!("cannot keep the emulator's calls in {}: {e}", file.display());
+            }
+        }
         drop(self.child.stdin.take()); // end of input: the server stops by itself
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -9,6 +9,8 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::Value;
 
+use guardrail::rules::Function;
+
 use crate::emulator::{Emulator, REGION};
 
 /// OUs seeded into every organization: the three environments of the shipped policy, and one
@@ -233,12 +235,26 @@ pub async fn take_alerts(config: &SdkConfig, stack: &Stack) -> Vec<ReceivedAlert
     }
 }
 
+/// The role in the management account that account-baseline assumes for Organizations writes,
+/// as `infra/management-role.yaml` deploys it.
+pub const MANAGEMENT_ROLE: &str = "arn:aws:iam::123456789012:role/guardrail-management";
+
+/// The name of a function's own identity in the central account: its execution role when
+/// deployed (`infra/template.yaml`), an IAM user of that name here, so that the emulator's call
+/// log tells each function's calls apart.
+pub fn execution_identity(function: Function) -> String {
+    format!("guardrail-{}-lambda", function.name())
+}
+
 /// The whole world of one test.
 pub struct World {
     pub emulator: Emulator,
+    /// The management account's administrator: the harness's own calls.
     pub config: SdkConfig,
     pub org: Org,
     pub stack: Stack,
+    /// Each function's own identity.
+    functions: BTreeMap<&'static str, SdkConfig>,
 }
 
 impl World {
@@ -247,20 +263,39 @@ impl World {
         let config = emulator.config().await;
         let org = seed_org(&config).await;
         let stack = create_stack(&config).await;
+        let mut functions = BTreeMap::new();
+        for function in Function::ALL {
+            functions.insert(
+                function.name(),
+                identity(&emulator, &config, &execution_identity(function)).await,
+            );
+        }
         World {
             emulator,
             config,
             org,
             stack,
+            functions,
         }
+    }
+
+    /// The SDK configuration a function runs with: its own identity in the central account.
+    pub fn function_config(&self, function: Function) -> &SdkConfig {
+        self.functions
+            .get(function.name())
+            .unwrap_or_else(|| unreachable!("every function has an identity"))
     }
 
     pub async fn alerts(&self) -> Vec<ReceivedAlert> {
         take_alerts(&self.config, &self.stack).await
     }
 
-    /// The configuration of the function's own role (the central account).
-    pub fn guardrail_config(&self, policy: guardrail::policy::Policy) -> guardrail::config::Config {
+    /// The configuration of the function's own role (the central account). Organizations writes
+    /// go through [`MANAGEMENT_ROLE`] unless the policy names another role, as when deployed.
+    pub fn guardrail_config(&self, mut policy: guardrail::policy::Policy) -> guardrail::config::Config {
+        if policy.baseline.management_role.is_none() {
+            policy.baseline.management_role = Some(MANAGEMENT_ROLE.to_string());
+        }
         guardrail::config::Config {
             table: self.stack.table.clone(),
             topic_arn: self.stack.topic_arn.clone(),
@@ -270,12 +305,8 @@ impl World {
     }
 
     /// A function's pipeline on this world's table, topic and accounts, as the Lambda wires it.
-    pub fn pipeline(
-        &self,
-        function: guardrail::rules::Function,
-        policy: guardrail::policy::Policy,
-    ) -> guardrail::lambda::AwsPipeline {
-        guardrail::lambda::aws_pipeline(function, self.guardrail_config(policy), &self.config)
+    pub fn pipeline(&self, function: Function, policy: guardrail::policy::Policy) -> guardrail::lambda::AwsPipeline {
+        guardrail::lambda::aws_pipeline(function, self.guardrail_config(policy), self.function_config(function))
     }
 
     /// The environment a function binary runs with against this world.
@@ -301,4 +332,28 @@ impl World {
             .expect("GetItem")
             .item
     }
+}
+
+/// An IAM user `name` in the management account with an access key, and a configuration that
+/// signs with that key.
+async fn identity(emulator: &Emulator, config: &SdkConfig, name: &str) -> SdkConfig {
+    let iam = aws_sdk_iam::Client::new(config);
+    iam.create_user().user_name(name).send().await.expect("CreateUser");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateAccessKey")
+        .access_key
+        .expect("an access key");
+    emulator
+        .config_with(aws_credential_types::Credentials::new(
+            key.access_key_id(),
+            key.secret_access_key(),
+            None,
+            None,
+            "emulator-function",
+        ))
+        .await
 }

@@ -187,7 +187,11 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let (instance, event) = agent_launch(&world, "agents", &[]).await;
     let mut config = world.guardrail_config(builtin());
     config.topic_arn = format!("{}-missing", world.stack.topic_arn);
-    let broken = guardrail::lambda::aws_pipeline(Function::TagEnforcer, config, &world.config);
+    let broken = guardrail::lambda::aws_pipeline(
+        Function::TagEnforcer,
+        config,
+        world.function_config(Function::TagEnforcer),
+    );
 
     let report = broken.handle(event.clone(), &invocation()).await;
     assert!(matches!(outcomes(&report)[..], [Outcome::Failed { .. }]), "{report:?}");

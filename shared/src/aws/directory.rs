@@ -129,7 +129,7 @@ impl AwsDirectory {
             Some(c) => c,
             None => {
                 let sts = aws_sdk_sts::Client::new(&self.base);
-                let c = assume_role(&sts, role_arn, "guardrail-directory").await?;
+                let c = assume_role(&sts, role_arn, "guardrail-directory", Some(super::SOURCE_IDENTITY)).await?;
                 if let Ok(mut slot) = self.organizations_credentials.lock() {
                     *slot = Some(c.clone());
                 }

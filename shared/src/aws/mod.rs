@@ -176,17 +176,24 @@ impl MemberAccess {
         }
     }
 
-    /// An SDK configuration acting in `account`, in `region`.
+    /// An SDK configuration acting in `account`, in `region`. The baseline reaches the bootstrap
+    /// role through the management role when the policy names one: the roles Organizations and
+    /// Control Tower create in new accounts trust only the management account.
     pub async fn config(&self, session: &Session, account: &AccountId, region: &Region) -> Result<SdkConfig> {
         let role_arn = self.role_arn(account, region.partition());
-        self.assumed(session, &role_arn, Some(region)).await
+        let through = match self.function {
+            Function::AccountBaseline => self.policy.baseline.management_role.as_deref(),
+            _ => None,
+        };
+        let credentials = self.credentials(session, &role_arn, through).await?;
+        Ok(self.with(credentials, Some(region)))
     }
 
     /// An SDK configuration for Organizations writes and reads: the policy's management role,
     /// or the function's own credentials.
     pub async fn management(&self, session: &Session) -> Result<SdkConfig> {
         match &self.policy.baseline.management_role {
-            Some(role_arn) => self.assumed(session, role_arn, None).await,
+            Some(role_arn) => Ok(self.with(self.credentials(session, role_arn, None).await?, None)),
             None => Ok(self.base.clone()),
         }
     }
@@ -196,7 +203,12 @@ impl MemberAccess {
         &self.base
     }
 
-    async fn assumed(&self, session: &Session, role_arn: &str, region: Option<&Region>) -> Result<SdkConfig> {
+    /// Credentials for `role_arn`, assumed directly or from the session of `through`; cached per
+    /// role for the event. A session carries the source identity `guardrail` only when assumed
+    /// directly by a Guardrail function's role, and only toward a Guardrail role: the
+    /// management role starts the chain to the bootstrap roles, whose trust policies (made by
+    /// Organizations) do not allow `sts:SetSourceIdentity`, and a source identity passes down a chain.
+    async fn credentials(&self, session: &Session, role_arn: &str, through: Option<&str>) -> Result<Credentials> {
         let cached = session
             .credentials
             .lock()
@@ -206,16 +218,27 @@ impl MemberAccess {
                 c.expiry()
                     .is_none_or(|e| e > SystemTime::now() + Duration::from_secs(60))
             });
-        let credentials = match cached {
-            Some(c) => c,
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let c = match through {
             None => {
-                let c = assume_role(&self.sts, role_arn, &session.name).await?;
-                if let Ok(mut cache) = session.credentials.lock() {
-                    cache.insert(role_arn.to_string(), c.clone());
-                }
-                c
+                let source = (self.function != Function::AccountBaseline).then_some(SOURCE_IDENTITY);
+                assume_role(&self.sts, role_arn, &session.name, source).await?
+            }
+            Some(first) => {
+                let first = Box::pin(self.credentials(session, first, None)).await?;
+                let sts = aws_sdk_sts::Client::new(&self.with(first, None));
+                assume_role(&sts, role_arn, &session.name, None).await?
             }
         };
+        if let Ok(mut cache) = session.credentials.lock() {
+            cache.insert(role_arn.to_string(), c.clone());
+        }
+        Ok(c)
+    }
+
+    fn with(&self, credentials: Credentials, region: Option<&Region>) -> SdkConfig {
         let mut builder = self
             .base
             .to_builder()
@@ -223,18 +246,26 @@ impl MemberAccess {
         if let Some(region) = region {
             builder = builder.region(aws_config::Region::new(region.to_string()));
         }
-        Ok(builder.build())
+        builder.build()
     }
 }
 
-/// `sts:AssumeRole` with source identity `guardrail`, so every action is traceable to Guardrail
+/// The source identity on Guardrail's sessions, so that their actions are traceable to Guardrail
 /// however the session is named.
-pub(crate) async fn assume_role(sts: &aws_sdk_sts::Client, role_arn: &str, session_name: &str) -> Result<Credentials> {
+pub(crate) const SOURCE_IDENTITY: &str = "guardrail";
+
+/// `sts:AssumeRole` for 15 minutes, with the source identity given.
+pub(crate) async fn assume_role(
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+    session_name: &str,
+    source_identity: Option<&str>,
+) -> Result<Credentials> {
     let out = sts
         .assume_role()
         .role_arn(role_arn)
         .role_session_name(session_name)
-        .source_identity("guardrail")
+        .set_source_identity(source_identity.map(str::to_string))
         .duration_seconds(900)
         .send()
         .await

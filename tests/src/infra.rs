@@ -1,0 +1,178 @@
+//! The CloudFormation templates of `infra/` as JSON values, with their event rules and the IAM
+//! statements of their roles, for the tests that hold them to the code.
+
+use serde_json::{Map, Value};
+use serde_yaml_ng::value::TaggedValue;
+
+use crate::emulator::workspace;
+
+/// The templates, by file name.
+pub const TEMPLATES: [&str; 4] = [
+    "template.yaml",
+    "member-roles.yaml",
+    "management-role.yaml",
+    "forwarding.yaml",
+];
+
+/// A template, with short-form intrinsics (`!Sub x`) in their long form (`{"Fn::Sub": x}`).
+pub fn template(name: &str) -> Value {
+    let path = workspace().join("infra").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    to_json(yaml)
+}
+
+fn to_json(yaml: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match yaml {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.as_str().map(str::to_string).unwrap_or_default(), to_json(v)))
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let TaggedValue { tag, value } = *tagged;
+            let name = tag.to_string();
+            let name = name.trim_start_matches('!');
+            let key = if name == "Ref" {
+                "Ref".to_string()
+            } else {
+                format!("Fn::{name}")
+            };
+            let value = match (name, to_json(value)) {
+                ("GetAtt", Value::String(s)) => Value::Array(s.split('.').map(|p| Value::String(p.into())).collect()),
+                (_, v) => v,
+            };
+            Value::Object(Map::from_iter([(key, value)]))
+        }
+    }
+}
+
+/// The resources of a template, by logical id.
+pub fn resources(template: &Value) -> Vec<(String, &Value)> {
+    template["Resources"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v)).collect())
+        .unwrap_or_default()
+}
+
+/// One EventBridge rule: where it is, and its pattern.
+#[derive(Debug)]
+pub struct RuleInTemplate {
+    pub file: &'static str,
+    /// The rule's name (`guardrail-tag-enforcer`).
+    pub name: String,
+    pub pattern: Value,
+}
+
+/// Every rule of every template: `AWS::Events::Rule` resources and SAM `EventBridgeRule` events.
+pub fn rules() -> Vec<RuleInTemplate> {
+    let mut out = Vec::new();
+    for file in TEMPLATES {
+        let t = template(file);
+        for (_, resource) in resources(&t) {
+            let properties = &resource["Properties"];
+            match resource["Type"].as_str() {
+                Some("AWS::Events::Rule") => out.push(RuleInTemplate {
+                    file,
+                    name: properties["Name"].as_str().unwrap_or_default().to_string(),
+                    pattern: properties["EventPattern"].clone(),
+                }),
+                Some("AWS::Serverless::Function") => {
+                    for event in properties["Events"].as_object().into_iter().flat_map(|m| m.values()) {
+                        if event["Type"] == "EventBridgeRule" {
+                            out.push(RuleInTemplate {
+                                file,
+                                name: event["Properties"]["RuleName"].as_str().unwrap_or_default().to_string(),
+                                pattern: event["Properties"]["Pattern"].clone(),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// One statement of an identity or resource policy in a template.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub file: &'static str,
+    /// The role's name (or logical id when it has none), or the resource policy's logical id.
+    pub owner: String,
+    pub sid: String,
+    pub allow: bool,
+    pub actions: Vec<String>,
+    /// Resources as written: strings, or `{"Fn::Sub": ...}` objects.
+    pub resources: Vec<Value>,
+}
+
+/// The statements of every IAM role's inline policies in every template.
+pub fn role_statements() -> Vec<Statement> {
+    let mut out = Vec::new();
+    for file in TEMPLATES {
+        let t = template(file);
+        for (id, resource) in resources(&t) {
+            if resource["Type"] != "AWS::IAM::Role" {
+                continue;
+            }
+            let owner = resource["Properties"]["RoleName"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or(id);
+            for policy in resource["Properties"]["Policies"].as_array().into_iter().flatten() {
+                for s in list(&policy["PolicyDocument"]["Statement"]) {
+                    out.push(statement(file, &owner, &s));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The statements of a JSON policy file (the SCP).
+pub fn policy_file(name: &str) -> (Value, Vec<Statement>) {
+    let path = workspace().join("infra").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let statements = list(&doc["Statement"])
+        .iter()
+        .map(|s| statement("scp", name, s))
+        .collect();
+    (doc, statements)
+}
+
+fn statement(file: &'static str, owner: &str, s: &Value) -> Statement {
+    let strings = |v: &Value| list(v).iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
+    Statement {
+        file,
+        owner: owner.to_string(),
+        sid: s["Sid"].as_str().unwrap_or_default().to_string(),
+        allow: s["Effect"] == "Allow",
+        actions: strings(&s["Action"]),
+        resources: list(&s["Resource"]).to_vec(),
+    }
+}
+
+/// A policy element that may be one value or a list.
+fn list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Whether an IAM action pattern (`ec2:Describe*`) covers an action (`ec2:DescribeVolumes`),
+/// case-insensitively as IAM compares them.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    wildmatch::WildMatch::new(&pattern.to_ascii_lowercase()).matches(&action.to_ascii_lowercase())
+}

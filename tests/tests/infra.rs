@@ -1,0 +1,155 @@
+//! The templates in `infra/` against the code: event rules equal to the patterns the functions
+//! decode, no wildcard grants but where an API requires one, and an SCP AWS would accept.
+
+use std::collections::BTreeSet;
+
+use guardrail::policy::Policy;
+use guardrail::rules::Function;
+use guardrail_tests::infra::{policy_file, role_statements, rules};
+use serde_json::Value;
+
+/// Which function each rule name feeds, and which of the function's patterns it must carry.
+fn expected(name: &str) -> Option<(Function, &'static str)> {
+    Some(match name {
+        "guardrail-account-baseline" | "guardrail-account-creation" => (Function::AccountBaseline, "aws.organizations"),
+        "guardrail-tag-enforcer" => (Function::TagEnforcer, "aws.ec2"),
+        "guardrail-agent-quarantine-findings" | "guardrail-findings-to-bus" => {
+            (Function::AgentQuarantine, "GuardDuty Finding")
+        }
+        "guardrail-agent-quarantine-alarms" => (Function::AgentQuarantine, "CloudWatch Alarm State Change"),
+        "guardrail-agent-quarantine-calls" => (Function::AgentQuarantine, "$or"),
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_rule_in_the_templates_is_a_pattern_the_function_generates() {
+    let policy = Policy::builtin().expect("policy");
+    let found = rules();
+    assert!(found.len() >= 10, "{found:#?}");
+    let mut central: BTreeSet<String> = BTreeSet::new();
+    for rule in &found {
+        let (function, marker) =
+            expected(&rule.name).unwrap_or_else(|| panic!("{}: rule {} feeds no known function", rule.file, rule.name));
+        let generated = function.event_patterns(&policy);
+        let want = generated
+            .iter()
+            .find(|p| p.to_string().contains(marker))
+            .unwrap_or_else(|| panic!("{} has no pattern with {marker}", function.name()));
+        assert_eq!(
+            &rule.pattern,
+            want,
+            "{}: rule {} differs from `guardrail pattern {}`",
+            rule.file,
+            rule.name,
+            function.name()
+        );
+        if rule.file == "template.yaml" {
+            central.insert(serde_json::to_string(&rule.pattern).unwrap_or_default());
+        }
+    }
+    // The functions' own rules on the central bus carry every pattern each function decodes.
+    for function in Function::ALL {
+        for pattern in function.event_patterns(&policy) {
+            assert!(
+                central.contains(&serde_json::to_string(&pattern).unwrap_or_default()),
+                "template.yaml has no rule for {}'s pattern {pattern}",
+                function.name()
+            );
+        }
+    }
+}
+
+/// Actions that AWS authorizes only on `Resource: "*"` (no resource types in the Service
+/// Authorization Reference). Anything else granted on `*` fails the test.
+const STAR_ONLY: [&str; 6] = [
+    "ec2:DescribeVolumes",
+    "tag:TagResources",
+    "tag:UntagResources",
+    "tag:GetResources",
+    "organizations:DescribeOrganization",
+    "organizations:ListRoots",
+];
+
+#[test]
+fn no_role_is_granted_a_wildcard_but_where_the_api_requires_it() {
+    let statements = role_statements();
+    assert!(statements.len() > 20, "{statements:#?}");
+    for s in statements.iter().filter(|s| s.allow) {
+        for action in &s.actions {
+            assert!(
+                !action.contains('*'),
+                "{} {} {}: grants the wildcard action {action}",
+                s.file,
+                s.owner,
+                s.sid
+            );
+        }
+        if s.resources.iter().any(|r| r == "*") {
+            for action in &s.actions {
+                assert!(
+                    STAR_ONLY.contains(&action.as_str()),
+                    "{} {} {}: grants {action} on Resource \"*\"; name the resources",
+                    s.file,
+                    s.owner,
+                    s.sid
+                );
+            }
+        }
+    }
+    // Each function's role may assume only its own member role (or the management role).
+    for s in statements
+        .iter()
+        .filter(|s| s.actions.iter().any(|a| a == "sts:AssumeRole"))
+    {
+        let text = Value::Array(s.resources.clone()).to_string();
+        let own = match s.owner.as_str() {
+            "guardrail-tag-enforcer-lambda" => text.contains("role/guardrail-tag-enforcer\""),
+            "guardrail-agent-quarantine-lambda" => text.contains("role/guardrail-agent-quarantine\""),
+            "guardrail-account-baseline-lambda" => text.contains("role/guardrail-management\""),
+            "guardrail-management" => text.contains("role/${BootstrapRoleName}"),
+            other => panic!("{other} may assume roles: {text}"),
+        };
+        assert!(own && s.resources.len() == 1, "{} {}: assumes {text}", s.owner, s.sid);
+    }
+}
+
+#[test]
+fn the_scp_is_one_aws_accepts_and_spares_only_guardrail() {
+    let (doc, statements) = policy_file("scp-protect-guardrail.json");
+    let compact = serde_json::to_string(&doc).unwrap_or_default();
+    assert!(
+        compact.len() <= 5120,
+        "an SCP holds at most 5,120 characters: {}",
+        compact.len()
+    );
+    assert_eq!(doc["Version"], "2012-10-17");
+    assert!(statements.len() >= 4);
+    let raw = doc["Statement"].as_array().cloned().unwrap_or_default();
+    for (s, raw) in statements.iter().zip(&raw) {
+        assert!(!s.allow, "{}: an SCP here only denies", s.sid);
+        assert!(raw.get("Principal").is_none(), "{}: SCPs take no Principal", s.sid);
+        let spared: Vec<&str> = raw["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            spared.contains(&"arn:aws:iam::*:role/guardrail-*"),
+            "{}: Guardrail's own roles must stay able to act: {spared:?}",
+            s.sid
+        );
+        assert!(
+            spared.iter().all(|p| p.starts_with("arn:aws:iam::*:role/")),
+            "{spared:?}"
+        );
+    }
+    let sids: BTreeSet<&str> = statements.iter().map(|s| s.sid.as_str()).collect();
+    for needed in [
+        "GuardrailRolesAreGuardrails",
+        "ForwardingRulesStay",
+        "QuarantineStaysUntilReleased",
+        "GuardrailTagsAreGuardrails",
+    ] {
+        assert!(sids.contains(needed), "{needed} is missing from the SCP");
+    }
+}
