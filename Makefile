@@ -47,12 +47,13 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The emulator logs who made each call; iam-coverage then checks every call Guardrail's roles
-# made against their policies in infra/.
+# made against their policies in infra/. The test run builds it (cargo builds a package's binaries
+# for its tests); `cargo run -p` would resolve other features and rebuild the AWS SDK crates.
 CALL_LOG := $(CARGO_TARGET_DIR)/guardrail-calls
 test: venv lint lint-infra
 	rm -rf $(CALL_LOG)
 	GUARDRAIL_CALL_LOG_DIR=$(CALL_LOG) cargo test --workspace --locked
-	cargo run --quiet --locked -p guardrail-tests --bin iam-coverage -- $(CALL_LOG)
+	$(CARGO_TARGET_DIR)/debug/iam-coverage $(CALL_LOG)
 
 build:
 	cargo build --workspace --locked
