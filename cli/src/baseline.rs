@@ -13,7 +13,9 @@ use guardrail::rules::Function;
 use guardrail::rules::baseline::plan_account;
 use serde_json::json;
 
-use crate::Format;
+use crate::{Format, unusable};
+
+const COMMAND: &str = "baseline";
 use crate::steps::{self, Step};
 
 #[derive(clap::Args)]
@@ -31,22 +33,20 @@ pub struct Args {
     format: Format,
 }
 
-fn unusable(reason: impl std::fmt::Display) -> ExitCode {
-    eprintln!("guardrail baseline: {reason}");
-    ExitCode::from(2)
-}
-
 pub fn run(args: &Args) -> ExitCode {
     let Some(account) = AccountId::parse(&args.account) else {
-        return unusable(format!("--account {:?} is not a 12-digit account id", args.account));
+        return unusable(
+            COMMAND,
+            format!("--account {:?} is not a 12-digit account id", args.account),
+        );
     };
     let policy = match guardrail::config::load_policy(args.policy.as_deref().and_then(|p| p.to_str())) {
         Ok((p, _)) => Arc::new(p),
-        Err(e) => return unusable(e),
+        Err(e) => return unusable(COMMAND, e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::runtime(COMMAND) {
         Ok(r) => r,
-        Err(e) => return unusable(format!("cannot start: {e}")),
+        Err(code) => return code,
     };
     runtime.block_on(baseline(args, account, policy))
 }
@@ -66,12 +66,18 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<guardrail::policy
     {
         Ok(Some(f)) => f,
         Ok(None) => {
-            return unusable(format!("account {account} is not a member of the organization"));
+            return unusable(
+                COMMAND,
+                format!("account {account} is not a member of the organization"),
+            );
         }
         Err(e) => {
-            return unusable(format!(
-                "{e}\n(run with credentials of the management account or a delegated administrator; see README, Troubleshooting)"
-            ));
+            return unusable(
+                COMMAND,
+                format!(
+                    "{e}\n(run with credentials of the management account or a delegated administrator; see README, Troubleshooting)"
+                ),
+            );
         }
     };
     let plan = match plan_account(&facts, false, &policy) {

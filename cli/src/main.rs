@@ -96,9 +96,20 @@ fn pattern(function: &str, policy: Option<&std::path::Path>) -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&patterns).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("guardrail pattern: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => unusable("pattern", e),
     }
+}
+
+/// Fails a command with a one-line reason on stderr and exit status 2.
+fn unusable(command: &str, reason: impl std::fmt::Display) -> ExitCode {
+    eprintln!("guardrail {command}: {reason}");
+    ExitCode::from(2)
+}
+
+/// The runtime of a command that calls AWS, or the exit status when none can start.
+fn runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| unusable(command, format!("cannot start: {e}")))
 }

@@ -14,7 +14,9 @@ use guardrail::rules::Function;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::Format;
+use crate::{Format, unusable};
+
+const COMMAND: &str = "plan";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -75,32 +77,29 @@ struct FunctionDecision {
     note: Option<String>,
 }
 
-/// Fails with a one-line reason and exit status 2.
-fn unusable(reason: impl std::fmt::Display) -> ExitCode {
-    eprintln!("guardrail plan: {reason}");
-    ExitCode::from(2)
-}
-
 pub fn run(args: &Args) -> ExitCode {
     let policy = match guardrail::config::load_policy(args.policy.as_deref().and_then(Path::to_str)) {
         Ok((policy, _)) => policy,
-        Err(e) => return unusable(e),
+        Err(e) => return unusable(COMMAND, e),
     };
     if let Some(env) = &args.environment
         && policy.environment(env).is_none()
     {
-        return unusable(format!(
-            "--env {env}: the policy has no such environment ({})",
-            environments(&policy)
-        ));
+        return unusable(
+            COMMAND,
+            format!(
+                "--env {env}: the policy has no such environment ({})",
+                environments(&policy)
+            ),
+        );
     }
     let bytes = match std::fs::read(&args.file) {
         Ok(b) => b,
-        Err(e) => return unusable(format!("{}: {e}", args.file.display())),
+        Err(e) => return unusable(COMMAND, format!("{}: {e}", args.file.display())),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(r) => r,
-        Err(e) => return unusable(format!("cannot start: {e}")),
+        Err(e) => return unusable(COMMAND, format!("cannot start: {e}")),
     };
     let items = runtime.block_on(decide_all(args, &policy, &bytes));
     if args.format == Format::Json {
@@ -124,7 +123,10 @@ pub fn run(args: &Args) -> ExitCode {
             1 => "rejected".to_string(),
             n => format!("all {n} events rejected; the first"),
         };
-        return unusable(format!("{}: {what} ({code}): {reason}{hint}", args.file.display()));
+        return unusable(
+            COMMAND,
+            format!("{}: {what} ({code}): {reason}{hint}", args.file.display()),
+        );
     }
     if args.format == Format::Text {
         print!("{}", text(&args.file, &items));

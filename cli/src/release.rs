@@ -15,7 +15,9 @@ use guardrail::rules::Function;
 use guardrail::rules::quarantine::plan_release;
 use serde_json::json;
 
-use crate::Format;
+use crate::{Format, unusable};
+
+const COMMAND: &str = "release";
 use crate::steps::{self, Step};
 
 #[derive(clap::Args)]
@@ -40,34 +42,35 @@ pub struct Args {
     format: Format,
 }
 
-fn unusable(reason: impl std::fmt::Display) -> ExitCode {
-    eprintln!("guardrail release: {reason}");
-    ExitCode::from(2)
-}
-
 pub fn run(args: &Args) -> ExitCode {
     let Some(account) = AccountId::parse(&args.account) else {
-        return unusable(format!("--account {:?} is not a 12-digit account id", args.account));
+        return unusable(
+            COMMAND,
+            format!("--account {:?} is not a 12-digit account id", args.account),
+        );
     };
     let (kind, name) = match (&args.role, &args.user) {
         (Some(r), _) => (PrincipalKind::Role, r),
         (None, Some(u)) => (PrincipalKind::User, u),
-        (None, None) => return unusable("name the principal with --role or --user"),
+        (None, None) => return unusable(COMMAND, "name the principal with --role or --user"),
     };
     let Some(principal) = PrincipalRef::new(account, kind, name) else {
-        return unusable(format!("{name:?} is not an IAM {} name", kind.name()));
+        return unusable(COMMAND, format!("{name:?} is not an IAM {} name", kind.name()));
     };
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
-            return unusable(format!(
-                "{e}\n(release reads the quarantine record from Guardrail's table and alerts on its topic: set the same GUARDRAIL_TABLE and GUARDRAIL_TOPIC_ARN as the functions)"
-            ));
+            return unusable(
+                COMMAND,
+                format!(
+                    "{e}\n(release reads the quarantine record from Guardrail's table and alerts on its topic: set the same GUARDRAIL_TABLE and GUARDRAIL_TOPIC_ARN as the functions)"
+                ),
+            );
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::runtime(COMMAND) {
         Ok(r) => r,
-        Err(e) => return unusable(format!("cannot start: {e}")),
+        Err(code) => return code,
     };
     runtime.block_on(release(args, principal, config))
 }
@@ -76,7 +79,7 @@ async fn release(args: &Args, principal: PrincipalRef, config: Config) -> ExitCo
     let sdk = guardrail::aws::load().await;
     let who = match aws_sdk_sts::Client::new(&sdk).get_caller_identity().send().await {
         Ok(out) => out.arn.unwrap_or_else(|| "unknown caller".into()),
-        Err(e) => return unusable(format!("cannot tell who you are (sts:GetCallerIdentity): {e}")),
+        Err(e) => return unusable(COMMAND, format!("cannot tell who you are (sts:GetCallerIdentity): {e}")),
     };
     let region = sdk
         .region()
@@ -93,21 +96,24 @@ async fn release(args: &Args, principal: PrincipalRef, config: Config) -> ExitCo
     let facts = match pipeline.facts.principal(&session, &principal).await {
         Ok(Some(f)) => f,
         Ok(None) => {
-            return unusable(format!(
-                "account {} is not a member of the organization",
-                principal.account
-            ));
+            return unusable(
+                COMMAND,
+                format!("account {} is not a member of the organization", principal.account),
+            );
         }
         Err(e) => {
-            return unusable(format!(
-                "{e}\n(you need to assume the member role guardrail-agent-quarantine in the account and read Guardrail's table; see README, Troubleshooting)"
-            ));
+            return unusable(
+                COMMAND,
+                format!(
+                    "{e}\n(you need to assume the member role guardrail-agent-quarantine in the account and read Guardrail's table; see README, Troubleshooting)"
+                ),
+            );
         }
     };
     let now = Utc::now();
     let plan = match plan_release(&facts, region, &who, &args.reason, now) {
         Ok(p) => p,
-        Err(refused) => return unusable(refused),
+        Err(refused) => return unusable(COMMAND, refused),
     };
     let mut steps = Vec::new();
     let failed = steps::apply(

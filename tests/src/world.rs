@@ -105,13 +105,11 @@ pub struct Stack {
     pub alerts_queue_url: String,
 }
 
-/// Creates the table (string key `pk`, TTL on `expires_at`), the alert topic, and a queue
-/// subscribed to it.
-pub async fn create_stack(config: &SdkConfig) -> Stack {
-    let table = "guardrail".to_string();
-    let ddb = aws_sdk_dynamodb::Client::new(config);
-    ddb.create_table()
-        .table_name(&table)
+/// Creates an on-demand DynamoDB table with the string partition key `pk`; returns its ARN.
+pub async fn create_table(config: &SdkConfig, name: &str) -> String {
+    aws_sdk_dynamodb::Client::new(config)
+        .create_table()
+        .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
@@ -129,7 +127,18 @@ pub async fn create_stack(config: &SdkConfig) -> Stack {
         )
         .send()
         .await
-        .expect("CreateTable");
+        .expect("CreateTable")
+        .table_description
+        .and_then(|d| d.table_arn)
+        .expect("the table's ARN")
+}
+
+/// Creates the table (string key `pk`, TTL on `expires_at`), the alert topic, and a queue
+/// subscribed to it.
+pub async fn create_stack(config: &SdkConfig) -> Stack {
+    let table = "guardrail".to_string();
+    create_table(config, &table).await;
+    let ddb = aws_sdk_dynamodb::Client::new(config);
     ddb.update_time_to_live()
         .table_name(&table)
         .time_to_live_specification(

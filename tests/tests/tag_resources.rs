@@ -222,31 +222,7 @@ async fn create(kind: Kind, config: &SdkConfig, account: &str) -> (String, Vec<(
             (arn.clone(), vec![("responseElements.topicArn", json!(arn))])
         }
         Kind::Table => {
-            use aws_sdk_dynamodb::types::{
-                AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            };
-            let t = aws_sdk_dynamodb::Client::new(config)
-                .create_table()
-                .table_name("build-cache")
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("pk")
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .expect("attribute"),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("pk")
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .expect("key"),
-                )
-                .send()
-                .await
-                .expect("CreateTable");
-            let arn = id(t.table_description().and_then(|d| d.table_arn()));
+            let arn = guardrail_tests::world::create_table(config, "build-cache").await;
             (
                 arn.clone(),
                 vec![("responseElements.tableDescription.tableArn", json!(arn))],

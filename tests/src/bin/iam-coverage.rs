@@ -41,6 +41,16 @@ const UNSEEN: [(&str, &str); 11] = [
     ("lambda:ListTags", "the Tagging API reads a function's tags"),
 ];
 
+/// The roles of `infra/` whose calls are checked: execution roles, member roles, management role.
+const ROLES: [&str; 6] = [
+    "guardrail-account-baseline-lambda",
+    "guardrail-tag-enforcer-lambda",
+    "guardrail-agent-quarantine-lambda",
+    "guardrail-tag-enforcer",
+    "guardrail-agent-quarantine",
+    "guardrail-management",
+];
+
 /// The role whose policy governs a caller, or `None` for callers that are not Guardrail's.
 fn role_of(caller: &str) -> Option<String> {
     let (_, rest) = caller
@@ -48,16 +58,13 @@ fn role_of(caller: &str) -> Option<String> {
         .or_else(|| caller.split_once(":assumed-role/"))?;
     let name = rest.split('/').next()?;
     let session = rest.split('/').nth(1).unwrap_or_default();
-    match name {
-        "guardrail-account-baseline-lambda"
-        | "guardrail-tag-enforcer-lambda"
-        | "guardrail-agent-quarantine-lambda"
-        | "guardrail-tag-enforcer"
-        | "guardrail-agent-quarantine"
-        | "guardrail-management" => Some(name.to_string()),
+    if ROLES.contains(&name) {
+        Some(name.to_string())
+    } else if session.starts_with("guardrail-account-baseline") {
         // The bootstrap role is the account's administrator; its use is reported, not checked.
-        _ if session.starts_with("guardrail-account-baseline") => Some(format!("bootstrap:{name}")),
-        _ => None,
+        Some(format!("bootstrap:{name}"))
+    } else {
+        None
     }
 }
 
@@ -115,15 +122,7 @@ fn main() -> ExitCode {
     let statements = role_statements();
     let mut problems = Vec::new();
     let mut rows = Vec::new();
-    let checked = [
-        "guardrail-account-baseline-lambda",
-        "guardrail-tag-enforcer-lambda",
-        "guardrail-agent-quarantine-lambda",
-        "guardrail-tag-enforcer",
-        "guardrail-agent-quarantine",
-        "guardrail-management",
-    ];
-    for role in checked {
+    for role in ROLES {
         let grants: Vec<_> = statements.iter().filter(|s| s.owner == role).collect();
         let allowed: BTreeSet<&str> = grants
             .iter()
