@@ -66,7 +66,10 @@ package: venv
 	@for f in $(FUNCTIONS); do ls -l $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; done
 
 # make deploy ORG_ID=o-... MANAGEMENT_ACCOUNT=111122223333 BUCKET=artifacts-bucket [STACK=guardrail]
+# COUNT_TAGGED_AGENTS=true must go with quarantine.rate.tagged_agents = true in the policy (both
+# deploys): the rule then forwards every role's and user's calls.
 STACK ?= guardrail
+COUNT_TAGGED_AGENTS ?= false
 deploy: package
 	@test -n "$(ORG_ID)" -a -n "$(MANAGEMENT_ACCOUNT)" -a -n "$(BUCKET)" || { echo "set ORG_ID, MANAGEMENT_ACCOUNT and BUCKET (see README: Deploy)" >&2; exit 2; }
 	@command -v aws >/dev/null || { echo "the AWS CLI is needed: https://docs.aws.amazon.com/cli/" >&2; exit 2; }
@@ -75,7 +78,8 @@ deploy: package
 		--output-template-file $(CARGO_TARGET_DIR)/template.packaged.yaml
 	aws cloudformation deploy --template-file $(CARGO_TARGET_DIR)/template.packaged.yaml --stack-name $(STACK) \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
-		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT)
+		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT) \
+		CountTaggedAgents=$(COUNT_TAGGED_AGENTS)
 
 # make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
 deploy-member:
@@ -87,7 +91,8 @@ deploy-member:
 		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions us-east-1
 	aws cloudformation create-stack-set --stack-set-name guardrail-forwarding --template-body file://infra/forwarding.yaml \
 		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
-		--capabilities CAPABILITY_IAM --parameters ParameterKey=CentralBusArn,ParameterValue=$(BUS_ARN)
+		--capabilities CAPABILITY_IAM --parameters ParameterKey=CentralBusArn,ParameterValue=$(BUS_ARN) \
+		ParameterKey=CountTaggedAgents,ParameterValue=$(COUNT_TAGGED_AGENTS)
 	aws cloudformation create-stack-instances --stack-set-name guardrail-forwarding \
 		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions $(REGIONS)
 

@@ -186,6 +186,9 @@ pub struct RateKey {
     pub window_secs: i64,
     /// Whether the event name has a budget of its own (and so a counter).
     pub counted_by_name: bool,
+    /// The caller matched no `agent_roles` pattern, so its tags must show it is an agent
+    /// before the call is counted (`quarantine.rate.tagged_agents`).
+    pub by_tag: bool,
 }
 
 /// The calls counted in a window, this one included.
@@ -218,6 +221,13 @@ pub trait Facts: Send + Sync {
         session: &Session,
         principal: &PrincipalRef,
     ) -> impl Future<Output = Result<Option<PrincipalFacts>>> + Send;
+    /// A principal's tags, read through the function's member role and cached in the container;
+    /// `None` when the principal does not exist.
+    fn principal_tags(
+        &self,
+        session: &Session,
+        principal: &PrincipalRef,
+    ) -> impl Future<Output = Result<Option<Vec<Tag>>>> + Send;
     /// Counts one call atomically and returns the window's counts; a call already counted (a
     /// repeated delivery) is not counted again.
     fn count_call(&self, key: &RateKey) -> impl Future<Output = Result<RateCount>> + Send;
@@ -287,6 +297,11 @@ impl Facts for StaticFacts {
                     principal.account
                 ))
             })
+    }
+
+    async fn principal_tags(&self, session: &Session, principal: &PrincipalRef) -> Result<Option<Vec<Tag>>> {
+        let facts = self.principal(session, principal).await?;
+        Ok(facts.and_then(|f| f.state).map(|s| s.tags))
     }
 
     async fn count_call(&self, key: &RateKey) -> Result<RateCount> {

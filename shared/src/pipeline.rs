@@ -188,6 +188,14 @@ pub async fn decide(
             }
         }
         Ok(Needs::Rate(key)) => {
+            if key.by_tag
+                && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
+            {
+                let tags = facts.principal_tags(session, &principal).await?;
+                if let Some(reason) = quarantine::untagged_caller(&key, tags.as_deref(), policy) {
+                    return Ok(Ok(Decision::Ignore { reason }));
+                }
+            }
             let count = facts.count_call(&key).await?;
             let mut suspect = Suspect::default();
             if quarantine::over_budget(&key, &count, policy).is_some()

@@ -99,7 +99,7 @@ impl fmt::Display for Ignored {
             Ignored::NotAnAgent { principal } => {
                 write!(
                     f,
-                    "{principal} is not an agent (quarantine.agent_roles), so its calls are not counted"
+                    "{principal} is not an agent (quarantine.agent_roles, or quarantine.agent_tag when rate.tagged_agents is on), so its calls are not counted"
                 )
             }
             Ignored::WithinBudget { principal, calls } => write!(f, "{principal} is within its budget: {calls}"),

@@ -252,6 +252,9 @@ mod tests {
         assert_eq!(shipped, defaults);
         assert_eq!(shipped.rate.as_ref().map(|r| r.calls), Some(300));
         assert_eq!(shipped.findings.len(), 3);
+        let off = Policy::from_toml(&format!("{MINIMAL}[quarantine.rate]\nenabled = false\n"), "p.toml")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(off.quarantine.rate, None, "a switch, not a budget of zero");
     }
 
     #[test]
@@ -378,6 +381,18 @@ mod tests {
                 "quarantine.rate.window",
                 3,
                 "outside",
+            ),
+            (
+                "version = 1\n[quarantine.rate]\nwindow = \"30s\"\n[environments.prod]\n",
+                "quarantine.rate.calls",
+                2,
+                "enabled = false",
+            ),
+            (
+                "version = 1\n[quarantine]\nagent_tag = \"\"\n[quarantine.rate]\ncalls = 5\ntagged_agents = true\n[environments.prod]\n",
+                "quarantine.rate.tagged_agents",
+                6,
+                "needs quarantine.agent_tag",
             ),
             (
                 "version = 1\n[quarantine]\ninline_policy = \"deny all\"\n[environments.prod]\n",

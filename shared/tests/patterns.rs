@@ -142,4 +142,18 @@ fn agent_calls_match_by_role_path_or_name_and_other_calls_do_not() {
     let alarm_ok = serde_json::json!({"source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
         "detail": {"state": {"value": "OK"}}});
     assert!(!any_matches(&patterns, &alarm_ok));
+
+    // Counting tagged agents: every role's and user's call matches, AWS services' and root's do not.
+    let tagged = Policy::from_toml(
+        &guardrail::policy::BUILTIN_POLICY.replace("tagged_agents = false", "tagged_agents = true"),
+        "test",
+    )
+    .expect("policy");
+    let patterns = Function::AgentQuarantine.event_patterns(&tagged);
+    assert!(any_matches(&patterns, &call("arn:aws:iam::111122223333:role/deployer")));
+    for identity in ["AWSService", "Root"] {
+        let mut other = call("arn:aws:iam::111122223333:role/deployer");
+        other["detail"]["userIdentity"]["type"] = identity.into();
+        assert!(!any_matches(&patterns, &other), "{identity}");
+    }
 }

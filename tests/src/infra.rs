@@ -69,6 +69,31 @@ pub struct RuleInTemplate {
     /// The rule's name (`guardrail-tag-enforcer`).
     pub name: String,
     pub pattern: Value,
+    /// The template condition and its value under which the rule has this pattern, for a
+    /// pattern written `!If [Condition, when_true, when_false]`.
+    pub condition: Option<(String, bool)>,
+}
+
+/// One rule per pattern a rule can have: both branches of an `Fn::If`.
+fn rule_variants(file: &'static str, name: &Value, pattern: &Value) -> Vec<RuleInTemplate> {
+    let name = name.as_str().unwrap_or_default().to_string();
+    match pattern["Fn::If"].as_array().map(Vec::as_slice) {
+        Some([Value::String(condition), when_true, when_false]) => [(true, when_true), (false, when_false)]
+            .into_iter()
+            .map(|(value, pattern)| RuleInTemplate {
+                file,
+                name: name.clone(),
+                pattern: pattern.clone(),
+                condition: Some((condition.clone(), value)),
+            })
+            .collect(),
+        _ => vec![RuleInTemplate {
+            file,
+            name,
+            pattern: pattern.clone(),
+            condition: None,
+        }],
+    }
 }
 
 /// Every rule of every template: `AWS::Events::Rule` resources and SAM `EventBridgeRule` events.
@@ -79,19 +104,14 @@ pub fn rules() -> Vec<RuleInTemplate> {
         for (_, resource) in resources(&t) {
             let properties = &resource["Properties"];
             match resource["Type"].as_str() {
-                Some("AWS::Events::Rule") => out.push(RuleInTemplate {
-                    file,
-                    name: properties["Name"].as_str().unwrap_or_default().to_string(),
-                    pattern: properties["EventPattern"].clone(),
-                }),
+                Some("AWS::Events::Rule") => {
+                    out.extend(rule_variants(file, &properties["Name"], &properties["EventPattern"]))
+                }
                 Some("AWS::Serverless::Function") => {
                     for event in properties["Events"].as_object().into_iter().flat_map(|m| m.values()) {
                         if event["Type"] == "EventBridgeRule" {
-                            out.push(RuleInTemplate {
-                                file,
-                                name: event["Properties"]["RuleName"].as_str().unwrap_or_default().to_string(),
-                                pattern: event["Properties"]["Pattern"].clone(),
-                            });
+                            let p = &event["Properties"];
+                            out.extend(rule_variants(file, &p["RuleName"], &p["Pattern"]));
                         }
                     }
                 }

@@ -261,6 +261,63 @@ async fn an_agent_is_isolated_by_the_call_over_its_budget_and_not_before() {
 }
 
 #[tokio::test]
+async fn with_tagged_agents_counted_a_tagged_role_is_isolated_over_budget_and_others_are_not_counted() {
+    let world = World::start().await;
+    let account = world.org.account("agents").to_string();
+    let member = world.emulator.config_as(&account).await;
+    // Neither role matches the agent_roles patterns; one carries the agent tag.
+    let builder = agent_role(&member, "builder", "/apps/", &[("guardrail:agent", "true")]).await;
+    let deployer = agent_role(&member, "deployer", "/apps/", &[("guardrail:agent", "false")]).await;
+    let policy = Policy::from_toml(
+        &guardrail::policy::BUILTIN_POLICY
+            .replacen("calls = 300", "calls = 2", 1)
+            .replacen("tagged_agents = false", "tagged_agents = true", 1),
+        "test",
+    )
+    .expect("policy");
+    let p = world.pipeline(Function::AgentQuarantine, policy);
+    let at = Utc::now();
+
+    let mark = world.emulator.calls().len();
+    for n in 1..=3 {
+        let report = p
+            .handle(agent_call(&account, &deployer, "ListBuckets", at), &invocation())
+            .await;
+        assert!(
+            matches!(&outcomes(&report)[..], [Outcome::Ignored { reason }] if reason.contains("is not an agent")),
+            "call {n}: {report:?}"
+        );
+    }
+    let reads: Vec<_> = world.emulator.calls_since(mark);
+    assert_eq!(
+        reads.iter().filter(|c| c.starts_with("iam.GetRole")).count(),
+        1,
+        "the caller's tags are read once and remembered: {reads:?}"
+    );
+    assert!(
+        !reads.iter().any(|c| c.starts_with("dynamodb.UpdateItem")),
+        "a caller that is not an agent is never counted: {reads:?}"
+    );
+
+    for n in 1..=2 {
+        let report = p
+            .handle(agent_call(&account, &builder, "ListBuckets", at), &invocation())
+            .await;
+        assert!(
+            matches!(&outcomes(&report)[..], [Outcome::Ignored { reason }] if reason.contains("within its budget")),
+            "call {n}: {report:?}"
+        );
+    }
+    let report = p
+        .handle(agent_call(&account, &builder, "ListBuckets", at), &invocation())
+        .await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    let deny = role_policy(&member, "builder", "guardrail-quarantine").await;
+    assert!(deny["Statement"][0].get("Condition").is_none(), "isolated: {deny}");
+    assert_eq!(role_snapshot(&member, "deployer").await.inline_policies, ["app-access"]);
+}
+
+#[tokio::test]
 async fn an_alarm_tagged_with_a_role_isolates_it_and_an_untagged_one_is_reported() {
     let world = World::start().await;
     let account = world.org.account("dev").to_string();

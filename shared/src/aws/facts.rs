@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::event::AlarmChange;
 use crate::facts::{AccountFacts, Facts, Membership, Placement, PrincipalFacts, RateCount, RateKey};
 use crate::ids::AccountId;
+use crate::plan::Tag;
 use crate::policy::Policy;
 use crate::quarantine::PrincipalRef;
 
@@ -49,6 +50,15 @@ impl Facts for AwsFacts {
             record,
             read_at,
         }))
+    }
+
+    async fn principal_tags(&self, session: &Session, principal: &PrincipalRef) -> Result<Option<Vec<Tag>>> {
+        // A principal outside the organization is no agent of ours (and its account has no
+        // member role to read it through).
+        match self.directory.lookup(&principal.account).await? {
+            Membership::Member(_) => self.principals.tags(session, principal).await,
+            Membership::Outsider => Ok(None),
+        }
     }
 
     async fn count_call(&self, key: &RateKey) -> Result<RateCount> {

@@ -2,6 +2,10 @@
 //! put and remove Guardrail's inline policy, switch access keys; and the tag by which a
 //! CloudWatch alarm names the role it watches.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use aws_config::SdkConfig;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 
@@ -13,15 +17,61 @@ use crate::ids::Region;
 use crate::plan::Tag;
 use crate::quarantine::{AccessKeyState, PrincipalKind, PrincipalRef, PrincipalState};
 
+/// How long a container trusts a principal's tags (an agent tag added now counts within this).
+const TAGS_FRESH: Duration = Duration::from_secs(5 * 60);
+/// Principals whose tags a container remembers before it starts afresh.
+const TAGS_REMEMBERED: usize = 10_000;
+
+/// A principal's tags as last read (`None`: it did not exist), and when.
+type TagMemory = HashMap<PrincipalRef, (Option<Vec<Tag>>, Instant)>;
+
 /// Reads principals and alarm tags in member accounts.
 #[derive(Clone, Debug)]
 pub struct AwsPrincipals {
     access: MemberAccess,
+    tags: Arc<Mutex<TagMemory>>,
 }
 
 impl AwsPrincipals {
     pub fn new(access: MemberAccess) -> Self {
-        AwsPrincipals { access }
+        AwsPrincipals {
+            access,
+            tags: Arc::default(),
+        }
+    }
+
+    /// The principal's tags (`None` when IAM does not know it), from one `GetRole`/`GetUser`
+    /// call, remembered for [`TAGS_FRESH`]: with `quarantine.rate.tagged_agents` every call by
+    /// any role arrives here, and most callers are not agents.
+    #[tracing::instrument(skip_all, fields(account = %principal.account, principal = %principal))]
+    pub async fn tags(&self, session: &Session, principal: &PrincipalRef) -> Result<Option<Vec<Tag>>> {
+        if let Ok(memory) = self.tags.lock()
+            && let Some((tags, at)) = memory.get(principal)
+            && at.elapsed() < TAGS_FRESH
+        {
+            return Ok(tags.clone());
+        }
+        let config = self.iam_config(session, principal).await?;
+        let iam = aws_sdk_iam::Client::new(&config);
+        let read = match principal.kind {
+            PrincipalKind::Role => match iam.get_role().role_name(&principal.name).send().await {
+                Ok(out) => out.role.map(|r| tags(r.tags()).collect()),
+                Err(e) if not_found(&e) => None,
+                Err(e) => return Err(aws_error("iam", "GetRole", e)),
+            },
+            PrincipalKind::User => match iam.get_user().user_name(&principal.name).send().await {
+                Ok(out) => out.user.map(|u| tags(u.tags()).collect()),
+                Err(e) if not_found(&e) => None,
+                Err(e) => return Err(aws_error("iam", "GetUser", e)),
+            },
+        };
+        if let Ok(mut memory) = self.tags.lock() {
+            if memory.len() >= TAGS_REMEMBERED {
+                memory.clear();
+            }
+            memory.insert(principal.clone(), (read.clone(), Instant::now()));
+        }
+        Ok(read)
     }
 
     /// The principal's state, or `None` when IAM does not know it.

@@ -53,6 +53,9 @@ pub struct RateBudget {
     pub calls: u64,
     /// Calls of one event name (`RunInstances`, `CreateUser`).
     pub per_event: BTreeMap<String, u64>,
+    /// Count principals recognised only by `agent_tag` too. EventBridge cannot match IAM tags,
+    /// so this forwards every role's and user's calls and looks each caller's tags up (cached).
+    pub tagged_agents: bool,
 }
 
 /// The `[quarantine]` section.

@@ -49,7 +49,7 @@ struct RawQuarantine {
     alarm_tag: Option<Spanned<String>>,
     inline_policy: Option<Spanned<String>>,
     findings: Option<Vec<RawFindingRule>>,
-    rate: Option<RawRate>,
+    rate: Option<Spanned<RawRate>>,
 }
 
 #[derive(Deserialize)]
@@ -65,8 +65,10 @@ struct RawFindingRule {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRate {
+    enabled: Option<bool>,
+    tagged_agents: Option<Spanned<bool>>,
     window: Option<Spanned<String>>,
-    calls: Spanned<i64>,
+    calls: Option<Spanned<i64>>,
     #[serde(default)]
     events: BTreeMap<Spanned<String>, Spanned<i64>>,
 }
@@ -514,8 +516,12 @@ impl Validator<'_> {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
+                tagged_agents: false,
             }),
+            Some(r) if r.get_ref().enabled == Some(false) => None,
             Some(r) => {
+                let span = r.span();
+                let r = r.into_inner();
                 let window = self.duration("quarantine.rate.window", r.window, "1m", 10..=3_600)?;
                 let positive = |key: &str, n: &Spanned<i64>| {
                     u64::try_from(*n.get_ref())
@@ -523,7 +529,16 @@ impl Validator<'_> {
                         .filter(|n| *n > 0)
                         .ok_or_else(|| self.err(key, n.span(), "a budget is a positive number of calls"))
                 };
-                let calls = positive("quarantine.rate.calls", &r.calls)?;
+                let calls = match &r.calls {
+                    Some(n) => positive("quarantine.rate.calls", n)?,
+                    None => {
+                        return Err(self.err(
+                            "quarantine.rate.calls",
+                            span,
+                            "[quarantine.rate] needs `calls` (the budget per window), or `enabled = false` to count nothing",
+                        ));
+                    }
+                };
                 let mut per_event = BTreeMap::new();
                 for (name, n) in r.events {
                     let text = name.get_ref();
@@ -536,10 +551,22 @@ impl Validator<'_> {
                     }
                     per_event.insert(text.clone(), positive("quarantine.rate.events", &n)?);
                 }
+                let tagged_agents = match r.tagged_agents {
+                    Some(t) if *t.get_ref() && agent_tag.is_none() => {
+                        return Err(self.err(
+                            "quarantine.rate.tagged_agents",
+                            t.span(),
+                            "counting tagged agents needs quarantine.agent_tag to name the tag",
+                        ));
+                    }
+                    Some(t) => t.into_inner(),
+                    None => false,
+                };
                 Some(RateBudget {
                     window,
                     calls,
                     per_event,
+                    tagged_agents,
                 })
             }
         };

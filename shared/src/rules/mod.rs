@@ -180,14 +180,21 @@ impl Function {
                 ];
                 // Every call an agent makes, failed ones too: an agent probing what it may do
                 // is as runaway as one that succeeds.
-                if policy.quarantine.rate.is_some() && !agents.is_empty() {
-                    patterns.push(serde_json::json!({
+                match &policy.quarantine.rate {
+                    // EventBridge cannot match IAM tags: every role's and user's calls go to
+                    // the function, which looks the caller's tags up.
+                    Some(rate) if rate.tagged_agents => patterns.push(serde_json::json!({
+                        "detail-type": ["AWS API Call via CloudTrail"],
+                        "detail": {"userIdentity": {"type": ["AssumedRole", "IAMUser"]}}
+                    })),
+                    Some(_) if !agents.is_empty() => patterns.push(serde_json::json!({
                         "detail-type": ["AWS API Call via CloudTrail"],
                         "detail": {"$or": [
                             {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": agents}}}},
                             {"userIdentity": {"arn": agents}}
                         ]}
-                    }));
+                    })),
+                    _ => {}
                 }
                 patterns
             }

@@ -115,12 +115,19 @@ fn screen_call(call: &CloudTrailEvent, policy: &Policy) -> Result<Screen, Reject
             what: "the call names no role or user".into(),
         }));
     };
-    if !policy.quarantine.agent_roles.iter().any(|p| p.matches(arn)) {
+    let budget = policy.quarantine.rate.as_ref();
+    let by_pattern = policy.quarantine.agent_roles.iter().any(|p| p.matches(arn));
+    // AWS's own roles cannot carry an agent tag worth a lookup.
+    let by_tag = !by_pattern
+        && budget.is_some_and(|b| b.tagged_agents)
+        && !arn.contains(":role/aws-service-role/")
+        && !arn.contains(":role/aws-reserved/");
+    if !by_pattern && !by_tag {
         return Ok(Screen::Ignore(Ignored::NotAnAgent {
             principal: clip(arn, 200),
         }));
     }
-    let Some(budget) = &policy.quarantine.rate else {
+    let Some(budget) = budget else {
         return Ok(Screen::Ignore(Ignored::NotHandled {
             event: "API calls (quarantine.rate is not set)".into(),
         }));
@@ -144,7 +151,17 @@ fn screen_call(call: &CloudTrailEvent, policy: &Policy) -> Result<Screen, Reject
         event_id,
         window_start: DateTime::from_timestamp(start, 0).unwrap_or(time),
         window_secs: window,
+        by_tag,
     }))
+}
+
+/// For a caller the policy recognises only by tag ([`RateKey::by_tag`]): why its call is not
+/// counted, given its tags (`None`: the principal no longer exists).
+pub fn untagged_caller(key: &RateKey, tags: Option<&[Tag]>, policy: &Policy) -> Option<Ignored> {
+    let agent = tags.is_some_and(|t| policy.quarantine.is_agent(&key.principal_arn, t));
+    (key.by_tag && !agent).then(|| Ignored::NotAnAgent {
+        principal: clip(&key.principal_arn, 200),
+    })
 }
 
 /// Whether the counts break the budget, and how: `21 RunInstances calls ... (budget 20)`.
@@ -685,6 +702,7 @@ mod tests {
     const ANOMALOUS_USER: &str =
         include_str!("../../../events/agent-quarantine/finding-anomalous-user-pascalcase.json");
     const ALARM: &str = include_str!("../../../events/agent-quarantine/alarm-state-change.json");
+    const AGENT_CALL: &str = include_str!("../../../events/agent-quarantine/agent-run-instances.json");
     const ACCOUNT: &str = "111122223333";
 
     /// The built-in policy plus a `staging` environment running quarantine in fix mode.
@@ -994,6 +1012,7 @@ mod tests {
                 .rate
                 .as_ref()
                 .is_some_and(|r| r.per_event.contains_key(name)),
+            by_tag: false,
         };
         let count = |calls, event_calls| RateCount { calls, event_calls };
         assert_eq!(over_budget(&key("ListBuckets"), &count(300, 0), &policy), None);
@@ -1003,6 +1022,52 @@ mod tests {
             over_budget(&key("RunInstances"), &count(21, 21), &policy)
                 .is_some_and(|d| d.starts_with("21 RunInstances calls") && d.contains("budget 20"))
         );
+    }
+
+    #[test]
+    fn a_caller_recognised_only_by_tag_is_counted_once_its_tags_show_an_agent() {
+        let call_by = |arn: &str| {
+            event(AGENT_CALL, |v| {
+                v["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = json!(arn)
+            })
+        };
+        let builder = format!("arn:aws:iam::{ACCOUNT}:role/apps/builder");
+        // By default only agent_roles patterns count: the tag is never looked up.
+        assert_eq!(needs(&call_by(&builder), &policy()), Ok(Needs::Nothing));
+
+        let counting = Policy::from_toml(
+            &crate::policy::BUILTIN_POLICY.replace("tagged_agents = false", "tagged_agents = true"),
+            "test",
+        )
+        .expect("policy");
+        let Ok(Needs::Rate(key)) = needs(&call_by(&builder), &counting) else {
+            panic!("a role outside the patterns is a candidate")
+        };
+        assert!(key.by_tag);
+        let tagged = [Tag::new("guardrail:agent", "true")];
+        assert_eq!(untagged_caller(&key, Some(&tagged), &counting), None);
+        for tags in [Some(&[Tag::new("guardrail:agent", "false")][..]), Some(&[][..]), None] {
+            assert!(matches!(
+                untagged_caller(&key, tags, &counting),
+                Some(Ignored::NotAnAgent { .. })
+            ));
+        }
+        // A pattern match needs no tags; AWS's own roles are never looked up.
+        let Ok(Needs::Rate(key)) = needs(
+            &call_by(&format!("arn:aws:iam::{ACCOUNT}:role/agents/planner")),
+            &counting,
+        ) else {
+            panic!("an agent by pattern")
+        };
+        assert!(!key.by_tag && untagged_caller(&key, None, &counting).is_none());
+        for arn in [
+            format!(
+                "arn:aws:iam::{ACCOUNT}:role/aws-service-role/ops.apigateway.amazonaws.com/AWSServiceRoleForAPIGateway"
+            ),
+            format!("arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef"),
+        ] {
+            assert_eq!(needs(&call_by(&arn), &counting), Ok(Needs::Nothing), "{arn}");
+        }
     }
 
     #[test]
