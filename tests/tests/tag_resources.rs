@@ -458,6 +458,144 @@ async fn tags(kind: Kind, config: &SdkConfig, id: &str) -> BTreeMap<String, Stri
     pairs.into_iter().collect()
 }
 
+/// Renames every `Environment` tag the event's record carries to `environment` (any of the
+/// three tag shapes CloudTrail records), giving the event one if it takes tags in
+/// `requestParameters.tags` and carries none; returns the value, so that the resource can be
+/// given the same misspelled tag (`None`: the event cannot carry one).
+fn misspell(kind: Kind, event: &mut Value) -> Option<String> {
+    fn walk(v: &mut Value, found: &mut Option<String>) {
+        match v {
+            Value::Object(map) => {
+                for (key, value) in [("key", "value"), ("tagKey", "tagValue")] {
+                    if map.get(key).and_then(Value::as_str) == Some("Environment") {
+                        map.insert(key.into(), json!("environment"));
+                        *found = map.get(value).and_then(Value::as_str).map(str::to_string);
+                    }
+                }
+                if let Some(value) = map.remove("Environment") {
+                    *found = value.as_str().map(str::to_string);
+                    map.insert("environment".into(), value);
+                }
+                map.values_mut().for_each(|v| walk(v, found));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = None;
+    walk(guardrail_tests::events::detail(event), &mut found);
+    match (found, kind) {
+        (Some(value), _) => Some(value),
+        (None, Kind::Policy) => {
+            set(
+                event,
+                "requestParameters.tags",
+                json!([{"key": "environment", "value": "prod"}]),
+            );
+            Some("prod".into())
+        }
+        // CreateBucket records no tags; CreateSnapshots records them where the sample has none.
+        (None, _) => None,
+    }
+}
+
+/// Tags the resource through the service's own API.
+async fn tag(kind: Kind, config: &SdkConfig, id: &str, key: &str, value: &str) {
+    match kind {
+        Kind::Volume
+        | Kind::Snapshot
+        | Kind::Snapshots
+        | Kind::Image
+        | Kind::SecurityGroup
+        | Kind::Vpc
+        | Kind::Subnet
+        | Kind::LaunchTemplate => {
+            aws_sdk_ec2::Client::new(config)
+                .create_tags()
+                .resources(id)
+                .tags(aws_sdk_ec2::types::Tag::builder().key(key).value(value).build())
+                .send()
+                .await
+                .expect("CreateTags");
+        }
+        Kind::Role | Kind::User | Kind::Policy => {
+            let iam = aws_sdk_iam::Client::new(config);
+            let t = aws_sdk_iam::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .expect("tag");
+            let done = match kind {
+                Kind::Role => iam.tag_role().role_name(id).tags(t).send().await.is_ok(),
+                Kind::User => iam.tag_user().user_name(id).tags(t).send().await.is_ok(),
+                _ => iam.tag_policy().policy_arn(id).tags(t).send().await.is_ok(),
+            };
+            assert!(done, "IAM tag on {id}");
+        }
+        Kind::Topic => {
+            let t = aws_sdk_sns::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .expect("tag");
+            aws_sdk_sns::Client::new(config)
+                .tag_resource()
+                .resource_arn(id)
+                .tags(t)
+                .send()
+                .await
+                .expect("SNS TagResource");
+        }
+        Kind::Table => {
+            let t = aws_sdk_dynamodb::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .expect("tag");
+            aws_sdk_dynamodb::Client::new(config)
+                .tag_resource()
+                .resource_arn(id)
+                .tags(t)
+                .send()
+                .await
+                .expect("DynamoDB TagResource");
+        }
+        Kind::Bucket => unreachable!("CreateBucket records no tags to misspell"),
+        Kind::Function => {
+            aws_sdk_lambda::Client::new(config)
+                .tag_resource()
+                .resource(id)
+                .tags(key, value)
+                .send()
+                .await
+                .expect("Lambda TagResource");
+        }
+        Kind::Queue => {
+            aws_sdk_sqs::Client::new(config)
+                .tag_queue()
+                .queue_url(id)
+                .tags(key, value)
+                .send()
+                .await
+                .expect("TagQueue");
+        }
+        Kind::Key => {
+            let t = aws_sdk_kms::types::Tag::builder()
+                .tag_key(key)
+                .tag_value(value)
+                .build()
+                .expect("tag");
+            aws_sdk_kms::Client::new(config)
+                .tag_resource()
+                .key_id(id)
+                .tags(t)
+                .send()
+                .await
+                .expect("KMS TagResource");
+        }
+    }
+}
+
 /// Sets a dotted path (with `name[0]` for the first element of a list) inside an event's record.
 fn set(event: &mut Value, path: &str, value: Value) {
     let mut at = guardrail_tests::events::detail(event);
@@ -470,6 +608,8 @@ fn set(event: &mut Value, path: &str, value: Value) {
     *at = value;
 }
 
+/// Created with `environment=...` (a misspelling IAM conditions would match as `Environment`):
+/// the canonical key is written and the misspelled one removed, through each service's API.
 #[tokio::test]
 async fn every_resource_type_gets_its_tags_fixed_through_its_own_api() {
     let world = World::start().await;
@@ -478,11 +618,17 @@ async fn every_resource_type_gets_its_tags_fixed_through_its_own_api() {
     let pipeline = world.pipeline(Function::TagEnforcer, Policy::builtin().expect("policy"));
     let owner = format!("arn:aws:sts::{account}:assumed-role/agent-runner/run-7f3a");
     let mut failures = Vec::new();
+    let mut renamed = Vec::new();
     for kind in KINDS {
         let (id, fields) = create(kind, &member, &account).await;
         let mut event = fresh(load(&format!("tag-enforcer/{}.json", kind.file())), &account);
         for (path, value) in fields {
             set(&mut event, path, value);
+        }
+        let misspelled = misspell(kind, &mut event);
+        if let Some(value) = &misspelled {
+            tag(kind, &member, &id, "environment", value).await;
+            renamed.push(kind);
         }
         let report = pipeline.handle(event, &invocation()).await;
         if !matches!(outcomes(&report)[..], [Outcome::Applied { .. }]) {
@@ -490,11 +636,19 @@ async fn every_resource_type_gets_its_tags_fixed_through_its_own_api() {
             continue;
         }
         let found = tags(kind, &member, &id).await;
-        if found.get("Environment").map(String::as_str) != Some("dev") || found.get("Owner") != Some(&owner) {
+        if found.get("Environment").map(String::as_str) != Some("dev")
+            || found.get("Owner") != Some(&owner)
+            || found.contains_key("environment")
+        {
             failures.push(format!("{kind:?}: tags {found:?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        renamed.len(),
+        KINDS.len() - 2,
+        "all but the bucket and CreateSnapshots: {renamed:?}"
+    );
     // One alert per event.
     assert_eq!(world.alerts().await.len(), KINDS.len());
 }

@@ -253,12 +253,12 @@ async fn in_enforce_mode_a_misnamed_instance_is_stopped() {
 }
 
 #[tokio::test]
-async fn in_enforce_mode_a_misnamed_role_is_isolated_through_the_quarantine_path() {
+async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarantine_path() {
     let world = World::start().await;
     let account = world.org.account("agents").to_string();
     let member = world.emulator.config_as(&account).await;
     let naming = policy(with_section(
-        "[naming.resources]\n\"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"",
+        "[naming.resources]\n\"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"\n\"iam:user\" = \"^{env}-[a-z0-9-]{3,48}$\"",
     ));
     let p = world.pipeline(Function::TagEnforcer, naming);
     let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
@@ -326,6 +326,28 @@ async fn in_enforce_mode_a_misnamed_role_is_isolated_through_the_quarantine_path
             .iter()
             .any(|t| t.key == "Environment" && t.value == "prod")
     );
+
+    // A user: the same deny, through the user's own inline policy.
+    let iam = aws_sdk_iam::Client::new(&member);
+    iam.create_user().user_name("ci-bot").send().await.expect("CreateUser");
+    let mut event = fresh(load("tag-enforcer/create-user.json"), &account);
+    event["detail"]["responseElements"]["user"]["arn"] = json!(format!("arn:aws:iam::{account}:user/ci-bot"));
+    let report = p.handle(event, &invocation()).await;
+    let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
+        panic!("{report:?}")
+    };
+    assert!(
+        actions.iter().any(|a| a.starts_with("isolate user ci-bot")),
+        "{actions:?}"
+    );
+    let policies = iam
+        .list_user_policies()
+        .user_name("ci-bot")
+        .send()
+        .await
+        .expect("ListUserPolicies");
+    assert_eq!(policies.policy_names(), ["guardrail-quarantine"]);
+    assert!(world.item(&format!("quarantine#{account}#user#ci-bot")).await.is_some());
 }
 
 #[tokio::test]

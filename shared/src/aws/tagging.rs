@@ -1,5 +1,6 @@
 //! Writing tags: each resource type's own tagging call, or the Resource Groups Tagging API.
-//! Tags are set first, then misspelled keys removed, so a rename never loses the value.
+//! Tags are set first, then misspelled keys removed, so a rename never loses the value; a key
+//! that differs from a set one only in case goes first, because IAM treats such keys as one.
 
 use std::collections::HashMap;
 
@@ -26,11 +27,20 @@ pub(crate) async fn apply(
     if resources.is_empty() {
         return Ok(());
     }
+    // Tagging `Environment` replaces `environment` on IAM users, roles and policies; removing
+    // `environment` afterwards would remove the new tag too.
+    let (same_key, other_keys): (Vec<String>, Vec<String>) = remove
+        .iter()
+        .cloned()
+        .partition(|k| set.iter().any(|t| t.key.eq_ignore_ascii_case(k)));
+    if !same_key.is_empty() {
+        untag(config, api, &resources, &same_key).await?;
+    }
     if !set.is_empty() {
         tag(config, api, &resources, set).await?;
     }
-    if !remove.is_empty() {
-        untag(config, api, &resources, remove).await?;
+    if !other_keys.is_empty() {
+        untag(config, api, &resources, &other_keys).await?;
     }
     Ok(())
 }
