@@ -181,9 +181,34 @@ impl Policy {
         self.environments.iter().find(|e| e.name == name)
     }
 
-    /// Whether the ARN is one of Guardrail's own principals (its events are ignored).
+    /// Whether the ARN is one of Guardrail's own principals (its events are ignored): those
+    /// `principals.guardrail` lists, and always the roles Guardrail runs as, so that no policy
+    /// can make it react to its own writes.
     pub fn is_guardrail(&self, arn: &str) -> bool {
-        self.guardrail_principals.iter().any(|p| p.matches(arn))
+        self.guardrail_principals.iter().any(|p| p.matches(arn)) || self.is_own_role(arn)
+    }
+
+    /// Each function's member role (`roles.member`) and execution role
+    /// (`guardrail-<function>-lambda`, named so by `infra/template.yaml`) in any account, and the
+    /// management and Organizations roles.
+    fn is_own_role(&self, arn: &str) -> bool {
+        if [&self.baseline.management_role, &self.organizations_role]
+            .into_iter()
+            .flatten()
+            .any(|role| role == arn)
+        {
+            return true;
+        }
+        let Some((prefix, path_and_name)) = arn.split_once(":role/") else {
+            return false;
+        };
+        if !prefix.starts_with("arn:") || !prefix.contains(":iam::") {
+            return false;
+        }
+        let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
+        crate::rules::Function::ALL.iter().any(|f| {
+            name == self.member_role.replace("{function}", f.name()) || name == format!("guardrail-{}-lambda", f.name())
+        })
     }
 
     /// Whether the tag rules leave this principal's resources alone.
@@ -241,6 +266,32 @@ mod tests {
             p.member_role_arn("aws", "111122223333", "tag-enforcer"),
             "arn:aws:iam::111122223333:role/guardrail-tag-enforcer"
         );
+    }
+
+    #[test]
+    fn guardrails_own_roles_are_recognised_whatever_principals_guardrail_lists() {
+        let text = format!(
+            "{MINIMAL}[roles]\nmember = \"sec-{{function}}\"\n[baseline]\nmanagement_role = \"arn:aws:iam::999988887777:role/org-writer\"\n"
+        );
+        let p = Policy::from_toml(&text, "p.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.guardrail_principals.is_empty());
+        for own in [
+            "arn:aws:iam::111122223333:role/sec-tag-enforcer",
+            "arn:aws:iam::111122223333:role/ops/sec-agent-quarantine",
+            "arn:aws:iam::444455556666:role/guardrail-account-baseline-lambda",
+            "arn:aws:iam::999988887777:role/org-writer",
+        ] {
+            assert!(p.is_guardrail(own) && p.is_protected(own), "{own}");
+        }
+        for other in [
+            "arn:aws:iam::111122223333:role/sec-tag-enforcer-x",
+            "arn:aws:iam::111122223333:role/guardrail-tag-enforcer",
+            "arn:aws:iam::111122223333:user/sec-tag-enforcer",
+            "arn:aws:sts::111122223333:assumed-role/agent/sec-tag-enforcer",
+            "arn:aws:iam::111122223333:role/org-writer",
+        ] {
+            assert!(!p.is_guardrail(other), "{other}");
+        }
     }
 
     #[test]
