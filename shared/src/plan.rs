@@ -61,6 +61,8 @@ pub enum Ignored {
     AlreadyQuarantined { principal: String, response: String },
     /// The alarm is not in the `ALARM` state.
     AlarmNotFiring { state: String },
+    /// The resource is a principal the policy protects, which Guardrail never modifies.
+    Protected { principal: String },
 }
 
 impl fmt::Display for Ignored {
@@ -72,6 +74,12 @@ impl fmt::Display for Ignored {
             Ignored::DryRun => write!(f, "it was a dry run, which creates nothing"),
             Ignored::SelfCaused { principal } => {
                 write!(f, "Guardrail's own role {principal} made the call")
+            }
+            Ignored::Protected { principal } => {
+                write!(
+                    f,
+                    "{principal} is a protected principal, which Guardrail leaves as it is"
+                )
             }
             Ignored::NotHandled { event } => write!(f, "this function has no rule for {event}"),
             Ignored::UnmanagedAccount { account, ou: Some(ou) } => {

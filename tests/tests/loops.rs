@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 /// Calls that change nothing, so CloudTrail's event for them is no one's trigger.
 fn is_read(action: &str) -> bool {
-    ["Get", "List", "Describe", "Head"].iter().any(|p| action.starts_with(p))
+    ["Get", "List", "Describe", "Head"]
+        .iter()
+        .any(|p| action.starts_with(p))
 }
 
 /// The identity CloudTrail records for a caller in the emulator's log, as deployed: an
@@ -117,7 +119,13 @@ async fn every_write_guardrail_makes_comes_back_ignored_and_writes_nothing() {
     agent_role(&in_agents, "agent-runner", "/agents/", &[("Environment", "agents")]).await;
     events.push((
         Function::AgentQuarantine,
-        finding(&agents, "AssumedRole", "agent-runner", "Backdoor:IAMUser/AnomalousBehavior", 8.0),
+        finding(
+            &agents,
+            "AssumedRole",
+            "agent-runner",
+            "Backdoor:IAMUser/AnomalousBehavior",
+            8.0,
+        ),
     ));
     let account = create_account(&world.config, "dev-payments").await;
     furnish_default_vpc(&world.emulator.config_as(&account).await).await;
@@ -183,10 +191,18 @@ async fn every_write_guardrail_makes_comes_back_ignored_and_writes_nothing() {
         .emulator
         .calls_since(mark)
         .into_iter()
-        .filter(|c| c.split(' ').next().and_then(|c| c.split_once('.')).is_some_and(|(_, a)| !is_read(a)))
+        .filter(|c| {
+            c.split(' ')
+                .next()
+                .and_then(|c| c.split_once('.'))
+                .is_some_and(|(_, a)| !is_read(a))
+        })
         .collect();
     assert_eq!(after, Vec::<String>::new(), "writes caused by Guardrail's own events");
-    assert!(world.alerts().await.len() == 3, "one alert per piece of work, none from the echoes");
+    assert!(
+        world.alerts().await.len() == 3,
+        "one alert per piece of work, none from the echoes"
+    );
     // Calls by the member, execution and management roles are recognised as Guardrail's own;
     // those through the organization's bootstrap role are not, and are ignored by the rules.
     let own = answers.iter().filter(|r| r.starts_with("Guardrail's own role")).count();

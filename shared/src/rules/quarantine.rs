@@ -1168,4 +1168,135 @@ mod tests {
             "a reason is required"
         );
     }
+
+    /// A principal that must never be contained, and the policy that makes it so.
+    #[derive(Clone, Debug)]
+    enum Untouchable {
+        /// Matches the one pattern in `principals.protected`.
+        Listed {
+            prefix: String,
+            suffix: String,
+        },
+        /// One of Guardrail's roles, with the member roles renamed by `roles.member`.
+        Own {
+            prefix: String,
+            function: usize,
+            execution: bool,
+        },
+        OrganizationAccess,
+        ServiceLinked {
+            service: String,
+        },
+        InManagementAccount {
+            name: String,
+        },
+    }
+
+    fn untouchable() -> impl proptest::strategy::Strategy<Value = Untouchable> {
+        use proptest::prelude::*;
+        prop_oneof![
+            ("[a-z]{3,8}", "[a-z0-9-]{0,12}").prop_map(|(prefix, suffix)| Untouchable::Listed { prefix, suffix }),
+            ("[a-z]{2,8}", 0..3usize, any::<bool>()).prop_map(|(prefix, function, execution)| Untouchable::Own {
+                prefix,
+                function,
+                execution
+            }),
+            Just(Untouchable::OrganizationAccess),
+            "[a-z]{3,12}".prop_map(|service| Untouchable::ServiceLinked { service }),
+            "agent-[a-z0-9]{1,12}".prop_map(|name| Untouchable::InManagementAccount { name }),
+        ]
+    }
+
+    /// The built-in policy with only `pattern` protected, Guardrail's member roles named
+    /// `<member>-{function}`, and no principals.guardrail: what remains is the code's own word.
+    fn policy_protecting(pattern: &str, member: &str) -> Policy {
+        let text = crate::policy::BUILTIN_POLICY
+            .replace("guardrail = [\"arn:aws:iam::*:role/guardrail-*\"]", "")
+            .replace(
+                "member = \"guardrail-{function}\"",
+                &format!("member = \"{member}-{{function}}\""),
+            );
+        let start = text.find("protected = [\n").expect("protected list");
+        let end = start + text[start..].find("]\n").expect("end of list") + 2;
+        let text = format!("{}protected = [\"{pattern}\"]\n{}", &text[..start], &text[end..]);
+        Policy::from_toml(&text, "test").expect("policy")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the finding, its severity or the policy's table, a protected principal or one
+        /// of Guardrail's own is never contained: the plan only says why.
+        #[test]
+        fn protected_principals_are_never_contained(
+            who in untouchable(),
+            finding_type in proptest::sample::select(vec![
+                "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS".to_string(),
+                "Backdoor:IAMUser/AnomalousBehavior".to_string(),
+                "PrivilegeEscalation:IAMUser/AnomalousBehavior".to_string(),
+                "Recon:IAMUser/MaliciousIPCaller".to_string(),
+            ]),
+            severity in 0.0f64..10.0,
+            by_alarm in proptest::prelude::any::<bool>(),
+        ) {
+            let functions = ["tag-enforcer", "agent-quarantine", "account-baseline"];
+            let (pattern, member, mut facts) = match &who {
+                Untouchable::Listed { prefix, suffix } => (
+                    format!("arn:aws:iam::*:role/*{prefix}*"),
+                    "guardrail".to_string(),
+                    role(&format!("{prefix}{suffix}"), "/agents/", "agents"),
+                ),
+                Untouchable::Own { prefix, function, execution } => {
+                    let name = if *execution {
+                        format!("guardrail-{}-lambda", functions[*function])
+                    } else {
+                        format!("{prefix}-{}", functions[*function])
+                    };
+                    ("arn:aws:iam::*:role/none".into(), prefix.clone(), role(&name, "/agents/", "agents"))
+                }
+                Untouchable::OrganizationAccess => (
+                    "arn:aws:iam::*:role/none".into(),
+                    "guardrail".into(),
+                    role(ORGANIZATION_ACCESS_ROLE, "/", "agents"),
+                ),
+                Untouchable::ServiceLinked { service } => (
+                    "arn:aws:iam::*:role/none".into(),
+                    "guardrail".into(),
+                    role(
+                        &format!("AWSServiceRoleFor{service}"),
+                        &format!("/aws-service-role/{service}.amazonaws.com/"),
+                        "agents",
+                    ),
+                ),
+                Untouchable::InManagementAccount { name } => {
+                    let mut f = role(name, "/agents/", "agents");
+                    f.management_account = Some(f.principal.account.clone());
+                    ("arn:aws:iam::*:role/none".into(), "guardrail".into(), f)
+                }
+            };
+            let policy = policy_protecting(&pattern, &member);
+            let name = facts.principal.name.clone();
+            if let Some(state) = facts.state.as_mut() {
+                state.tags.push(Tag::new("guardrail:agent", "true"));
+            }
+            let event = if by_alarm {
+                event(ALARM, |_| {})
+            } else {
+                event(EXFILTRATION, |v| {
+                    v["detail"]["type"] = json!(finding_type);
+                    v["detail"]["severity"] = json!(severity);
+                    v["detail"]["resource"]["accessKeyDetails"]["userName"] = json!(name);
+                })
+            };
+            let suspect = Suspect { principal: Some(facts), ..Suspect::default() };
+            match decide(&event, &suspect, &policy) {
+                Ok(Decision::Act { plan }) => proptest::prop_assert!(
+                    plan.actions.is_empty(),
+                    "{who:?} would be touched: {:?}",
+                    plan.actions
+                ),
+                Ok(Decision::Ignore { .. }) | Err(_) => {}
+            }
+        }
+    }
 }

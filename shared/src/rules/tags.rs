@@ -43,6 +43,25 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The ARN of the role or user `id` when the policy protects it: protected principals are
+    /// never modified, tags included (an Environment tag on a break-glass role is someone's
+    /// deliberate choice, and Guardrail's own roles are the StackSet's).
+    fn protected_principal(&self, api: TagApi, id: &str) -> Option<String> {
+        let kind = match api {
+            TagApi::IamRole => "role",
+            TagApi::IamUser => "user",
+            _ => return None,
+        };
+        // A creation event gives the ARN with its path; otherwise the name is all there is.
+        let arn = self
+            .created_principal
+            .as_ref()
+            .map(|p| p.arn.clone())
+            .filter(|arn| arn.rsplit('/').next() == Some(id))
+            .unwrap_or_else(|| format!("arn:{}:iam::{}:{kind}/{id}", self.region.partition(), self.account));
+        self.policy.is_protected(&arn).then_some(arn)
+    }
+
     /// A value Guardrail can put on a resource that lacks the key.
     fn derived(&self, key: &str) -> Option<String> {
         match key {
@@ -155,6 +174,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
     let mut containment = Vec::new();
     let mut notes = Vec::new();
     let mut checked = 0;
+    let mut untouched = Vec::new();
     let mut nouns: Vec<(&str, usize)> = Vec::new();
     for rt in resources::for_event(&call.event_source, &call.event_name) {
         let created = resources::created(rt, call)?;
@@ -164,6 +184,10 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
         nouns.push((rt.noun, created.len()));
         for resource in &created {
             checked += 1;
+            if let Some(arn) = cx.protected_principal(rt.api, &resource.id) {
+                untouched.push(arn);
+                continue;
+            }
             let mut changes = Changes::default();
             tag_changes(&cx, &resource.id, &resource.tags, &mut changes, &mut violations);
             naming(
@@ -186,7 +210,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
     }
     if violations.is_empty() {
         return Ok(Decision::Ignore {
-            reason: Ignored::Compliant { checked },
+            reason: left_alone(untouched).unwrap_or(Ignored::Compliant { checked }),
         });
     }
     // "1 EC2 instance and 2 related resource(s)": the first kind, and a count of the others.
@@ -209,7 +233,20 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
         plan.actions.extend(containment);
     }
     plan.notes.extend(notes);
+    plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
     Ok(Decision::Act { plan: Box::new(plan) })
+}
+
+fn protected_note(arn: &str) -> String {
+    format!("{arn} is a protected principal: left as it is")
+}
+
+/// Why an event changes nothing when each resource it names is a protected principal.
+fn left_alone(untouched: Vec<String>) -> Option<Ignored> {
+    untouched
+        .into_iter()
+        .next()
+        .map(|principal| Ignored::Protected { principal })
 }
 
 /// Plans the revert of a tag change made after creation.
@@ -227,7 +264,12 @@ pub fn plan_change(
     let who = call.principal.describe();
     let mut violations = Vec::new();
     let mut groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group> = BTreeMap::new();
+    let mut untouched = Vec::new();
     for resource in &changed.resources {
+        if let Some(arn) = cx.protected_principal(change.api, resource) {
+            untouched.push(arn);
+            continue;
+        }
         let mut changes = Changes::default();
         for tag in &changed.set {
             let key = cx.policy.tags.canonical(&tag.key).unwrap_or(&tag.key);
@@ -286,9 +328,9 @@ pub fn plan_change(
     }
     if violations.is_empty() {
         return Ok(Decision::Ignore {
-            reason: Ignored::Compliant {
+            reason: left_alone(untouched).unwrap_or(Ignored::Compliant {
                 checked: changed.resources.len(),
-            },
+            }),
         });
     }
     let n = changed.resources.len();
@@ -296,6 +338,7 @@ pub fn plan_change(
     let mut plan = finish(&cx, call, subject, violations, groups);
     // Drift on a protected tag is someone working around a control.
     plan.severity = Severity::High;
+    plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
     Ok(Decision::Act { plan: Box::new(plan) })
 }
 
@@ -718,6 +761,56 @@ mod tests {
             Decision::Act { plan } => *plan,
             Decision::Ignore { reason } => panic!("{reason}"),
         }
+    }
+
+    /// A sample with its role renamed everywhere it is named.
+    fn for_role(sample: &str, name: &str) -> CloudTrailEvent {
+        let mut v: serde_json::Value = serde_json::from_str(sample).expect("JSON");
+        let d = &mut v["detail"];
+        let account = d["recipientAccountId"].as_str().unwrap_or_default().to_string();
+        d["requestParameters"]["roleName"] = name.into();
+        if d["responseElements"]["role"].is_object() {
+            d["responseElements"]["role"]["roleName"] = name.into();
+            d["responseElements"]["role"]["arn"] = format!("arn:aws:iam::{account}:role/{name}").into();
+        }
+        call(&v.to_string())
+    }
+
+    #[test]
+    fn protected_principals_are_neither_tagged_nor_reverted() {
+        let policy = Policy::builtin().expect("policy");
+        let created = include_str!("../../../events/tag-enforcer/create-role.json");
+        let untagged = include_str!("../../../events/tag-enforcer/untag-role.json");
+        for name in [
+            "break-glass-oncall",
+            "guardrail-tag-enforcer",
+            "OrganizationAccountAccessRole",
+        ] {
+            for sample in [created, untagged] {
+                let c = for_role(sample, name);
+                let place = dev(c.account.as_ref().map(AccountId::as_str).unwrap_or_default());
+                let decision = match c.event_name.as_str() {
+                    "CreateRole" => plan_created(&c, &place, &policy),
+                    _ => {
+                        let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
+                        plan_change(&c, change, &place, &policy)
+                    }
+                };
+                assert!(
+                    matches!(&decision, Ok(Decision::Ignore { reason: Ignored::Protected { principal } }) if principal.ends_with(&format!("role/{name}"))),
+                    "{name} {}: {decision:?}",
+                    c.event_name
+                );
+            }
+        }
+        // Anyone else's role is fixed as usual.
+        let c = for_role(created, "build-helper");
+        let place = dev(c.account.as_ref().map(AccountId::as_str).unwrap_or_default());
+        assert!(
+            !plan_of(plan_created(&c, &place, &policy).expect("decision"))
+                .actions
+                .is_empty()
+        );
     }
 
     #[test]
