@@ -14,6 +14,10 @@ use crate::ids::clip;
 use crate::plan::Plan;
 use crate::rules::Function;
 
+/// The most an alert's JSON may take: an SNS message is at most 256 KB and carries the alert
+/// seven times (text and JSON per protocol, the JSON escaped once more).
+const MAX_ALERT_JSON: usize = 24 * 1024;
+
 /// SNS caps subjects at 100 characters.
 pub const MAX_SUBJECT: usize = 100;
 
@@ -123,6 +127,7 @@ impl Alert {
             event_id: event.id().map(str::to_string),
             time,
         }
+        .fit()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -167,6 +172,56 @@ impl Alert {
             event_id: event_id.map(str::to_string),
             time,
         }
+        .fit()
+    }
+
+    /// Cuts the alert down until its JSON takes at most [`MAX_ALERT_JSON`] bytes: the longest
+    /// text loses half, or, when every text is short, the longest list keeps half its lines and
+    /// says how many it dropped. Event fields are the attacker's: an alert must still be sent.
+    fn fit(mut self) -> Self {
+        while serde_json::to_vec(&self).map_or(0, |v| v.len()) > MAX_ALERT_JSON {
+            let mut texts: Vec<&mut String> = [&mut self.title, &mut self.happened]
+                .into_iter()
+                .chain(self.cause.as_mut())
+                .chain(self.event_id.as_mut())
+                .chain(
+                    [
+                        &mut self.resources,
+                        &mut self.why,
+                        &mut self.done,
+                        &mut self.in_place,
+                        &mut self.undo,
+                        &mut self.notes,
+                    ]
+                    .into_iter()
+                    .flat_map(|l| l.iter_mut()),
+                )
+                .collect();
+            texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
+            match texts.into_iter().next() {
+                Some(longest) if longest.chars().count() > 80 => {
+                    let keep = longest.chars().count() / 2;
+                    *longest = clip(longest, keep);
+                }
+                _ => {
+                    let lists = [
+                        &mut self.resources,
+                        &mut self.why,
+                        &mut self.done,
+                        &mut self.in_place,
+                        &mut self.undo,
+                        &mut self.notes,
+                    ];
+                    let Some(list) = lists.into_iter().max_by_key(|l| l.len()).filter(|l| l.len() > 2) else {
+                        break;
+                    };
+                    let dropped = list.len() - list.len() / 2;
+                    list.truncate(list.len() / 2);
+                    list.push(format!("… and {dropped} more, left out to fit the alert"));
+                }
+            }
+        }
+        self
     }
 
     /// `Guardrail HIGH 111122223333 dev: tagged 1 EC2 instance created by RunInstances`, cut to
@@ -321,6 +376,22 @@ mod tests {
             event_id: Some("e".into()),
             time: DateTime::default(),
         }
+    }
+
+    #[test]
+    fn a_hostile_event_still_gets_an_alert_sns_accepts() {
+        let mut a = alert(&"t".repeat(300_000));
+        a.resources = (0..20_000).map(|i| format!("i-{i:017x}")).collect();
+        a.why = vec!["w".repeat(100_000); 3];
+        let a = a.fit();
+        assert!(serde_json::to_vec(&a).map_or(0, |v| v.len()) <= MAX_ALERT_JSON);
+        assert!(a.sns_message().len() <= 256 * 1024, "{}", a.sns_message().len());
+        assert!(
+            a.resources.last().is_some_and(|r| r.contains("more, left out")),
+            "{:?}",
+            a.resources.last()
+        );
+        assert!(a.title.starts_with("ttt") && a.title.ends_with('…'));
     }
 
     #[test]

@@ -266,7 +266,38 @@ pub fn decode_value(value: Value) -> Vec<Decoded> {
     if out.is_empty() {
         out.push(Err(Rejection::EmptyBatch));
     }
-    out
+    out.into_iter().map(|d| d.and_then(bounded_keys)).collect()
+}
+
+/// The longest event id accepted: CloudTrail and EventBridge ids are UUIDs, GuardDuty's 32 hex
+/// digits.
+const MAX_ID: usize = 128;
+/// The longest alarm ARN accepted (alarm names are at most 255 characters).
+const MAX_ALARM_ARN: usize = 512;
+
+/// An event whose id or alarm ARN could not be a replay key (DynamoDB keys are at most 2 KB,
+/// and an id goes into every alert) is malformed.
+fn bounded_keys(event: Event) -> Decoded {
+    if let Some(id) = event.id()
+        && (id.is_empty()
+            || id.len() > MAX_ID
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    {
+        return Err(Rejection::MalformedRecord {
+            detail: format!("event id {:?} is not an event id", crate::ids::clip(id, 70)),
+        });
+    }
+    if let Event::Alarm(a) = &event
+        && a.arn.len() > MAX_ALARM_ARN
+    {
+        return Err(Rejection::MalformedRecord {
+            detail: format!(
+                "alarm ARN {:?} is longer than an alarm ARN can be",
+                crate::ids::clip(&a.arn, 70)
+            ),
+        });
+    }
+    Ok(event)
 }
 
 fn unwrap_into(mut v: Value, wrappers: usize, out: &mut Vec<Decoded>) {
