@@ -62,7 +62,9 @@ pub async fn handle(pipeline: &AwsPipeline, event: LambdaEvent<Value>) -> Result
         now,
         deadline,
     };
-    pipeline.handle(event.payload, &invocation).await.into_result()
+    let report = pipeline.handle(event.payload, &invocation).await;
+    crate::metrics::emit(&report, now);
+    report.into_result()
 }
 
 /// The whole life of a function: init (a bad configuration or policy fails it, loudly), then

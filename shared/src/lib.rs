@@ -14,6 +14,7 @@ pub mod facts;
 pub mod gate;
 pub mod ids;
 pub mod lambda;
+pub mod metrics;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

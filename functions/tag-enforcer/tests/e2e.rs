@@ -57,4 +57,18 @@ async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
         !logs.contains("testing") && !logs.contains("SessionToken"),
         "credentials in the log: {logs}"
     );
+    // And one embedded metric per event, counted by outcome.
+    let counted: Vec<String> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Guardrail")
+        .map(|l| {
+            format!(
+                "{}/{}",
+                l["Outcome"].as_str().unwrap_or("?"),
+                l["Reason"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(counted, ["applied/applied", "duplicate/duplicate"], "{logs}");
 }
