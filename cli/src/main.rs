@@ -5,6 +5,7 @@ mod baseline;
 mod check_policy;
 mod demo;
 mod plan;
+mod redrive;
 mod release;
 mod steps;
 
@@ -59,6 +60,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Send dead-lettered events back through the function they failed in (lambda:Invoke, so
+    /// the replay guard still decides), deleting each message once the function has dealt with
+    /// it; with progress on stderr and a summary table (or --format json).
+    ///
+    /// Exit 0 when every message was redriven, 1 when some are left in the queue, 2 when the
+    /// queue cannot be read.
+    Redrive(redrive::Args),
     /// Start a local AWS emulator, seed an organization, replay events/ through the functions and
     /// show what happened and which alerts went out.
     Demo(demo::Args),
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
         Command::CheckPolicy { policy, format } => check_policy::run(policy.as_deref(), format),
         Command::Pattern { function, policy } => pattern(&function, policy.as_deref()),
         Command::Demo(args) => demo::run(&args),
+        Command::Redrive(args) => redrive::run(&args),
     }
 }
 

@@ -112,7 +112,7 @@ const TRANSIENT_CODES: &[&str] = &[
 
 /// Turns an SDK error into [`Error::Aws`], keeping the service's code and message and telling
 /// transient failures (throttling, 5xx, timeouts, connection errors) from permanent ones.
-pub(crate) fn aws_error<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
+pub fn aws_error<E>(service: &'static str, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
