@@ -14,7 +14,7 @@ FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv
+.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv reliability
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint-infra    cfn-lint and checkov on every template in infra/"
 	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
+	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -105,3 +106,10 @@ check-policy: build
 clean-venv:
 	rm -rf $(LINT_VENV)
 	rm -rf $(VENV)
+
+# The reliability tests with their figures, written into docs/RELIABILITY.md between the markers.
+RELIABILITY_TESTS := --test at_most_once --test faults --test forged --test loops
+reliability: venv
+	cargo test --locked -p guardrail-tests $(RELIABILITY_TESTS) -- --nocapture --test-threads 1 2>&1 \
+		| tee $(CARGO_TARGET_DIR)/reliability.log | grep -E '(^test |figure: )'
+	python3 tests/figures.py docs/RELIABILITY.md < $(CARGO_TARGET_DIR)/reliability.log

@@ -322,6 +322,9 @@ impl Alert {
             ("environment", or_none(&self.environment)),
             ("rule", self.rule.clone()),
             ("action", self.action.clone()),
+            // Alerts are delivered at least once (a publish whose answer is lost is sent again):
+            // subscribers deduplicate on this.
+            ("event_id", or_none(&self.event_id)),
         ]
     }
 }

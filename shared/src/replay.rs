@@ -120,11 +120,18 @@ impl Record {
             }
     }
 
-    /// The answer to a claim that this record refuses.
-    pub fn refusal(&self) -> Claim {
+    /// The answer to a claim by `owner` that this record does not let through. A claim the
+    /// same owner already holds is its own: the answer to its first try was lost and the SDK
+    /// tried again, or Lambda retries the same request after the holder died. It carries on.
+    pub fn refusal(&self, owner: &str) -> Claim {
         match self.state {
             State::Completed => Claim::Completed {
                 summary: self.summary.clone().unwrap_or_default(),
+            },
+            State::InProgress if self.owner == owner => Claim::Claimed {
+                attempt: self.attempts,
+                done: self.done.clone(),
+                failure_alerted: self.failure_alerted,
             },
             _ => Claim::InProgress {
                 lease_until: self.lease_until.unwrap_or_default(),
@@ -164,7 +171,7 @@ impl ReplayStore for MemoryReplayStore {
         let mut records = self.lock();
         let previous = records.get(req.key);
         if let Some(p) = previous.filter(|p| !p.claimable(req.now)) {
-            return Ok(p.refusal());
+            return Ok(p.refusal(req.owner));
         }
         let (attempts, done, failure_alerted) = previous
             .map(|p| (p.attempts, p.done.clone(), p.failure_alerted))

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod emulator;
 pub mod events;
+pub mod faults;
 pub mod infra;
 pub mod lambda;
 pub mod world;

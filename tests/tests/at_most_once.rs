@@ -104,5 +104,7 @@ async fn each_event_delivered_ten_times_at_once_acts_once_and_alerts_once() {
             Some("Completed")
         );
     }
-    println!("{EVENTS} events x {DELIVERIES} deliveries: {totals:?}, {per_event} tag write(s) per event");
+    println!(
+        "figure: at most once: {EVENTS} events x {DELIVERIES} deliveries: {totals:?}, {per_event} tag write(s) per event"
+    );
 }

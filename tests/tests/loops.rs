@@ -208,7 +208,7 @@ async fn every_write_guardrail_makes_comes_back_ignored_and_writes_nothing() {
     let own = answers.iter().filter(|r| r.starts_with("Guardrail's own role")).count();
     assert!(own * 2 > answers.len(), "{answers:#?}");
     println!(
-        "{} writes echoed to {} functions: {own} ignored as Guardrail's own, {} by the rules",
+        "figure: no loops: {} writes echoed to {} functions: {own} ignored as Guardrail's own, {} by the rules",
         writes.len(),
         pipelines.len(),
         answers.len() - own

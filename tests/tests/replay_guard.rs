@@ -79,6 +79,19 @@ async fn conformance(store: &impl ReplayStore) {
     assert!(!store.complete("c", "one", "late", &[]).await.expect("complete"));
     assert!(store.complete("c", "two", "done", &[]).await.expect("complete"));
 
+    // The holder's own claim again (its first answer was lost, or Lambda retries the same
+    // request after the holder died) carries on where it was, and counts no new attempt.
+    store.claim(&request("e", "one", t0)).await.expect("claim");
+    assert!(store.progress("e", "one", &done(&["x"])).await.expect("progress"));
+    assert_eq!(
+        store.claim(&request("e", "one", t0)).await.expect("claim"),
+        claimed(1, &["x"], false)
+    );
+    assert!(matches!(
+        store.claim(&request("e", "two", t0)).await.expect("claim"),
+        Claim::InProgress { .. }
+    ));
+
     // A record past its expiry (DynamoDB deletes lazily) no longer blocks.
     let mut brief = request("d", "one", t0);
     brief.expires_at = t0 + Duration::seconds(2);

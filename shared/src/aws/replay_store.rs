@@ -138,7 +138,7 @@ impl ReplayStore for DynamoReplayStore {
             }
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(c)) => match c.item() {
-                    Some(item) => Ok(parse(item)?.refusal()),
+                    Some(item) => Ok(parse(item)?.refusal(req.owner)),
                     None => Err(Error::Corrupt {
                         what: "replay record",
                         detail: "refused claim returned no record".into(),
