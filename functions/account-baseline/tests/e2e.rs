@@ -49,4 +49,12 @@ async fn account_baseline_binary_baselines_a_new_account_once() {
         "a replay does nothing: {again}"
     );
     assert!(world.alerts().await.is_empty());
+
+    // The log holds no credentials: not the emulator's key, not the sessions the baseline
+    // assumed through the management role (temporary keys start ASIA), no session token.
+    let logs = function.logs();
+    assert!(
+        !logs.contains("testing") && !logs.contains("ASIA") && !logs.contains("SessionToken"),
+        "credentials in the log: {logs}"
+    );
 }
