@@ -110,6 +110,7 @@ clean-venv:
 # The reliability tests with their figures, written into docs/RELIABILITY.md between the markers.
 RELIABILITY_TESTS := --test at_most_once --test faults --test forged --test loops
 reliability: venv
-	cargo test --locked -p guardrail-tests $(RELIABILITY_TESTS) -- --nocapture --test-threads 1 2>&1 \
+	{ cargo test --locked -p guardrail-tests $(RELIABILITY_TESTS) -- --nocapture --test-threads 1 && \
+	  cargo test --locked -p account-baseline --test crash -- --nocapture; } 2>&1 \
 		| tee $(CARGO_TARGET_DIR)/reliability.log | grep -E '(^test |figure: )'
 	python3 tests/figures.py docs/RELIABILITY.md < $(CARGO_TARGET_DIR)/reliability.log

@@ -44,6 +44,9 @@ struct State {
     /// xorshift64 state: the same seed makes the same faults.
     rng: u64,
     tally: Tally,
+    /// Requests naming this action are never answered nor forwarded.
+    hold: Option<String>,
+    held: usize,
 }
 
 /// A running proxy; dropping it stops accepting connections.
@@ -56,20 +59,37 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:port`) faulting `rate` of the requests.
     pub async fn start(upstream: &str, rate: f64, seed: u64) -> FaultProxy {
+        Self::spawn(upstream, rate, seed, None).await
+    }
+
+    /// A proxy that forwards everything except requests for `action`, which it holds without
+    /// answer: the caller waits there, to be killed mid-event.
+    pub async fn holding(upstream: &str, action: &str) -> FaultProxy {
+        Self::spawn(upstream, 0.0, 1, Some(action.to_string())).await
+    }
+
+    /// How many requests are being held.
+    pub fn held(&self) -> usize {
+        self.state.lock().map(|s| s.held).unwrap_or(0)
+    }
+
+    async fn spawn(upstream: &str, rate: f64, seed: u64, hold: Option<String>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let port = listener.local_addr().expect("address").port();
         let upstream = upstream.trim_start_matches("http://").to_string();
         let state = Arc::new(Mutex::new(State {
             rng: seed.max(1),
             tally: Tally::default(),
+            hold,
+            held: 0,
         }));
         let shared = state.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let fault = shared.lock().map(|mut s| s.decide(rate)).unwrap_or(None);
-                let upstream = upstream.clone();
+                let (upstream, shared) = (upstream.clone(), shared.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, fault).await;
+                    let _ = serve(client, &upstream, fault, &shared).await;
                 });
             }
         });
@@ -173,8 +193,32 @@ async fn forward(request: &[u8], upstream: &str) -> std::io::Result<Vec<u8>> {
     Ok(answer)
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, fault: Option<Fault>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    fault: Option<Fault>,
+    state: &Mutex<State>,
+) -> std::io::Result<()> {
     let request = read_request(&mut client).await?;
+    let text = String::from_utf8_lossy(&request);
+    let held = state
+        .lock()
+        .map(|mut s| {
+            let hit = s
+                .hold
+                .as_ref()
+                .is_some_and(|a| text.contains(&format!("Action={a}&")) || text.contains(&format!(".{a}\r\n")));
+            if hit {
+                s.held += 1;
+            }
+            hit
+        })
+        .unwrap_or(false);
+    if held {
+        // Never answered: the connection stays open until the caller gives up or dies.
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        return Ok(());
+    }
     let answer = match fault {
         None => forward(&request, upstream).await?,
         Some(Fault::Slow) => {

@@ -109,6 +109,25 @@ impl WatchedFunction {
         serde_json::from_str(stdout.trim()).map_err(|e| format!("response {stdout:?}: {e}"))
     }
 
+    /// Starts an invocation without waiting for it (the test kills the function meanwhile).
+    pub fn invoke_detached(&self, event: &Value) -> Child {
+        let file = std::env::temp_dir().join(format!(
+            "guardrail-event-{}-{}.json",
+            self.port,
+            crate::emulator::unique()
+        ));
+        std::fs::write(&file, event.to_string()).expect("write event");
+        Command::new(cargo_lambda())
+            .args(["lambda", "invoke", SERVED_NAME, "--data-file"])
+            .arg(&file)
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string()])
+            .current_dir(workspace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo lambda invoke")
+    }
+
     /// What the watcher and the function have logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
