@@ -14,7 +14,7 @@ FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv reliability
+.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv reliability bench bench-quick
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
@@ -24,6 +24,7 @@ help:
 	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
 	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
+	@echo "make bench         decode + gate + plan per event against the JSON parsing floor (criterion)"
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +56,14 @@ test: venv lint lint-infra
 	rm -rf $(CALL_LOG)
 	GUARDRAIL_CALL_LOG_DIR=$(CALL_LOG) cargo test --workspace --locked
 	$(CARGO_TARGET_DIR)/debug/iam-coverage $(CALL_LOG)
+	$(MAKE) --no-print-directory bench-quick
+
+# Benchmarks (release build). bench-quick runs each once in the test build, to prove it runs.
+bench:
+	cargo bench --locked -p guardrail --bench decide
+
+bench-quick:
+	cargo test --locked -p guardrail --bench decide
 
 build:
 	cargo build --workspace --locked
