@@ -1,11 +1,9 @@
 //! The CPU cost of Guardrail's decision per event, without network: decode, gate and every
 //! function's rules (offline facts) over every sample in `events/` and every JSON file of
 //! `../shared/corpus`, next to the parsing floor (`serde_json::from_slice::<Value>` of the same
-//! bytes). `make bench` runs it; `make test` runs it once as a test (`cargo test --benches`).
+//! bytes). `make bench` runs it; `make test` runs it once as a test (`make bench-quick`).
 
-use std::path::PathBuf;
-
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use guardrail::apply::Session;
 use guardrail::event::decode;
@@ -14,53 +12,14 @@ use guardrail::policy::Policy;
 use guardrail::rules::Function;
 use serde_json::Value;
 
-/// Every JSON input, its timestamps moved to now so that the gate lets it through to the rules.
-fn inputs() -> Vec<Vec<u8>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut dirs: Vec<PathBuf> = Function::ALL
-        .iter()
-        .map(|f| root.join("events").join(f.name()))
-        .collect();
-    dirs.push(root.join("../shared/corpus"));
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    let mut out = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            panic!("{} is missing", dir.display());
-        };
-        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.sort();
-        for file in files.iter().filter(|p| p.extension().is_some_and(|x| x == "json")) {
-            let Ok(mut value) = serde_json::from_slice::<Value>(&std::fs::read(file).unwrap_or_default()) else {
-                continue;
-            };
-            freshen(&mut value, &now);
-            out.push(value.to_string().into_bytes());
-        }
-    }
-    out
-}
-
-fn freshen(v: &mut Value, now: &str) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if ["time", "eventTime", "updatedAt", "createdAt", "timestamp"].contains(&k.as_str())
-                    && child.is_string()
-                {
-                    *child = Value::String(now.to_string());
-                } else {
-                    freshen(child, now);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|c| freshen(c, now)),
-        _ => {}
-    }
-}
+#[path = "../tests/support/samples.rs"]
+mod samples;
 
 fn bench(c: &mut Criterion) {
-    let inputs = inputs();
+    let inputs: Vec<Vec<u8>> = samples::fresh()
+        .into_iter()
+        .map(|(_, v)| v.to_string().into_bytes())
+        .collect();
     let bytes: usize = inputs.iter().map(Vec::len).sum();
     let policy = Policy::builtin().expect("policy");
     let facts = StaticFacts {

@@ -180,46 +180,37 @@ impl Alert {
     /// says how many it dropped. Event fields are the attacker's: an alert must still be sent.
     fn fit(mut self) -> Self {
         while serde_json::to_vec(&self).map_or(0, |v| v.len()) > MAX_ALERT_JSON {
-            let mut texts: Vec<&mut String> = [&mut self.title, &mut self.happened]
+            let Alert {
+                title,
+                happened,
+                cause,
+                event_id,
+                resources,
+                why,
+                done,
+                in_place,
+                undo,
+                notes,
+                ..
+            } = &mut self;
+            let mut lists = [resources, why, done, in_place, undo, notes];
+            let longest = [title, happened]
                 .into_iter()
-                .chain(self.cause.as_mut())
-                .chain(self.event_id.as_mut())
-                .chain(
-                    [
-                        &mut self.resources,
-                        &mut self.why,
-                        &mut self.done,
-                        &mut self.in_place,
-                        &mut self.undo,
-                        &mut self.notes,
-                    ]
-                    .into_iter()
-                    .flat_map(|l| l.iter_mut()),
-                )
-                .collect();
-            texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
-            match texts.into_iter().next() {
-                Some(longest) if longest.chars().count() > 80 => {
-                    let keep = longest.chars().count() / 2;
-                    *longest = clip(longest, keep);
-                }
-                _ => {
-                    let lists = [
-                        &mut self.resources,
-                        &mut self.why,
-                        &mut self.done,
-                        &mut self.in_place,
-                        &mut self.undo,
-                        &mut self.notes,
-                    ];
-                    let Some(list) = lists.into_iter().max_by_key(|l| l.len()).filter(|l| l.len() > 2) else {
-                        break;
-                    };
-                    let dropped = list.len() - list.len() / 2;
-                    list.truncate(list.len() / 2);
-                    list.push(format!("… and {dropped} more, left out to fit the alert"));
-                }
+                .chain(cause.as_mut())
+                .chain(event_id.as_mut())
+                .chain(lists.iter_mut().flat_map(|l| l.iter_mut()))
+                .max_by_key(|t| t.len());
+            if let Some(text) = longest.filter(|t| t.chars().count() > 80) {
+                let keep = text.chars().count() / 2;
+                *text = clip(text, keep);
+                continue;
             }
+            let Some(list) = lists.into_iter().max_by_key(|l| l.len()).filter(|l| l.len() > 2) else {
+                break;
+            };
+            let dropped = list.len() - list.len() / 2;
+            list.truncate(list.len() / 2);
+            list.push(format!("… and {dropped} more, left out to fit the alert"));
         }
         self
     }

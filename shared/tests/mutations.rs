@@ -4,7 +4,6 @@
 //! panic, ending in a decision, a named rejection or a stated error; each decision renders as an
 //! alert within SNS's limits.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use chrono::{Duration, SecondsFormat, Utc};
@@ -18,55 +17,17 @@ use guardrail::rules::Function;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-/// Every sample and corpus file that is JSON, with its timestamps moved to now so that the gate
-/// lets it through to the rules.
+#[path = "support/samples.rs"]
+mod samples;
+
+/// Every sample and corpus file that is JSON, made fresh.
 fn seeds() -> &'static Vec<(String, Value)> {
     static SEEDS: OnceLock<Vec<(String, Value)>> = OnceLock::new();
     SEEDS.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut dirs: Vec<PathBuf> = Function::ALL
-            .iter()
-            .map(|f| root.join("events").join(f.name()))
-            .collect();
-        dirs.push(root.join("../shared/corpus"));
-        let mut out = Vec::new();
-        for dir in dirs {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            for file in files {
-                let Ok(mut value) = serde_json::from_slice::<Value>(&std::fs::read(&file).expect("read")) else {
-                    continue; // the corpus's deliberately broken files are the decoder tests' job
-                };
-                freshen(&mut value);
-                out.push((file.display().to_string(), value));
-            }
-        }
+        let out = samples::fresh();
         assert!(out.len() > 60, "{} seeds", out.len());
         out
     })
-}
-
-const TIME_KEYS: [&str; 6] = ["time", "eventTime", "updatedAt", "createdAt", "timestamp", "UpdatedAt"];
-
-fn freshen(v: &mut Value) {
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if TIME_KEYS.contains(&k.as_str()) && child.is_string() {
-                    *child = json!(now);
-                } else {
-                    freshen(child);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(freshen),
-        _ => {}
-    }
 }
 
 /// One step into a JSON value.
@@ -198,19 +159,7 @@ fn replace_accounts(v: &mut Value, id: &str) {
 
 fn shift(v: &mut Value, secs: i64) {
     let at = (Utc::now() + Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Secs, true);
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if TIME_KEYS.contains(&k.as_str()) && child.is_string() {
-                    *child = json!(at);
-                } else {
-                    shift(child, secs);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|c| shift(c, secs)),
-        _ => {}
-    }
+    samples::set_times(v, &at);
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
