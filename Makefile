@@ -14,7 +14,7 @@ FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv reliability bench bench-quick
+.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
@@ -25,6 +25,7 @@ help:
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
 	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
 	@echo "make bench         decode + gate + plan per event against the JSON parsing floor (criterion)"
+	@echo "make fuzz          fuzz decode + gate + rules + alert for FUZZ_SECONDS (default 1800; cargo fuzz)"
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +58,7 @@ test: venv lint lint-infra
 	GUARDRAIL_CALL_LOG_DIR=$(CALL_LOG) cargo test --workspace --locked
 	$(CARGO_TARGET_DIR)/debug/iam-coverage $(CALL_LOG)
 	$(MAKE) --no-print-directory bench-quick
+	$(MAKE) --no-print-directory fuzz-quick
 
 # Benchmarks (release build). bench-quick runs each once in the test build, to prove it runs.
 bench:
@@ -67,6 +69,26 @@ bench-quick:
 
 build:
 	cargo build --workspace --locked
+
+# Fuzzing (nightly, cargo-fuzz). The corpus grows in the target dir, seeded from events/ and the
+# shared corpus; the dictionary is every quoted name the decoder looks for. A crash is saved in
+# fuzz/artifacts/decide/ and fails the run; replay it with `cargo +nightly fuzz run decide FILE`.
+FUZZ_SECONDS ?= 1800
+FUZZ_CORPUS := $(CARGO_TARGET_DIR)/fuzz-corpus/decide
+FUZZ_SEEDS := $(wildcard events/*/) $(wildcard ../shared/corpus/)
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
+
+fuzz: fuzz-tools
+	mkdir -p $(FUZZ_CORPUS)
+	grep -rhoE '"[A-Za-z][A-Za-z0-9_.:-]{2,40}"' shared/src/event | sort -u > $(FUZZ_CORPUS).dict
+	cargo +nightly fuzz run decide $(FUZZ_CORPUS) $(FUZZ_SEEDS) -- \
+		-dict=$(FUZZ_CORPUS).dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+# The CI-sized run: one minute.
+fuzz-quick:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
 
 # Zips land in $(CARGO_TARGET_DIR)/lambda/<function>/bootstrap.zip, where template.yaml's
 # CodeUri points (make deploy passes the path).

@@ -1,5 +1,6 @@
 //! The apply port: carry out a planned [`Action`] for an account (in the region the action names).
 
+#[cfg(feature = "aws")]
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use crate::plan::Action;
 /// for it, which live no longer than the event.
 pub struct Session {
     pub name: String,
+    #[cfg(feature = "aws")]
     pub(crate) credentials: Mutex<HashMap<String, aws_credential_types::Credentials>>,
 }
 
@@ -34,6 +36,7 @@ impl Session {
             .collect();
         Session {
             name,
+            #[cfg(feature = "aws")]
             credentials: Mutex::new(HashMap::new()),
         }
     }

@@ -63,6 +63,7 @@ impl Error {
     }
 }
 
+#[cfg(feature = "aws")]
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         lambda_runtime::Diagnostic {

@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod apply;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod event;
 pub mod facts;
 pub mod gate;
 pub mod ids;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod metrics;
 pub mod pipeline;
@@ -21,6 +23,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod replay;
 pub mod rules;
+#[cfg(feature = "aws")]
 pub mod telemetry;
 
 pub use error::{Error, Result};
