@@ -39,7 +39,7 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
         store: DynamoReplayStore::new(sdk, &config.table),
         notifier: SnsNotifier::new(sdk, &config.topic_arn),
         facts: AwsFacts {
-            directory: AwsDirectory::new(sdk, &config.table, policy.clone()),
+            directory: AwsDirectory::new(function, sdk, &config.table, policy.clone()),
             inspector: AwsInspector::new(access.clone()),
             principals: AwsPrincipals::new(access.clone()),
             table: QuarantineTable::new(sdk, &config.table),

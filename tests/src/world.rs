@@ -327,6 +327,17 @@ impl World {
         env
     }
 
+    /// Writes a raw item of the Guardrail table: string attributes only.
+    pub async fn put_item(&self, attributes: &[(&str, &str)]) {
+        let mut request = aws_sdk_dynamodb::Client::new(&self.config)
+            .put_item()
+            .table_name(&self.stack.table);
+        for (k, v) in attributes {
+            request = request.item(*k, aws_sdk_dynamodb::types::AttributeValue::S(v.to_string()));
+        }
+        request.send().await.expect("PutItem");
+    }
+
     /// Reads a raw item of the Guardrail table.
     pub async fn item(
         &self,

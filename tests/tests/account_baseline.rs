@@ -185,12 +185,15 @@ async fn a_new_account_is_baselined_completely_and_once() {
     assert!(s.s3_blocked);
     assert_eq!(s.regions, vec![baselined_region(), baselined_region()]);
 
-    // The directory now knows the account, so the tag enforcer needs no Organizations call.
-    let record = world
-        .item(&format!("account#{account}"))
-        .await
-        .expect("directory record");
-    assert_eq!(record["environment"].as_s().ok().map(String::as_str), Some("dev"));
+    // Every reader's directory now knows the account, so neither the tag enforcer nor
+    // agent-quarantine needs an Organizations call for it.
+    for reader in ["tag-enforcer", "agent-quarantine"] {
+        let record = world
+            .item(&format!("account#{reader}#{account}"))
+            .await
+            .unwrap_or_else(|| panic!("{reader}'s directory record"));
+        assert_eq!(record["environment"].as_s().ok().map(String::as_str), Some("dev"));
+    }
 
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");

@@ -112,6 +112,41 @@ async fn a_compliant_instance_costs_no_write_and_no_alert() {
 }
 
 #[tokio::test]
+async fn another_functions_directory_records_do_not_steer_the_tag_enforcer() {
+    let world = World::start().await;
+    let account = world.org.account("prod").to_string();
+    // A false placement where agent-quarantine keeps its records, and under the key every
+    // function once shared: prod made to look like dev.
+    let now = Utc::now().to_rfc3339();
+    for pk in [
+        format!("account#agent-quarantine#{account}"),
+        format!("account#{account}"),
+    ] {
+        world
+            .put_item(&[
+                ("pk", &pk),
+                ("environment", "dev"),
+                ("ou_name", "Dev"),
+                ("resolved_at", &now),
+            ])
+            .await;
+    }
+    let (instance, event) = agent_launch(&world, "prod", &[]).await;
+    let p = world.pipeline(Function::TagEnforcer, builtin());
+    let report = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    let member = world.emulator.config_as(&account).await;
+    let tags = ec2_tags(&member, &instance).await;
+    assert_eq!(tags.get("Environment").map(String::as_str), Some("prod"), "{tags:?}");
+    // It asked Organizations and kept the answer in its own record.
+    let own = world
+        .item(&format!("account#tag-enforcer#{account}"))
+        .await
+        .expect("the tag enforcer's own record");
+    assert_eq!(own["environment"].as_s().ok().map(String::as_str), Some("prod"));
+}
+
+#[tokio::test]
 async fn ignored_events_change_nothing() {
     let world = World::start().await;
     let p = world.pipeline(Function::TagEnforcer, builtin());

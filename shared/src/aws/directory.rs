@@ -1,6 +1,10 @@
-//! The account directory: account → OU → environment, kept as one DynamoDB record per account
-//! and cached in the container, so Organizations (throttled per organization) is asked only on a
-//! miss.
+//! The account directory: account → OU → environment, kept in DynamoDB and cached in the
+//! container, so Organizations (throttled per organization) is asked only on a miss.
+//!
+//! Each function that reads the directory keeps its own records (`account#<function>#<id>`) and
+//! reads no other's, so one function's role cannot steer another's decisions by writing a false
+//! environment. account-baseline, which places accounts, writes its placement into every
+//! reader's records.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +23,7 @@ use crate::error::Result;
 use crate::facts::{Membership, Placement};
 use crate::ids::AccountId;
 use crate::policy::Policy;
+use crate::rules::Function;
 
 /// How long a directory record in the table is trusted before Organizations is asked again.
 const RECORD_FRESH: chrono::Duration = chrono::Duration::hours(24);
@@ -27,9 +32,14 @@ const MEMORY_FRESH: Duration = Duration::from_secs(15 * 60);
 /// Organizations nests OUs at most five deep.
 const MAX_DEPTH: usize = 6;
 
-/// Directory records under `pk = account#<id>`.
+/// The functions that read the directory, each from its own records.
+const READERS: [Function; 2] = [Function::TagEnforcer, Function::AgentQuarantine];
+
+/// Directory records under `pk = account#<function>#<id>`.
 #[derive(Debug)]
 pub struct AwsDirectory {
+    /// Whose records this container reads and fills.
+    function: Function,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     base: SdkConfig,
@@ -41,8 +51,9 @@ pub struct AwsDirectory {
 }
 
 impl AwsDirectory {
-    pub fn new(config: &SdkConfig, table: impl Into<String>, policy: Arc<Policy>) -> Self {
+    pub fn new(function: Function, config: &SdkConfig, table: impl Into<String>, policy: Arc<Policy>) -> Self {
         AwsDirectory {
+            function,
             ddb: aws_sdk_dynamodb::Client::new(config),
             table: table.into(),
             base: config.clone(),
@@ -53,8 +64,9 @@ impl AwsDirectory {
         }
     }
 
-    fn pk(account: &AccountId) -> AttributeValue {
-        AttributeValue::S(format!("account#{account}"))
+    /// The key of `reader`'s record of `account`.
+    pub fn pk(reader: Function, account: &AccountId) -> String {
+        format!("account#{}#{account}", reader.name())
     }
 
     async fn read_record(&self, account: &AccountId) -> Result<Option<Placement>> {
@@ -62,7 +74,7 @@ impl AwsDirectory {
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key("pk", Self::pk(account))
+            .key("pk", AttributeValue::S(Self::pk(self.function, account)))
             .send()
             .await
             .map_err(|e| aws_error("dynamodb", "GetItem", e))?;
@@ -84,13 +96,13 @@ impl AwsDirectory {
         }))
     }
 
-    async fn save(&self, p: &Placement) -> Result<()> {
+    async fn save(&self, reader: Function, p: &Placement) -> Result<()> {
         let now = Utc::now();
         let mut request = self
             .ddb
             .put_item()
             .table_name(&self.table)
-            .item("pk", Self::pk(&p.account))
+            .item("pk", AttributeValue::S(Self::pk(reader, &p.account)))
             .item(
                 "resolved_at",
                 AttributeValue::S(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
@@ -218,7 +230,7 @@ impl AwsDirectory {
             None => {
                 let m = self.ask_organizations(account).await?;
                 if let Membership::Member(p) = &m {
-                    self.save(p).await?;
+                    self.save(self.function, p).await?;
                 }
                 m
             }
@@ -250,9 +262,11 @@ impl AwsDirectory {
         Ok(id)
     }
 
-    /// Records where an account now is (the baseline just placed it).
+    /// Records where an account now is (the baseline just placed it), for every reader.
     pub async fn remember(&self, placement: &Placement) -> Result<()> {
-        self.save(placement).await?;
+        for reader in READERS {
+            self.save(reader, placement).await?;
+        }
         if let Ok(mut memory) = self.memory.lock() {
             memory.insert(
                 placement.account.clone(),
