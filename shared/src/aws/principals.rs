@@ -228,6 +228,8 @@ async fn role_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<Prin
         Err(e) => return Err(aws_error("iam", "GetRole", e)),
     };
     let Some(role) = role else { return Ok(None) };
+    // GetRole returns every tag (a role has at most 50): no ListRoleTags.
+    let role_tags = tags(role.tags()).collect();
     Ok(Some(PrincipalState {
         arn: role.arn,
         inline_policies: pages!(iam.list_role_policies().role_name(name), "ListRolePolicies", |p| p
@@ -238,8 +240,7 @@ async fn role_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<Prin
             |p| policy_arns(p.attached_policies()).collect::<Vec<_>>()
         ),
         permissions_boundary: role.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
-        tags: pages!(iam.list_role_tags().role_name(name), "ListRoleTags", |p| tags(p.tags())
-            .collect::<Vec<_>>()),
+        tags: role_tags,
         access_keys: Vec::new(),
     }))
 }
@@ -251,6 +252,8 @@ async fn user_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<Prin
         Err(e) => return Err(aws_error("iam", "GetUser", e)),
     };
     let Some(user) = user else { return Ok(None) };
+    // GetUser returns every tag (a user has at most 50): no ListUserTags.
+    let user_tags = tags(user.tags()).collect();
     Ok(Some(PrincipalState {
         arn: user.arn,
         inline_policies: pages!(iam.list_user_policies().user_name(name), "ListUserPolicies", |p| p
@@ -261,8 +264,7 @@ async fn user_state(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<Prin
             |p| policy_arns(p.attached_policies()).collect::<Vec<_>>()
         ),
         permissions_boundary: user.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
-        tags: pages!(iam.list_user_tags().user_name(name), "ListUserTags", |p| tags(p.tags())
-            .collect::<Vec<_>>()),
+        tags: user_tags,
         access_keys: pages!(iam.list_access_keys().user_name(name), "ListAccessKeys", |p| p
             .access_key_metadata()
             .iter()
