@@ -24,7 +24,7 @@ help:
 	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
 	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
-	@echo "make bench         decode + gate + plan per event against the JSON parsing floor (criterion)"
+	@echo "make bench         cold start, warm latency, calls and cost per event against Cloud Custodian; docs/BENCHMARKS.md"
 	@echo "make fuzz          fuzz decode + gate + rules + alert for FUZZ_SECONDS (default 1800; cargo fuzz)"
 
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -60,12 +60,24 @@ test: venv lint lint-infra
 	$(MAKE) --no-print-directory bench-quick
 	$(MAKE) --no-print-directory fuzz-quick
 
-# Benchmarks (release build). bench-quick runs each once in the test build, to prove it runs.
-bench:
+# Benchmarks (release build), side by side with the Cloud Custodian peer from one run, written
+# into docs/BENCHMARKS.md and docs/benchmarks.svg. bench-quick runs each briefly on the test
+# build, to prove it runs; it still fails when a job makes more AWS calls than its budget.
+PEER_DIR := ../shared/peer
+BENCH_WARM ?= 20
+BENCH_COLD ?= 20
+bench: venv
+	cargo build --release --locked -p tag-enforcer -p agent-quarantine
 	cargo bench --locked -p guardrail --bench decide
+	bash $(PEER_DIR)/run_peer.sh $(BENCH_WARM) $(BENCH_COLD) 5
+	cargo test --workspace --locked --no-run
+	$(CARGO_TARGET_DIR)/debug/bench-functions --bin-dir $(CARGO_TARGET_DIR)/release --warm $(BENCH_WARM) \
+		--cold $(BENCH_COLD) --peer $(PEER_DIR)/out/results --criterion $(CARGO_TARGET_DIR)/criterion \
+		--markdown docs/BENCHMARKS.md
 
 bench-quick:
 	cargo test --locked -p guardrail --bench decide
+	$(CARGO_TARGET_DIR)/debug/bench-functions --bin-dir $(CARGO_TARGET_DIR)/debug --warm 3 --cold 2
 
 build:
 	cargo build --workspace --locked

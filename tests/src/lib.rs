@@ -8,6 +8,7 @@ pub mod events;
 pub mod faults;
 pub mod infra;
 pub mod lambda;
+pub mod runtime;
 pub mod world;
 
 pub use emulator::Emulator;
