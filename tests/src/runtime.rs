@@ -34,13 +34,16 @@ struct Pending {
     delivered: oneshot::Sender<Instant>,
 }
 
+/// When an answer arrived, and what it was.
+type Answered = (Instant, Result<Value, Value>);
+
 #[derive(Default)]
 struct Shared {
     /// When the process first asked for work.
     first_next: Mutex<Option<Instant>>,
     /// What the process reported as an init error.
     init_error: Mutex<Option<Value>>,
-    answers: Mutex<HashMap<String, oneshot::Sender<(Instant, Result<Value, Value>)>>>,
+    answers: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
     changed: Notify,
 }
 
