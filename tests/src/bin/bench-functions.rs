@@ -84,8 +84,12 @@ impl Job {
         match self {
             Job::Ec2Tags => &[
                 (
+                    "ec2.DescribeVolumes",
+                    "the instance's volumes, which the event does not name and which are tagged too (the peer tags the instance only)",
+                ),
+                (
                     "ec2.CreateTags",
-                    "the tags themselves: the event carries the instance's creation tags, so nothing is read first",
+                    "the tags, on the instance, its interfaces and its volumes in one call: the event carries the creation tags, so the instance is not read",
                 ),
                 GUARANTEES[0],
                 GUARANTEES[1],
@@ -243,6 +247,18 @@ struct Peer {
     cold_peak_rss_mib: f64,
     warm_ms: f64,
     warm_requests: f64,
+}
+
+impl Peer {
+    /// No peer figures: shown as dashes.
+    fn unknown() -> Peer {
+        Peer {
+            cold_handled_ms: f64::NAN,
+            cold_peak_rss_mib: f64::NAN,
+            warm_ms: f64::NAN,
+            warm_requests: f64::NAN,
+        }
+    }
 }
 
 struct Args {
@@ -530,22 +546,24 @@ fn table(results: &[JobResult]) -> String {
         "job", "cold ms", "peer ms", "RSS MiB", "peer MiB", "warm ms", "requests", "peer req"
     );
     for r in results {
-        let p = r.peer.clone().unwrap_or(Peer {
-            cold_handled_ms: f64::NAN,
-            cold_peak_rss_mib: f64::NAN,
-            warm_ms: f64::NAN,
-            warm_requests: f64::NAN,
-        });
+        let p = r.peer.clone().unwrap_or_else(Peer::unknown);
+        let shown = |v: f64, decimals: usize| {
+            if v.is_finite() {
+                format!("{v:.decimals$}")
+            } else {
+                "–".into()
+            }
+        };
         out += &format!(
-            "{:<40} {:>10.1} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>10.0}\n",
+            "{:<40} {:>10.1} {:>10} {:>9.1} {:>9} {:>9.1} {:>9.0} {:>10}\n",
             r.job,
             r.cold_handled_ms.median,
-            p.cold_handled_ms,
+            shown(p.cold_handled_ms, 0),
             r.cold_peak_rss_mib.median,
-            p.cold_peak_rss_mib,
+            shown(p.cold_peak_rss_mib, 1),
             r.warm_ms.median,
             r.warm_requests.median,
-            p.warm_requests
+            shown(p.warm_requests, 0)
         );
     }
     out
@@ -578,12 +596,7 @@ fn markdown(results: &[JobResult], decide: Option<(f64, f64)>) -> String {
     );
     s += "### Cold start (process start → first event handled)\n\n| job | ready for first event, median | handled, median (p25–p75, max) | peak RSS | peer handled | peer RSS | faster | RSS share |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in results {
-        let p = r.peer.clone().unwrap_or(Peer {
-            cold_handled_ms: f64::NAN,
-            cold_peak_rss_mib: f64::NAN,
-            warm_ms: f64::NAN,
-            warm_requests: f64::NAN,
-        });
+        let p = r.peer.clone().unwrap_or_else(Peer::unknown);
         s += &format!(
             "| {} | {:.1} ms | {:.1} ms ({:.1}–{:.1}, {:.1}), n={} | {:.1} MiB | {:.0} ms | {:.1} MiB | {} | {} |\n",
             r.job,
@@ -606,12 +619,7 @@ fn markdown(results: &[JobResult], decide: Option<(f64, f64)>) -> String {
     }
     s += "\n### Warm, per event, against the emulator\n\n| job | median | p95 | HTTP requests | peer median | peer requests | minimum | budget |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in results {
-        let p = r.peer.clone().unwrap_or(Peer {
-            cold_handled_ms: f64::NAN,
-            cold_peak_rss_mib: f64::NAN,
-            warm_ms: f64::NAN,
-            warm_requests: f64::NAN,
-        });
+        let p = r.peer.clone().unwrap_or_else(Peer::unknown);
         s += &format!(
             "| {} | {:.1} ms | {:.1} ms | {:.0} | {:.1} ms | {:.0} | {} | {} |\n",
             r.job,
@@ -689,7 +697,7 @@ fn chart(results: &[JobResult]) -> String {
         .max(1.0);
     let (width, row) = (760.0, 26.0);
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"18\" font-size=\"14\">How many times better Guardrail is than Cloud Custodian (log scale)</text>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"18\" font-size=\"14\">Cloud Custodian ÷ Guardrail (above 1×: Guardrail is faster or smaller; log scale)</text>\n",
         40.0 + row * bars.len() as f64
     );
     for (i, (label, v)) in bars.iter().enumerate() {
