@@ -8,11 +8,10 @@ use guardrail::policy::Policy;
 use guardrail::quarantine::{QUARANTINE_TAG, QuarantineRecord};
 use guardrail::rules::Function;
 use guardrail_tests::agents::{
-    agent_call, agent_role, agent_user, alarm_event, finding, put_alarm, role_policy, role_snapshot, user_snapshot,
+    EXFILTRATION, agent_call, agent_role, agent_user, alarm_event, finding, put_alarm, role_policy, role_snapshot,
+    user_snapshot,
 };
 use guardrail_tests::{World, invocation, outcomes};
-
-const EXFILTRATION: &str = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS";
 
 fn builtin() -> Policy {
     Policy::builtin().expect("built-in policy")

@@ -2,7 +2,7 @@
 //! watch`, invoked with the GuardDuty sample from `events/`, quarantining a role in the emulator.
 
 use guardrail_tests::World;
-use guardrail_tests::agents::{agent_role, finding, role_snapshot};
+use guardrail_tests::agents::{EXFILTRATION, agent_role, finding, role_snapshot};
 use guardrail_tests::lambda::WatchedFunction;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -11,13 +11,7 @@ async fn agent_quarantine_binary_contains_the_role_records_it_and_alerts_once() 
     let account = world.org.account("agents").to_string();
     let member = world.emulator.config_as(&account).await;
     agent_role(&member, "agent-runner", "/agents/", &[("team", "ml")]).await;
-    let event = finding(
-        &account,
-        "AssumedRole",
-        "agent-runner",
-        "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
-        8.0,
-    );
+    let event = finding(&account, "AssumedRole", "agent-runner", EXFILTRATION, 8.0);
 
     let env = world.function_env();
     let function = tokio::task::block_in_place(|| WatchedFunction::start(env!("CARGO_BIN_EXE_agent-quarantine"), &env));

@@ -65,8 +65,8 @@ impl AwsDirectory {
     }
 
     /// The key of `reader`'s record of `account`.
-    pub fn pk(reader: Function, account: &AccountId) -> String {
-        format!("account#{}#{account}", reader.name())
+    fn pk(reader: Function, account: &AccountId) -> AttributeValue {
+        AttributeValue::S(format!("account#{}#{account}", reader.name()))
     }
 
     async fn read_record(&self, account: &AccountId) -> Result<Option<Placement>> {
@@ -74,7 +74,7 @@ impl AwsDirectory {
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(Self::pk(self.function, account)))
+            .key("pk", Self::pk(self.function, account))
             .send()
             .await
             .map_err(|e| aws_error("dynamodb", "GetItem", e))?;
@@ -102,7 +102,7 @@ impl AwsDirectory {
             .ddb
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(Self::pk(reader, &p.account)))
+            .item("pk", Self::pk(reader, &p.account))
             .item(
                 "resolved_at",
                 AttributeValue::S(now.to_rfc3339_opts(SecondsFormat::Secs, true)),

@@ -5,8 +5,7 @@
 //! event costs, against the fewest the job needs. Fails (exit 1) when a job makes more requests
 //! than its budget, so a change that adds calls cannot pass unnoticed.
 //!
-//! usage: bench-functions --bin-dir DIR [--warm N] [--cold N] [--peer DIR] [--criterion DIR]
-//!                        [--markdown FILE] [--format table|json]
+//! `bench-functions --help` lists its options.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use guardrail::rules::Function;
 use guardrail_tests::World;
-use guardrail_tests::agents::{agent_role, finding};
+use guardrail_tests::agents::{EXFILTRATION, TRUST, agent_role, finding};
 use guardrail_tests::events::{fresh, launch, launch_event, load};
 use guardrail_tests::runtime::RuntimeApi;
 use serde_json::{Value, json};
@@ -182,9 +181,6 @@ impl Job {
     }
 }
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-const EXFILTRATION: &str = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS";
-
 /// Median, spread and extremes of a sample.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 struct Stats {
@@ -261,44 +257,39 @@ impl Peer {
     }
 }
 
+/// The benchmark's options (see the module doc).
+#[derive(clap::Parser)]
 struct Args {
+    /// Where the function binaries are (`target/release` for `make bench`).
+    #[arg(long)]
     bin_dir: PathBuf,
+    /// Warm events per job, after one warm-up event.
+    #[arg(long, default_value_t = 20)]
     warm: usize,
+    /// Cold processes per job, one event each.
+    #[arg(long, default_value_t = 20)]
     cold: usize,
+    /// The peer's `out/results` directory, from `run_peer.sh`.
+    #[arg(long)]
     peer: Option<PathBuf>,
+    /// Criterion's output directory, for the decide benchmark's medians.
+    #[arg(long)]
     criterion: Option<PathBuf>,
+    /// The Markdown file whose `<!-- bench -->` section to rewrite (the SVG goes beside it).
+    #[arg(long)]
     markdown: Option<PathBuf>,
-    json: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args {
-        bin_dir: PathBuf::new(),
-        warm: 20,
-        cold: 20,
-        peer: None,
-        criterion: None,
-        markdown: None,
-        json: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--bin-dir" => a.bin_dir = PathBuf::from(value()?),
-            "--warm" => a.warm = value()?.parse().map_err(|e| format!("--warm: {e}"))?,
-            "--cold" => a.cold = value()?.parse().map_err(|e| format!("--cold: {e}"))?,
-            "--peer" => a.peer = Some(PathBuf::from(value()?)),
-            "--criterion" => a.criterion = Some(PathBuf::from(value()?)),
-            "--markdown" => a.markdown = Some(PathBuf::from(value()?)),
-            "--format" => a.json = value()? == "json",
-            other => {
-                return Err(format!(
-                    "unknown argument {other}; see the usage at the top of tests/src/bin/bench-functions.rs"
-                ));
-            }
-        }
-    }
+    let a = <Args as clap::Parser>::parse();
     if !a.bin_dir.join("tag-enforcer").exists() {
         return Err(format!(
             "no function binaries in {:?}: build them first (`cargo build --release -p tag-enforcer -p agent-quarantine`) and pass --bin-dir",
@@ -495,7 +486,7 @@ fn main() {
         results
     });
     let decide = a.criterion.as_deref().and_then(criterion);
-    if a.json {
+    if a.format == Format::Json {
         println!(
             "{}",
             json!({"jobs": results, "criterion_ns": decide.map(|(floor, decide)| json!({"parse_floor": floor, "decide": decide}))})
@@ -575,9 +566,14 @@ const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
 const DYNAMODB_WRITE: f64 = 0.625 / 1e6;
 const SNS_PUBLISH: f64 = 0.50 / 1e6;
 
-/// Dollars per million events of a job at 128 MB arm64, billed per millisecond.
+/// Dollars for one invocation of `ms` at 128 MB arm64, billed per millisecond.
+fn lambda_cost(ms: f64) -> f64 {
+    (ms.ceil() / 1000.0) * 0.125 * LAMBDA_ARM_GB_SECOND + LAMBDA_REQUEST
+}
+
+/// Dollars per million events of a job.
 fn cost_per_million(r: &JobResult) -> f64 {
-    let lambda = (r.warm_ms.median.ceil() / 1000.0) * 0.125 * LAMBDA_ARM_GB_SECOND + LAMBDA_REQUEST;
+    let lambda = lambda_cost(r.warm_ms.median);
     let writes = r
         .warm_calls
         .iter()
@@ -652,7 +648,7 @@ fn markdown(results: &[JobResult], decide: Option<(f64, f64)>) -> String {
     s += "\n### Cost per million events (arm64, 128 MB, us-east-1 list prices of 2025: Lambda $0.0000133334 per GB-second and $0.20 per million requests, DynamoDB on-demand $0.625 per million writes, SNS $0.50 per million publishes)\n\n| job | Guardrail | peer at its measured time, 128 MB |\n| --- | --- | --- |\n";
     for r in results {
         let peer = r.peer.as_ref().map_or("–".into(), |p| {
-            let lambda = (p.warm_ms.ceil() / 1000.0) * 0.125 * LAMBDA_ARM_GB_SECOND + LAMBDA_REQUEST;
+            let lambda = lambda_cost(p.warm_ms);
             let sns = if matches!(r.function.as_str(), "agent-quarantine") {
                 SNS_PUBLISH
             } else {
