@@ -1,15 +1,21 @@
-//! The gate every event passes before any read or write: freshness, failed calls, and calls
-//! made by Guardrail itself.
+//! The gate every event passes before any read or write: freshness, failed calls (for the
+//! functions that act on what calls changed), and calls made by Guardrail itself.
 
 use chrono::{DateTime, Utc};
 
 use crate::event::{Event, Rejection};
 use crate::plan::Ignored;
 use crate::policy::Policy;
+use crate::rules::Function;
 
 /// `Err` rejects the event (unusable or stale); `Ok(Some)` ignores it with a reason; `Ok(None)`
-/// lets it through to the rules.
-pub fn check(event: &Event, policy: &Policy, now: DateTime<Utc>) -> Result<Option<Ignored>, Rejection> {
+/// lets it through to `function`'s rules.
+pub fn check(
+    function: Function,
+    event: &Event,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Option<Ignored>, Rejection> {
     let time = event.time().ok_or(Rejection::MissingField {
         field: match event {
             Event::Finding(_) => "updatedAt",
@@ -36,7 +42,7 @@ pub fn check(event: &Event, policy: &Policy, now: DateTime<Utc>) -> Result<Optio
     let Some(trail) = event.trail() else {
         return Ok(None);
     };
-    if let Some(code) = &trail.error_code {
+    if let Some(code) = trail.error_code.as_ref().filter(|_| !function.counts_failed_calls()) {
         return Ok(Some(if code.ends_with("DryRunOperation") {
             Ignored::DryRun
         } else {
@@ -83,7 +89,8 @@ mod tests {
     #[test]
     fn freshness_window_and_clock_skew_are_enforced() {
         let policy = Policy::builtin().unwrap_or_else(|e| panic!("{e}"));
-        let check_at = |t: &str| check(&event(t, json!({})), &policy, now()).map_err(|r| r.code());
+        let check_at =
+            |t: &str| check(Function::TagEnforcer, &event(t, json!({})), &policy, now()).map_err(|r| r.code());
         assert_eq!(check_at("2026-01-01T11:30:00Z"), Ok(None));
         assert_eq!(check_at("2026-01-01T10:59:59Z"), Err("stale"));
         assert_eq!(check_at("2026-01-01T12:04:00Z"), Ok(None));
@@ -95,26 +102,39 @@ mod tests {
         let policy = Policy::builtin().unwrap_or_else(|e| panic!("{e}"));
         let t = "2026-01-01T11:59:00Z";
         let failed = check(
+            Function::TagEnforcer,
             &event(t, json!({"errorCode": "Client.UnauthorizedOperation"})),
             &policy,
             now(),
         );
         assert!(matches!(failed, Ok(Some(Ignored::FailedCall { .. }))), "{failed:?}");
         let dry = check(
+            Function::TagEnforcer,
             &event(t, json!({"errorCode": "Client.DryRunOperation"})),
             &policy,
             now(),
         );
         assert_eq!(dry, Ok(Some(Ignored::DryRun)));
+        // An agent's failed calls count against its budget: probing is runaway behaviour too.
+        let probe = check(
+            Function::AgentQuarantine,
+            &event(t, json!({"errorCode": "AccessDenied"})),
+            &policy,
+            now(),
+        );
+        assert_eq!(probe, Ok(None));
         let own = json!({"userIdentity": {"type": "AssumedRole",
             "arn": "arn:aws:sts::111122223333:assumed-role/guardrail-tag-enforcer/anything",
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/guardrail-tag-enforcer"}}}});
-        let own = check(&event(t, own), &policy, now());
+        let own = check(Function::TagEnforcer, &event(t, own), &policy, now());
         assert!(matches!(own, Ok(Some(Ignored::SelfCaused { .. }))), "{own:?}");
         // A session *named* like Guardrail is not Guardrail: only the role counts.
         let imposter = json!({"userIdentity": {"type": "AssumedRole",
             "arn": "arn:aws:sts::111122223333:assumed-role/agent/guardrail-tag-enforcer",
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/agent"}}}});
-        assert_eq!(check(&event(t, imposter), &policy, now()), Ok(None));
+        assert_eq!(
+            check(Function::TagEnforcer, &event(t, imposter), &policy, now()),
+            Ok(None)
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::alert::{Alert, Notifier, Severity};
 use crate::apply::{Actuator, Session};
 use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
-use crate::facts::{Facts, Membership};
+use crate::facts::{Facts, Membership, RateKey};
 use crate::gate;
 use crate::plan::{Decision, Ignored, Plan};
 use crate::policy::Policy;
@@ -153,7 +153,7 @@ pub async fn decide(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<std::result::Result<Decision, Rejection>> {
-    match gate::check(event, policy, now) {
+    match gate::check(function, event, policy, now) {
         Err(r) => return Ok(Err(r)),
         Ok(Some(reason)) => return Ok(Ok(Decision::Ignore { reason })),
         Ok(None) => {}
@@ -188,23 +188,42 @@ pub async fn decide(
             }
         }
         Ok(Needs::Rate(key)) => {
-            if key.by_tag
-                && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
-            {
-                let tags = facts.principal_tags(session, &principal).await?;
-                if let Some(reason) = quarantine::untagged_caller(&key, tags.as_deref(), policy) {
-                    return Ok(Ok(Decision::Ignore { reason }));
-                }
-            }
-            let count = facts.count_call(&key).await?;
             let mut suspect = Suspect::default();
-            if quarantine::over_budget(&key, &count, policy).is_some()
-                && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
-                && let Some(r) = suspected(facts, session, &principal, &mut suspect).await?
+            match counted(facts, session, policy, key, &mut suspect).await? {
+                Some(Err(r)) => return Ok(Err(r)),
+                Some(Ok(reason)) => return Ok(Ok(Decision::Ignore { reason })),
+                None => Known::Suspect(Box::new(suspect)),
+            }
+        }
+        Ok(Needs::Created { principal, rate }) => {
+            let mut suspect = Suspect::default();
+            if let Some(key) = rate
+                && let Some(Err(r)) = counted(facts, session, policy, key, &mut suspect).await?
             {
                 return Ok(Err(r));
             }
-            suspect.rate = Some((key, count));
+            let placement = match facts.membership(&principal.account).await? {
+                Membership::Member(p) => p,
+                Membership::Outsider => {
+                    return Ok(Err(Rejection::NotInOrganization {
+                        account: principal.account.to_string(),
+                    }));
+                }
+            };
+            // The created principal is read only when its name is to be contained and the
+            // caller itself is not.
+            let mut created = None;
+            if suspect.principal.is_none()
+                && let Event::ApiCall(call) = event
+                && quarantine::misnamed(call, &placement, policy).is_ok()
+            {
+                let mut found = Suspect::default();
+                if let Some(r) = suspected(facts, session, &principal, &mut found).await? {
+                    return Ok(Err(r));
+                }
+                created = found.principal;
+            }
+            suspect.created = Some((placement, created));
             Known::Suspect(Box::new(suspect))
         }
         Ok(Needs::AlarmRole) => {
@@ -224,6 +243,34 @@ pub async fn decide(
         }
     };
     Ok(function.decide(event, &known, policy))
+}
+
+/// Counts an agent's call into `suspect`, with the caller's facts when it broke its budget.
+/// `Some(Ok)`: not an agent after all (by its tags); `Some(Err)`: the event is rejected.
+async fn counted(
+    facts: &impl Facts,
+    session: &Session,
+    policy: &Policy,
+    key: RateKey,
+    suspect: &mut Suspect,
+) -> Result<Option<std::result::Result<Ignored, Rejection>>> {
+    if key.by_tag
+        && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
+    {
+        let tags = facts.principal_tags(session, &principal).await?;
+        if let Some(reason) = quarantine::untagged_caller(&key, tags.as_deref(), policy) {
+            return Ok(Some(Ok(reason)));
+        }
+    }
+    let count = facts.count_call(&key).await?;
+    if quarantine::over_budget(&key, &count, policy).is_some()
+        && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
+        && let Some(r) = suspected(facts, session, &principal, suspect).await?
+    {
+        return Ok(Some(Err(r)));
+    }
+    suspect.rate = Some((key, count));
+    Ok(None)
 }
 
 /// Reads a suspect principal's facts into `suspect`; `Some` rejects the event when its account

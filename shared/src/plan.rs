@@ -63,6 +63,12 @@ pub enum Ignored {
     AlarmNotFiring { state: String },
     /// The resource is a principal the policy protects, which Guardrail never modifies.
     Protected { principal: String },
+    /// Containment of this kind is for `enforce`, and the rule runs in a milder mode here.
+    NotEnforced {
+        rule: Rule,
+        environment: String,
+        mode: Mode,
+    },
 }
 
 impl fmt::Display for Ignored {
@@ -119,6 +125,16 @@ impl fmt::Display for Ignored {
                 write!(f, "{principal} is already quarantined ({response})")
             }
             Ignored::AlarmNotFiring { state } => write!(f, "the alarm changed to {state}, not ALARM"),
+            Ignored::NotEnforced {
+                rule,
+                environment,
+                mode,
+            } => write!(
+                f,
+                "rule {} is in {} mode in environment {environment}; only enforce contains",
+                rule.name(),
+                mode.name()
+            ),
         }
     }
 }

@@ -213,7 +213,9 @@ async fn an_agent_is_isolated_by_the_call_over_its_budget_and_not_before() {
     let p = world.pipeline(Function::AgentQuarantine, policy);
     // One instant for every call, so that all fall in one window.
     let at = Utc::now();
-    let calls: Vec<_> = (0..4).map(|_| agent_call(&account, &arn, "RunInstances", at)).collect();
+    let mut calls: Vec<_> = (0..4).map(|_| agent_call(&account, &arn, "RunInstances", at)).collect();
+    // A refused call counts too: an agent probing what it may do is as runaway as one that succeeds.
+    calls[1]["detail"]["errorCode"] = serde_json::json!("Client.UnauthorizedOperation");
     for (n, call) in calls.iter().take(3).enumerate() {
         let report = p.handle(call.clone(), &invocation()).await;
         assert!(

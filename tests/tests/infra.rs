@@ -18,6 +18,7 @@ fn expected(name: &str) -> Option<(Function, &'static str)> {
         }
         "guardrail-agent-quarantine-alarms" => (Function::AgentQuarantine, "CloudWatch Alarm State Change"),
         "guardrail-agent-quarantine-calls" => (Function::AgentQuarantine, "$or"),
+        "guardrail-agent-quarantine-creations" => (Function::AgentQuarantine, "CreateUser"),
         _ => return None,
     })
 }

@@ -253,25 +253,38 @@ async fn in_enforce_mode_a_misnamed_instance_is_stopped() {
 }
 
 #[tokio::test]
-async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarantine_path() {
+async fn in_enforce_mode_a_misnamed_role_or_user_is_marked_by_the_tag_enforcer_and_isolated_by_agent_quarantine() {
     let world = World::start().await;
     let account = world.org.account("agents").to_string();
     let member = world.emulator.config_as(&account).await;
-    let naming = policy(with_section(
-        "[naming.resources]\n\"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"\n\"iam:user\" = \"^{env}-[a-z0-9-]{3,48}$\"",
-    ));
-    let p = world.pipeline(Function::TagEnforcer, naming);
+    let naming = || {
+        policy(with_section(
+            "[naming.resources]\n\"iam:role\" = \"^{env}-[a-z0-9-]{3,48}$\"\n\"iam:user\" = \"^{env}-[a-z0-9-]{3,48}$\"",
+        ))
+    };
+    let tagger = world.pipeline(Function::TagEnforcer, naming());
+    let quarantine = world.pipeline(Function::AgentQuarantine, naming());
+    let iam = aws_sdk_iam::Client::new(&member);
     let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
-    aws_sdk_iam::Client::new(&member)
-        .create_role()
+    iam.create_role()
         .role_name("build-helper")
         .assume_role_policy_document(trust)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("ci")
+                .build()
+                .expect("tag"),
+        )
         .send()
         .await
         .expect("CreateRole");
-    // The sample's ARN names another account: the event's word is not taken for it.
-    let foreign = fresh(load("tag-enforcer/create-role.json"), &account);
-    let report = p.handle(foreign, &invocation()).await;
+    let mut event = fresh(load("tag-enforcer/create-role.json"), &account);
+    event["detail"]["responseElements"]["role"]["arn"] = json!(format!("arn:aws:iam::{account}:role/build-helper"));
+
+    // The tag enforcer marks the name and leaves containment to agent-quarantine: its role
+    // cannot put policies on principals.
+    let report = tagger.handle(event.clone(), &invocation()).await;
     let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
         panic!("{report:?}")
     };
@@ -283,13 +296,19 @@ async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarant
         .map(|a| a.body["notes"].to_string())
         .unwrap_or_default();
     assert!(
-        notes.contains("not isolated: the event gives no ARN for it in this account"),
+        notes.contains("agent-quarantine isolates IAM role build-helper"),
         "{notes}"
     );
+    assert_eq!(
+        iam_role_tags(&member, "build-helper")
+            .await
+            .get("guardrail:violation")
+            .map(String::as_str),
+        Some("naming")
+    );
 
-    let mut event = fresh(load("tag-enforcer/create-role.json"), &account);
-    event["detail"]["responseElements"]["role"]["arn"] = json!(format!("arn:aws:iam::{account}:role/build-helper"));
-    let report = p.handle(event, &invocation()).await;
+    // agent-quarantine, sent the same event, isolates the role as IAM has it now.
+    let report = quarantine.handle(event, &invocation()).await;
     let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
         panic!("{report:?}")
     };
@@ -297,7 +316,7 @@ async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarant
         actions.iter().any(|a| a.starts_with("isolate role build-helper")),
         "{actions:?}"
     );
-    let policies = aws_sdk_iam::Client::new(&member)
+    let policies = iam
         .list_role_policies()
         .role_name("build-helper")
         .send()
@@ -310,7 +329,16 @@ async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarant
             .is_some_and(|v| v.starts_with("isolate ") && v.contains("naming:")),
         "{tags:?}"
     );
-    // The record holds the role as its creator made it, so `guardrail release` can restore it.
+    let alert = world.alerts().await.pop().expect("an alert");
+    assert_eq!(alert.attributes.get("rule").map(String::as_str), Some("quarantine"));
+    assert!(
+        alert.body["happened"]
+            .to_string()
+            .contains("breaks the naming convention"),
+        "{}",
+        alert.body
+    );
+    // The record holds the role as IAM had it, so `guardrail release` can restore it.
     let item = world
         .item(&format!("quarantine#{account}#role#build-helper"))
         .await
@@ -319,20 +347,13 @@ async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarant
         serde_json::from_str(item["record"].as_s().expect("record")).expect("JSON");
     assert!(record.prior.inline_policies.is_empty());
     assert_eq!(record.prior.arn, format!("arn:aws:iam::{account}:role/build-helper"));
-    assert!(
-        record
-            .prior
-            .tags
-            .iter()
-            .any(|t| t.key == "Environment" && t.value == "prod")
-    );
+    assert!(record.prior.tags.iter().any(|t| t.key == "team" && t.value == "ci"));
+    assert_eq!(record.triggers[0].source, guardrail::quarantine::TriggerSource::Naming);
 
     // A user: the same deny, through the user's own inline policy.
-    let iam = aws_sdk_iam::Client::new(&member);
     iam.create_user().user_name("ci-bot").send().await.expect("CreateUser");
-    let mut event = fresh(load("tag-enforcer/create-user.json"), &account);
-    event["detail"]["responseElements"]["user"]["arn"] = json!(format!("arn:aws:iam::{account}:user/ci-bot"));
-    let report = p.handle(event, &invocation()).await;
+    let event = fresh(load("tag-enforcer/create-user.json"), &account);
+    let report = quarantine.handle(event, &invocation()).await;
     let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
         panic!("{report:?}")
     };
@@ -348,6 +369,29 @@ async fn in_enforce_mode_a_misnamed_role_or_user_is_isolated_through_the_quarant
         .expect("ListUserPolicies");
     assert_eq!(policies.policy_names(), ["guardrail-quarantine"]);
     assert!(world.item(&format!("quarantine#{account}#user#ci-bot")).await.is_some());
+
+    // A conforming name is left alone, without reading the role.
+    iam.create_role()
+        .role_name("agents-builder")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("CreateRole");
+    let mut event = fresh(load("tag-enforcer/create-role.json"), &account);
+    event["detail"]["requestParameters"]["roleName"] = json!("agents-builder");
+    let mark = world.emulator.calls().len();
+    let report = quarantine.handle(event, &invocation()).await;
+    assert!(
+        matches!(&outcomes(&report)[..], [Outcome::Ignored { reason }] if reason.contains("comply")),
+        "{report:?}"
+    );
+    let iam_calls: Vec<_> = world
+        .emulator
+        .calls_since(mark)
+        .into_iter()
+        .filter(|c| c.starts_with("iam."))
+        .collect();
+    assert!(iam_calls.is_empty(), "{iam_calls:?}");
 }
 
 #[tokio::test]

@@ -38,6 +38,12 @@ pub enum Needs {
     Principal(PrincipalRef),
     /// The caller's API calls counted in the current window; its state too if over budget.
     Rate(RateKey),
+    /// A role or user the call created: its account's place, and its state if its name must be
+    /// contained; the caller counted as for `Rate` when it is an agent.
+    Created {
+        principal: PrincipalRef,
+        rate: Option<RateKey>,
+    },
     /// The role the alarm's tag names, and that role's state.
     AlarmRole,
 }
@@ -69,6 +75,13 @@ impl Function {
 
     pub fn from_name(name: &str) -> Option<Function> {
         Function::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Whether failed API calls reach the function's rules: agent-quarantine counts an agent's
+    /// failed calls against its budget (probing is runaway behaviour too); the others act on
+    /// what calls changed, and a failed call changed nothing.
+    pub fn counts_failed_calls(self) -> bool {
+        self == Function::AgentQuarantine
     }
 
     /// The policy rule the function runs.
@@ -176,6 +189,16 @@ impl Function {
                         "source": ["aws.cloudwatch"],
                         "detail-type": ["CloudWatch Alarm State Change"],
                         "detail": {"state": {"value": ["ALARM"]}}
+                    }),
+                    // Roles and users created by anyone: isolated in enforce when misnamed. An
+                    // agent's creation also matches the calls rule; the replay guard acts once.
+                    serde_json::json!({
+                        "source": ["aws.iam"],
+                        "detail-type": ["AWS API Call via CloudTrail"],
+                        "detail": {
+                            "eventName": ["CreateRole", "CreateUser"],
+                            "errorCode": [{"exists": false}]
+                        }
                     }),
                 ];
                 // Every call an agent makes, failed ones too: an agent probing what it may do

@@ -1,18 +1,20 @@
-//! The quarantine rule: a GuardDuty finding, an agent over its API-call budget, or an alarm
-//! watching an agent → revoke the principal's sessions or isolate it; and the release that
-//! undoes exactly what Guardrail did.
+//! The quarantine rule: a GuardDuty finding, an agent over its API-call budget, an alarm
+//! watching an agent, or a role or user created with a name the naming rule forbids (enforce)
+//! → revoke the principal's sessions or isolate it; and the release that undoes exactly what
+//! Guardrail did.
 
 use chrono::{DateTime, Utc};
 
 use super::Needs;
 use crate::alert::Severity;
+use crate::event::json::select_strings;
 use crate::event::{AlarmChange, CloudTrailEvent, Event, Finding, Principal, Rejection};
-use crate::facts::{PrincipalFacts, RateCount, RateKey};
+use crate::facts::{Placement, PrincipalFacts, RateCount, RateKey};
 use crate::ids::{Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag};
 use crate::policy::{Mode, Policy, Response, Rule};
 use crate::quarantine::{
-    PrincipalKind, PrincipalRef, PrincipalState, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
+    PrincipalKind, PrincipalRef, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
 };
 use crate::rules::resources::TagApi;
 
@@ -27,17 +29,22 @@ pub struct Suspect {
     pub rate: Option<(RateKey, RateCount)>,
     /// Why an alarm names nothing Guardrail may act on.
     pub problem: Option<String>,
+    /// The role or user the call created: its account's place, and its own facts when its name
+    /// must be contained ([`misnamed`]) and the caller is not contained instead.
+    pub created: Option<(Placement, Option<PrincipalFacts>)>,
 }
 
 /// Whether the function has a rule for the event: findings about credentials, calls by IAM
-/// roles and users, and alarm state changes.
+/// roles and users, roles and users created, and alarm state changes.
 pub fn handles(event: &Event) -> bool {
     match event {
         Event::Finding(f) => f.access_key.is_some(),
-        Event::ApiCall(call) => matches!(
-            call.principal,
-            Principal::AssumedRole { .. } | Principal::IamUser { .. }
-        ),
+        Event::ApiCall(call) => {
+            matches!(
+                call.principal,
+                Principal::AssumedRole { .. } | Principal::IamUser { .. }
+            ) || created_kind(call).is_some()
+        }
         Event::Alarm(_) => true,
         _ => false,
     }
@@ -49,6 +56,7 @@ pub fn needs(event: &Event, policy: &Policy) -> Result<Needs, Rejection> {
         Screen::Ignore(_) => Needs::Nothing,
         Screen::Principal(p) => Needs::Principal(p),
         Screen::Rate(key) => Needs::Rate(key),
+        Screen::Created { principal, rate } => Needs::Created { principal, rate },
         Screen::Alarm => Needs::AlarmRole,
     })
 }
@@ -58,6 +66,10 @@ enum Screen {
     Ignore(Ignored),
     Principal(PrincipalRef),
     Rate(RateKey),
+    Created {
+        principal: PrincipalRef,
+        rate: Option<RateKey>,
+    },
     Alarm,
 }
 
@@ -110,6 +122,93 @@ fn screen_finding(f: &Finding) -> Result<Screen, Rejection> {
 }
 
 fn screen_call(call: &CloudTrailEvent, policy: &Policy) -> Result<Screen, Rejection> {
+    let rate = screen_rate(call, policy)?;
+    let Some(principal) = created_to_check(call, policy) else {
+        return Ok(rate);
+    };
+    Ok(Screen::Created {
+        principal,
+        rate: match rate {
+            Screen::Rate(key) => Some(key),
+            _ => None,
+        },
+    })
+}
+
+/// The IAM kind a `CreateRole`/`CreateUser` call made, and the naming rule's key for it.
+fn created_kind(call: &CloudTrailEvent) -> Option<(PrincipalKind, &'static str)> {
+    match (call.event_source.as_str(), call.event_name.as_str()) {
+        ("iam.amazonaws.com", "CreateRole") => Some((PrincipalKind::Role, "iam:role")),
+        ("iam.amazonaws.com", "CreateUser") => Some((PrincipalKind::User, "iam:user")),
+        _ => None,
+    }
+}
+
+/// The role or user the call created, when the policy has a naming rule for its kind. Named by
+/// the request, in the event's account; its state is read from IAM, not taken from the event.
+fn created_to_check(call: &CloudTrailEvent, policy: &Policy) -> Option<PrincipalRef> {
+    if call.error_code.is_some() {
+        return None; // a failed call created nothing
+    }
+    let (kind, key) = created_kind(call)?;
+    policy.naming.resources.get(key)?;
+    let field = match kind {
+        PrincipalKind::Role => "roleName",
+        PrincipalKind::User => "userName",
+    };
+    let name = select_strings(&call.request_parameters, field).first().copied()?;
+    PrincipalRef::new(call.account.clone()?, kind, name)
+}
+
+/// Whether the role or user a call created must be isolated for its name: `Ok` with the problem
+/// when the name breaks the naming rule in an environment whose tag rule is in `enforce` (the
+/// tag enforcer marks it `guardrail:violation=naming`; containment is this function's), or why not.
+pub fn misnamed(call: &CloudTrailEvent, placement: &Placement, policy: &Policy) -> Result<String, Ignored> {
+    let not_handled = || Ignored::NotHandled {
+        event: call.event_name.clone(),
+    };
+    let (kind, key) = created_kind(call).ok_or_else(not_handled)?;
+    let pattern = policy.naming.resources.get(key).ok_or_else(not_handled)?;
+    let principal = created_to_check(call, policy).ok_or_else(not_handled)?;
+    if let Some(arn) = call.principal.arn().filter(|a| policy.is_exempt(a)) {
+        return Err(Ignored::Exempt {
+            principal: clip(arn, 200),
+        });
+    }
+    let environment = placement
+        .environment
+        .as_deref()
+        .and_then(|e| policy.environment(e))
+        .ok_or_else(|| Ignored::UnmanagedAccount {
+            account: placement.account.to_string(),
+            ou: placement.ou_name.clone(),
+        })?;
+    let mode = environment.mode(Rule::Tags);
+    if mode != Mode::Enforce {
+        return Err(Ignored::NotEnforced {
+            rule: Rule::Tags,
+            environment: environment.name.clone(),
+            mode,
+        });
+    }
+    if pattern.matches(&environment.name, &principal.name) {
+        return Err(Ignored::Compliant { checked: 1 });
+    }
+    let by = call
+        .principal
+        .arn()
+        .map(|a| format!(" by {}", clip(a, 200)))
+        .unwrap_or_default();
+    Ok(format!(
+        "{} {:?} was created{by} with a name that breaks the naming convention: it does not match {}",
+        kind.name(),
+        principal.name,
+        pattern.for_environment(&environment.name)
+    ))
+}
+
+/// The caller's side of an API call: counted against its budget if it is an agent.
+fn screen_rate(call: &CloudTrailEvent, policy: &Policy) -> Result<Screen, Rejection> {
     let Some(arn) = call.principal.arn() else {
         return Ok(Screen::Ignore(Ignored::NotContainable {
             what: "the call names no role or user".into(),
@@ -243,30 +342,15 @@ pub fn decide(event: &Event, suspect: &Suspect, policy: &Policy) -> Result<Decis
         }
         return Ok(Decision::Act { plan: Box::new(plan) });
     }
-    let trigger = match (event, &suspect.rate) {
-        (Event::ApiCall(call), Some((key, count))) => match over_budget(key, count, policy) {
-            None => {
-                return Ok(Decision::Ignore {
-                    reason: Ignored::WithinBudget {
-                        principal: clip(&key.principal_arn, 200),
-                        calls: format!("{} call(s) in the window", count.calls),
-                    },
-                });
-            }
-            Some(detail) => Trigger {
-                source: TriggerSource::Rate,
-                id: call.event_id.clone().unwrap_or_default(),
-                detail,
-                at: call.event_time.unwrap_or_default(),
-            },
-        },
-        (Event::Finding(f), _) => Trigger {
+    let trigger = match event {
+        Event::ApiCall(call) => return Ok(decide_call(event, call, suspect, policy)),
+        Event::Finding(f) => Trigger {
             source: TriggerSource::GuardDuty,
             id: f.id.clone(),
             detail: format!("{} (severity {})", clip(&f.finding_type, 120), f.severity),
             at: f.updated_at.unwrap_or_default(),
         },
-        (Event::Alarm(a), _) => Trigger {
+        Event::Alarm(a) => Trigger {
             source: TriggerSource::Alarm,
             id: a.arn.clone(),
             detail: alarm_detail(a),
@@ -277,7 +361,52 @@ pub fn decide(event: &Event, suspect: &Suspect, policy: &Policy) -> Result<Decis
     let Some(facts) = &suspect.principal else {
         return Ok(super::not_handled(event));
     };
-    Ok(contain(event, facts, trigger, policy))
+    Ok(contain(event, facts, trigger, Rule::Quarantine, policy))
+}
+
+/// An API call: the caller over its budget is contained; otherwise a role or user it created
+/// with a forbidden name is isolated.
+fn decide_call(event: &Event, call: &CloudTrailEvent, suspect: &Suspect, policy: &Policy) -> Decision {
+    let at = |source, detail| Trigger {
+        source,
+        id: call.event_id.clone().unwrap_or_default(),
+        detail,
+        at: call.event_time.unwrap_or_default(),
+    };
+    let naming = suspect
+        .created
+        .as_ref()
+        .map(|(placement, facts)| (misnamed(call, placement, policy), facts));
+    if let Some((key, count)) = &suspect.rate {
+        if let Some(detail) = over_budget(key, count, policy) {
+            let Some(facts) = &suspect.principal else {
+                return super::not_handled(event);
+            };
+            let mut decision = contain(event, facts, at(TriggerSource::Rate, detail), Rule::Quarantine, policy);
+            if let (Decision::Act { plan }, Some((Ok(problem), _))) = (&mut decision, &naming) {
+                plan.notes.push(format!(
+                    "Also, the {problem}. Guardrail contains the caller; isolate or delete what it created by hand."
+                ));
+            }
+            return decision;
+        }
+        // Within budget: a creation's own verdict says more than the count.
+        if naming.is_none() {
+            return Decision::Ignore {
+                reason: Ignored::WithinBudget {
+                    principal: clip(&key.principal_arn, 200),
+                    calls: format!("{} call(s) in the window", count.calls),
+                },
+            };
+        }
+    }
+    match naming {
+        Some((Ok(problem), Some(facts))) => {
+            contain(event, facts, at(TriggerSource::Naming, problem), Rule::Tags, policy)
+        }
+        Some((Err(reason), _)) => Decision::Ignore { reason },
+        _ => super::not_handled(event),
+    }
 }
 
 fn alarm_detail(a: &AlarmChange) -> String {
@@ -312,7 +441,9 @@ fn protected(facts: &PrincipalFacts, arn: &str, policy: &Policy) -> Option<Strin
     None
 }
 
-fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, policy: &Policy) -> Decision {
+/// Contains a principal as the environment's mode for `governing` allows: the quarantine rule's
+/// for findings, budgets and alarms; the tag rule's for names.
+fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, governing: Rule, policy: &Policy) -> Decision {
     let principal = &facts.principal;
     let Some(state) = &facts.state else {
         return Decision::Ignore {
@@ -349,12 +480,12 @@ fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, policy: &Pol
             },
         };
     };
-    let mode = environment.mode(Rule::Quarantine);
+    let mode = environment.mode(governing);
     let response = match mode {
         Mode::Off => {
             return Decision::Ignore {
                 reason: Ignored::RuleOff {
-                    rule: Rule::Quarantine,
+                    rule: governing,
                     environment: environment.name.clone(),
                 },
             };
@@ -518,38 +649,6 @@ fn quarantine_actions(
     actions
 }
 
-/// Isolates a role or user the event just created (the tag rule's containment, in `enforce`, of
-/// a principal whose name breaks the convention): its prior state is what the creating call
-/// made, so nothing needs reading. `Err` says why Guardrail must not.
-pub fn isolate_created(
-    prior: PrincipalState,
-    trigger: Trigger,
-    region: Region,
-    policy: &Policy,
-) -> Result<Vec<Action>, String> {
-    let principal =
-        PrincipalRef::from_arn(&prior.arn).ok_or_else(|| format!("{} is not an IAM ARN", clip(&prior.arn, 100)))?;
-    if principal.name == ORGANIZATION_ACCESS_ROLE
-        || principal.name == policy.baseline.bootstrap_role
-        || policy.is_protected(&prior.arn)
-    {
-        return Err(format!("{principal} is a protected principal"));
-    }
-    let record = QuarantineRecord {
-        principal,
-        response: Response::Isolate,
-        since: trigger.at,
-        revoked_before: None,
-        policy_name: policy.quarantine.inline_policy.clone(),
-        triggers: vec![trigger],
-        prior,
-        deactivated_keys: Vec::new(),
-        version: 1,
-        released: None,
-    };
-    Ok(quarantine_actions(record, None, Vec::new(), region))
-}
-
 fn tag_api(kind: PrincipalKind) -> TagApi {
     match kind {
         PrincipalKind::Role => TagApi::IamRole,
@@ -703,6 +802,7 @@ mod tests {
         include_str!("../../../events/agent-quarantine/finding-anomalous-user-pascalcase.json");
     const ALARM: &str = include_str!("../../../events/agent-quarantine/alarm-state-change.json");
     const AGENT_CALL: &str = include_str!("../../../events/agent-quarantine/agent-run-instances.json");
+    const CREATE_ROLE: &str = include_str!("../../../events/tag-enforcer/create-role.json");
     const ACCOUNT: &str = "111122223333";
 
     /// The built-in policy plus a `staging` environment running quarantine in fix mode.
@@ -1070,6 +1170,131 @@ mod tests {
         }
     }
 
+    /// The test policy with a naming rule for roles and users.
+    fn naming_policy() -> Policy {
+        let text = format!(
+            "{}\n[naming.resources]\n\"iam:role\" = \"^{{env}}-[a-z0-9-]{{3,48}}$\"\n\"iam:user\" = \"^{{env}}-[a-z0-9-]{{3,48}}$\"\n",
+            crate::policy::BUILTIN_POLICY
+        );
+        Policy::from_toml(&text, "test").expect("policy")
+    }
+
+    fn placed(environment: &str) -> Placement {
+        role("x", "/", environment).placement
+    }
+
+    #[test]
+    fn a_role_created_with_a_forbidden_name_is_isolated_where_the_tag_rule_enforces() {
+        let policy = naming_policy();
+        let create = |name: &str| {
+            event(CREATE_ROLE, |v| {
+                v["detail"]["requestParameters"]["roleName"] = json!(name)
+            })
+        };
+        let Event::ApiCall(call) = create("build-helper") else {
+            panic!("not a call")
+        };
+        // The creator is an agent: its call is counted as well; the role is named by the request.
+        let Ok(Needs::Created {
+            principal,
+            rate: Some(_),
+        }) = needs(&create("build-helper"), &policy)
+        else {
+            panic!("a creation to check")
+        };
+        assert_eq!(
+            (principal.kind, principal.name.as_str()),
+            (PrincipalKind::Role, "build-helper")
+        );
+        // Without a naming rule for roles there is nothing to check.
+        assert!(matches!(
+            needs(&create("build-helper"), &Policy::builtin().expect("policy")),
+            Ok(Needs::Rate(_))
+        ));
+
+        assert!(misnamed(&call, &placed("agents"), &policy).is_ok_and(|p| p.contains("does not match ^agents-")));
+        assert!(matches!(
+            misnamed(&call, &placed("dev"), &policy),
+            Err(Ignored::NotEnforced {
+                rule: Rule::Tags,
+                mode: Mode::Fix,
+                ..
+            })
+        ));
+        assert!(matches!(
+            misnamed(&call, &placed("nowhere"), &policy),
+            Err(Ignored::UnmanagedAccount { .. })
+        ));
+        let Event::ApiCall(good) = create("agents-build-helper") else {
+            panic!("not a call")
+        };
+        assert_eq!(
+            misnamed(&good, &placed("agents"), &policy),
+            Err(Ignored::Compliant { checked: 1 })
+        );
+
+        let facts = role("build-helper", "/", "agents");
+        let suspect = Suspect {
+            created: Some((facts.placement.clone(), Some(facts))),
+            ..Suspect::default()
+        };
+        let plan = plan_of(decide(&create("build-helper"), &suspect, &policy).expect("decision"));
+        assert_eq!(
+            (plan.rule, plan.mode, plan.severity),
+            (Rule::Quarantine, Mode::Enforce, Severity::Critical)
+        );
+        assert!(matches!(
+            &plan.actions[0],
+            Action::Deny {
+                issued_before: None,
+                ..
+            }
+        ));
+        let record = saved(&plan);
+        assert_eq!(record.response, Response::Isolate);
+        assert_eq!(record.triggers[0].source, TriggerSource::Naming);
+        assert_eq!(record.prior.inline_policies, ["app-access"]);
+        // A compliant name, or a creation in fix mode, is left to the tag enforcer's tags.
+        let quiet = Suspect {
+            created: Some((placed("dev"), None)),
+            ..Suspect::default()
+        };
+        assert!(matches!(
+            ignored(decide(&create("build-helper"), &quiet, &policy).expect("decision")),
+            Ignored::NotEnforced { .. }
+        ));
+    }
+
+    #[test]
+    fn an_agent_over_budget_is_contained_before_the_role_it_misnamed() {
+        let policy = naming_policy();
+        let create = event(CREATE_ROLE, |_| {});
+        let Ok(Needs::Created { rate: Some(key), .. }) = needs(&create, &policy) else {
+            panic!("counted and checked")
+        };
+        let suspect = Suspect {
+            principal: Some(role("agent-runner", "/", "agents")),
+            rate: Some((
+                key,
+                RateCount {
+                    calls: 301,
+                    event_calls: 0,
+                },
+            )),
+            created: Some((placed("agents"), None)),
+            ..Suspect::default()
+        };
+        let plan = plan_of(decide(&create, &suspect, &policy).expect("decision"));
+        assert_eq!(saved(&plan).principal.name, "agent-runner");
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("\"build-helper\" was created") && n.contains("by hand")),
+            "{:?}",
+            plan.notes
+        );
+    }
+
     #[test]
     fn an_alarm_may_name_only_a_role_of_its_own_account() {
         let Event::Alarm(alarm) = event(ALARM, |_| {}) else {
@@ -1209,7 +1434,7 @@ mod tests {
 
     /// The built-in policy with only `pattern` protected, Guardrail's member roles named
     /// `<member>-{function}`, and no principals.guardrail: what remains is the code's own word.
-    fn policy_protecting(pattern: &str, member: &str) -> Policy {
+    fn policy_protecting(pattern: &str, member: &str, more: &str) -> Policy {
         let text = crate::policy::BUILTIN_POLICY
             .replace("guardrail = [\"arn:aws:iam::*:role/guardrail-*\"]", "")
             .replace(
@@ -1218,7 +1443,7 @@ mod tests {
             );
         let start = text.find("protected = [\n").expect("protected list");
         let end = start + text[start..].find("]\n").expect("end of list") + 2;
-        let text = format!("{}protected = [\"{pattern}\"]\n{}", &text[..start], &text[end..]);
+        let text = format!("{}protected = [\"{pattern}\"]\n{}{more}", &text[..start], &text[end..]);
         Policy::from_toml(&text, "test").expect("policy")
     }
 
@@ -1237,7 +1462,7 @@ mod tests {
                 "Recon:IAMUser/MaliciousIPCaller".to_string(),
             ]),
             severity in 0.0f64..10.0,
-            by_alarm in proptest::prelude::any::<bool>(),
+            trigger in 0..3u8,
         ) {
             let functions = ["tag-enforcer", "agent-quarantine", "account-baseline"];
             let (pattern, member, mut facts) = match &who {
@@ -1274,21 +1499,27 @@ mod tests {
                     ("arn:aws:iam::*:role/none".into(), "guardrail".into(), f)
                 }
             };
-            let policy = policy_protecting(&pattern, &member);
+            // A naming rule no generated name meets, enforced in `agents`.
+            let policy = policy_protecting(&pattern, &member, "\n[naming.resources]\n\"iam:role\" = \"^{env}-zz-[a-z]+$\"\n");
             let name = facts.principal.name.clone();
             if let Some(state) = facts.state.as_mut() {
                 state.tags.push(Tag::new("guardrail:agent", "true"));
             }
-            let event = if by_alarm {
-                event(ALARM, |_| {})
-            } else {
-                event(EXFILTRATION, |v| {
-                    v["detail"]["type"] = json!(finding_type);
-                    v["detail"]["severity"] = json!(severity);
-                    v["detail"]["resource"]["accessKeyDetails"]["userName"] = json!(name);
-                })
+            let (event, suspect) = match trigger {
+                0 => (event(ALARM, |_| {}), Suspect { principal: Some(facts), ..Suspect::default() }),
+                1 => (
+                    event(EXFILTRATION, |v| {
+                        v["detail"]["type"] = json!(finding_type);
+                        v["detail"]["severity"] = json!(severity);
+                        v["detail"]["resource"]["accessKeyDetails"]["userName"] = json!(name);
+                    }),
+                    Suspect { principal: Some(facts), ..Suspect::default() },
+                ),
+                _ => (
+                    event(CREATE_ROLE, |v| v["detail"]["requestParameters"]["roleName"] = json!(name)),
+                    Suspect { created: Some((facts.placement.clone(), Some(facts))), ..Suspect::default() },
+                ),
             };
-            let suspect = Suspect { principal: Some(facts), ..Suspect::default() };
             match decide(&event, &suspect, &policy) {
                 Ok(Decision::Act { plan }) => proptest::prop_assert!(
                     plan.actions.is_empty(),

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-
 use crate::alert::Severity;
 use crate::event::json::select_strings;
 use crate::event::{CloudTrailEvent, Rejection};
@@ -12,9 +10,7 @@ use crate::facts::Placement;
 use crate::ids::{AccountId, Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation};
 use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, Policy, Rule};
-use crate::quarantine::{PrincipalState, Trigger, TriggerSource};
 
-use super::quarantine;
 use super::resources::{self, Created, NameSource, ResourceType, TagApi, TagChange};
 
 /// Longest tag value AWS accepts.
@@ -36,10 +32,8 @@ struct Context<'a> {
     owner: Option<String>,
     created_by: Option<String>,
     created_at: Option<String>,
-    /// The role or user the call created, as created (for its quarantine record).
-    created_principal: Option<PrincipalState>,
-    event_id: String,
-    event_time: DateTime<Utc>,
+    /// The ARN, with its path, of the role or user the call created.
+    created_principal: Option<String>,
 }
 
 impl Context<'_> {
@@ -55,8 +49,7 @@ impl Context<'_> {
         // A creation event gives the ARN with its path; otherwise the name is all there is.
         let arn = self
             .created_principal
-            .as_ref()
-            .map(|p| p.arn.clone())
+            .clone()
             .filter(|arn| arn.rsplit('/').next() == Some(id))
             .unwrap_or_else(|| format!("arn:{}:iam::{}:{kind}/{id}", self.region.partition(), self.account));
         self.policy.is_protected(&arn).then_some(arn)
@@ -133,14 +126,12 @@ fn context<'a>(
             .event_time
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         created_principal: created_principal(call),
-        event_id: call.event_id.clone().unwrap_or_default(),
-        event_time: call.event_time.unwrap_or_default(),
     }))
 }
 
-/// The role or user a `CreateRole`/`CreateUser` call made: its ARN (with path) and boundary; it
-/// has no policies yet, and its tags are the resource's.
-fn created_principal(call: &CloudTrailEvent) -> Option<PrincipalState> {
+/// The ARN (with its path) of the role or user a `CreateRole`/`CreateUser` call made, when it
+/// names the account the event happened in.
+fn created_principal(call: &CloudTrailEvent) -> Option<String> {
     let key = match call.event_name.as_str() {
         "CreateRole" => "role",
         "CreateUser" => "user",
@@ -149,18 +140,8 @@ fn created_principal(call: &CloudTrailEvent) -> Option<PrincipalState> {
     let arn = select_strings(&call.response_elements, &format!("{key}.arn"))
         .first()?
         .to_string();
-    // The ARN is the event's word: it must name the account the event happened in.
     let principal = crate::quarantine::PrincipalRef::from_arn(&arn)?;
-    if Some(&principal.account) != call.account.as_ref() {
-        return None;
-    }
-    Some(PrincipalState {
-        arn,
-        permissions_boundary: select_strings(&call.request_parameters, "permissionsBoundary")
-            .first()
-            .map(|b| b.to_string()),
-        ..PrincipalState::default()
-    })
+    (Some(&principal.account) == call.account.as_ref()).then_some(arn)
 }
 
 /// Plans the tags and names of the resources an API call created.
@@ -543,32 +524,11 @@ fn naming(
                 region: cx.region.clone(),
                 instances: vec![resource.id.clone()],
             }),
-            "iam:role" | "iam:user" => {
-                let isolated = cx
-                    .created_principal
-                    .clone()
-                    .ok_or_else(|| "the event gives no ARN for it in this account".to_string())
-                    .and_then(|p| {
-                        let trigger = Trigger {
-                            source: TriggerSource::Naming,
-                            id: cx.event_id.clone(),
-                            detail: format!("{shown} does not match {expected}"),
-                            at: cx.event_time,
-                        };
-                        let prior = PrincipalState {
-                            tags: resource.tags.clone(),
-                            ..p
-                        };
-                        quarantine::isolate_created(prior, trigger, cx.region.clone(), cx.policy)
-                    });
-                match isolated {
-                    Ok(actions) => containment.extend(actions),
-                    Err(why) => notes.push(format!(
-                        "{} {} breaks the naming convention in enforce mode but is not isolated: {why}",
-                        rt.noun, resource.id
-                    )),
-                }
-            }
+            // Containment of principals is agent-quarantine's, which receives the same event.
+            "iam:role" | "iam:user" => notes.push(format!(
+                "In enforce mode agent-quarantine isolates {} {}; `guardrail release` lets it go again, for instance once a conforming replacement exists.",
+                rt.noun, resource.id
+            )),
             _ => {}
         }
     }
@@ -840,8 +800,6 @@ mod tests {
             created_by: None,
             created_at: None,
             created_principal: None,
-            event_id: String::new(),
-            event_time: DateTime::default(),
         };
         assert_eq!(
             conforming_name(&cx, Some("Prod Cache #2"), "i-1").as_deref(),
