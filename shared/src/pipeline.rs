@@ -472,6 +472,19 @@ impl<P: Ports> Pipeline<P> {
         let mut failures: Vec<(String, Error)> = Vec::new();
         let remaining: Vec<_> = plan.actions.iter().filter(|a| !done.contains(&a.id())).collect();
         for (i, action) in remaining.iter().enumerate() {
+            if action.needs_all_before() && !(failures.is_empty() && plan.unchecked.is_empty()) {
+                failures.push((
+                    action.to_string(),
+                    Error::Aws {
+                        service: "guardrail",
+                        operation: "apply",
+                        code: "WaitingForEarlierSteps".into(),
+                        message: "not run: it runs once every step before it has succeeded".into(),
+                        transient: true,
+                    },
+                ));
+                continue;
+            }
             match self.actuator.apply(session, &plan.account, action).await {
                 Ok(()) => {
                     done.push(action.id());

@@ -339,6 +339,12 @@ impl Action {
         }
     }
 
+    /// Whether the action may run only once every action and check before it succeeded: the
+    /// account leaves the root (where the bootstrap role is reachable) only fully baselined.
+    pub fn needs_all_before(&self) -> bool {
+        matches!(self, Action::MoveAccount { .. })
+    }
+
     /// Whether the action runs in Organizations (the management account) rather than in the
     /// account itself.
     pub fn in_organizations(&self) -> bool {

@@ -171,6 +171,17 @@ async fn a_new_account_is_baselined_completely_and_once() {
         panic!("{report:?}")
     };
     assert_eq!(actions.len(), 15, "{actions:#?}");
+    // Organizations moves the account only after the last call inside it.
+    let calls = world.emulator.calls();
+    let moved = calls
+        .iter()
+        .rposition(|c| c == "organizations.MoveAccount")
+        .expect("moved");
+    let last_inside = calls
+        .iter()
+        .rposition(|c| c.starts_with("ec2.") || c.starts_with("iam.") || c.starts_with("s3control."))
+        .expect("configured");
+    assert!(last_inside < moved, "{calls:#?}");
 
     let s = state(&world, &account).await;
     assert_eq!(s.ou, "dev");
@@ -247,7 +258,10 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
     let error = first.error.as_ref().expect("the event fails so Lambda retries it");
     assert_eq!(error.error_type(), "Guardrail.Partial", "{error}");
     let s = state(&world, &account).await;
-    assert_eq!(s.ou, "agents");
+    assert_eq!(
+        s.ou, "root",
+        "the account leaves the root, where the bootstrap role is reachable, only fully baselined"
+    );
     assert_eq!(s.regions[0], baselined_region(), "us-east-1 is done");
     assert!(!s.regions[1].0, "us-west-2's EBS step failed");
     assert_eq!(
@@ -279,6 +293,7 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
         "{done}"
     );
     assert!(done.contains("dead-letter"), "{done}");
+    assert!(done.contains("FAILED: move the account from"), "{done}");
 
     // A redrive after the region recovers: only the missing step is written.
     world.emulator.clear_faults();
@@ -286,7 +301,7 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
     let retry = p.handle(event, &invocation()).await;
     assert!(retry.error.is_none(), "{retry:?}");
     assert!(
-        matches!(outcomes(&retry)[..], [Outcome::Applied { actions }] if actions.len() == 1),
+        matches!(outcomes(&retry)[..], [Outcome::Applied { actions }] if actions.len() == 2),
         "{retry:?}"
     );
     let writes: Vec<String> = world
@@ -296,14 +311,14 @@ async fn a_region_that_fails_leaves_the_rest_done_and_the_retry_finishes_it() {
         .filter(|c| c.starts_with("ec2.") && !is_read(c))
         .collect();
     assert_eq!(writes, ["ec2.EnableEbsEncryptionByDefault"]);
-    assert_eq!(
-        state(&world, &account).await.regions,
-        vec![baselined_region(), baselined_region()]
-    );
+    let s = state(&world, &account).await;
+    assert_eq!(s.regions, vec![baselined_region(), baselined_region()]);
+    assert_eq!(s.ou, "agents", "then it moves");
     let alerts = world.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert!(
-        alerts[0].body["in_place"].as_array().is_some_and(|l| l.len() >= 14),
+        alerts[0].body["in_place"].as_array().is_some_and(|l| l.len() == 13)
+            && alerts[0].body["done"].as_array().is_some_and(|l| l.len() == 2),
         "{}",
         alerts[0].body
     );

@@ -200,12 +200,15 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
     b.plan
         .notes
         .push(format!("Environment {}: {because}.", environment.name));
-    b.placement(facts, environment, control_tower, policy);
     b.account_tags(facts, environment, policy);
     b.member_settings(facts, environment, policy);
     for region in &facts.regions {
         b.region(region, policy);
     }
+    // The move comes last: guardrail-management may assume the bootstrap role only in accounts
+    // still in the root or a landing OU (aws:ResourceOrgPaths in infra/management-role.yaml),
+    // so every step inside the account runs before it leaves, and a failed step keeps it there.
+    b.placement(facts, environment, control_tower, policy);
 
     let mut plan = b.plan;
     if plan.violations.is_empty() && plan.unchecked.is_empty() {
@@ -743,7 +746,6 @@ mod tests {
         assert_eq!(
             action_ids(&plan),
             [
-                "move-account:ou-dev",
                 "tag-account:Environment,Owner",
                 "account-alias:dev-payments",
                 "password-policy",
@@ -758,6 +760,7 @@ mod tests {
                 "snapshot-block-public-access:us-west-2",
                 "image-block-public-access:us-west-2",
                 "delete-default-vpc:us-west-2:vpc-1",
+                "move-account:ou-dev",
             ]
         );
         assert_eq!(plan.environment.as_deref(), Some("dev"));
@@ -768,8 +771,8 @@ mod tests {
         );
         assert_eq!(plan.undo.len(), plan.actions.len());
         assert_eq!(plan.placement.as_ref().and_then(|p| p.ou_id.as_deref()), Some("ou-dev"));
-        let Action::TagAccount { tags } = &plan.actions[1] else {
-            panic!("{:?}", plan.actions[1])
+        let Action::TagAccount { tags } = &plan.actions[0] else {
+            panic!("{:?}", plan.actions[0])
         };
         assert!(tags.contains(&Tag::new("Owner", "dev-payments@example.com")));
         assert!(
