@@ -671,12 +671,16 @@ mod tests {
         }
     }
 
-    /// Two instances needing different changes: one mislabelled prod, one untagged.
+    /// Two instances needing the same change (one mislabelled prod, one untagged) and their
+    /// volumes, requested with Environment, another: two actions.
     fn event(now: DateTime<Utc>) -> Value {
         json!({
             "eventID": "e-1", "eventTime": now.to_rfc3339(), "eventSource": "ec2.amazonaws.com",
             "eventName": "RunInstances", "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
             "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/bob"},
+            "requestParameters": {"tagSpecificationSet": {"items": [
+                {"resourceType": "volume", "tags": [{"key": "Environment", "value": "dev"}]}
+            ]}},
             "responseElements": {"instancesSet": {"items": [
                 {"instanceId": "i-00000000000000001", "tagSet": {"items": [{"key": "Environment", "value": "prod"}]}},
                 {"instanceId": "i-00000000000000002"}
@@ -726,9 +730,9 @@ mod tests {
             alert.done
         );
         assert!(
-            alert.done.iter().any(|d| d.starts_with(&format!(
-                "FAILED: {set} the volumes of i-00000000000000001, i-00000000000000002"
-            ))),
+            alert.done.iter().any(|d| d.starts_with(
+                "FAILED: set Owner=arn:aws:iam::111122223333:user/bob on the volumes of i-00000000000000001, i-00000000000000002"
+            )),
             "{:?}",
             alert.done
         );

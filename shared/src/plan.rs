@@ -376,12 +376,14 @@ impl fmt::Display for Action {
                 if !remove.is_empty() {
                     parts.push(format!("remove {}", remove.join(", ")));
                 }
-                let on = if *api == TagApi::Ec2VolumesOf {
-                    "on the volumes of"
-                } else {
-                    "on"
-                };
-                write!(f, "{} {on} {}", parts.join(" and "), resources.join(", "))
+                let resources = resources.join(", ");
+                match api {
+                    TagApi::Ec2VolumesOf => write!(f, "{} on the volumes of {resources}", parts.join(" and ")),
+                    TagApi::Ec2AndVolumes => {
+                        write!(f, "{} on {resources} and the volumes attached", parts.join(" and "))
+                    }
+                    _ => write!(f, "{} on {resources}", parts.join(" and ")),
+                }
             }
             Action::StopInstances { instances, .. } => write!(f, "stop {}", instances.join(", ")),
             Action::MoveAccount {

@@ -30,12 +30,40 @@ async fn run_instances_gets_environment_corrected_and_owner_added_once() {
     let member = world.emulator.config_as(&account).await;
     let p = world.pipeline(Function::TagEnforcer, builtin());
 
+    let mark = world.emulator.calls().len();
     let report = p.handle(event.clone(), &invocation()).await;
     assert!(report.error.is_none(), "{:?}", report.error);
     assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    let creates = world
+        .emulator
+        .calls_since(mark)
+        .into_iter()
+        .filter(|c| c == "ec2.CreateTags")
+        .count();
+    assert_eq!(creates, 1, "the instance, its interface and its volume in one call");
 
     let tags = ec2_tags(&member, &instance).await;
     assert_eq!(tags.get("Environment").map(String::as_str), Some("dev"), "{tags:?}");
+    let volumes = aws_sdk_ec2::Client::new(&member)
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("attachment.instance-id")
+                .values(&instance)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeVolumes");
+    assert!(!volumes.volumes().is_empty(), "the emulator attaches a root volume");
+    for v in volumes.volumes() {
+        let on_volume = ec2_tags(&member, v.volume_id().expect("id")).await;
+        assert_eq!(
+            on_volume.get("Environment").map(String::as_str),
+            Some("dev"),
+            "{on_volume:?}"
+        );
+    }
     assert_eq!(
         tags.get("Owner").map(String::as_str),
         Some(format!("arn:aws:sts::{account}:assumed-role/agent-runner/run-7f3a").as_str())

@@ -22,6 +22,12 @@ pub(crate) async fn apply(
 ) -> Result<()> {
     let resources = match api {
         TagApi::Ec2VolumesOf => attached_volumes(config, resources).await?,
+        TagApi::Ec2AndVolumes => {
+            let instances: Vec<String> = resources.iter().filter(|r| r.starts_with("i-")).cloned().collect();
+            let mut all = resources.to_vec();
+            all.extend(attached_volumes(config, &instances).await?);
+            all
+        }
         _ => resources.to_vec(),
     };
     if resources.is_empty() {
@@ -77,7 +83,7 @@ fn built<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
 
 async fn tag(config: &SdkConfig, api: TagApi, resources: &[String], set: &[Tag]) -> Result<()> {
     match api {
-        TagApi::Ec2 | TagApi::Ec2VolumesOf => {
+        TagApi::Ec2 | TagApi::Ec2VolumesOf | TagApi::Ec2AndVolumes => {
             let tags = set
                 .iter()
                 .map(|t| aws_sdk_ec2::types::Tag::builder().key(&t.key).value(&t.value).build())
@@ -213,7 +219,7 @@ async fn tag(config: &SdkConfig, api: TagApi, resources: &[String], set: &[Tag])
 async fn untag(config: &SdkConfig, api: TagApi, resources: &[String], keys: &[String]) -> Result<()> {
     let keys = keys.to_vec();
     match api {
-        TagApi::Ec2 | TagApi::Ec2VolumesOf => {
+        TagApi::Ec2 | TagApi::Ec2VolumesOf | TagApi::Ec2AndVolumes => {
             let tags = keys
                 .iter()
                 .map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build())

@@ -19,6 +19,9 @@ pub enum TagApi {
     Ec2,
     /// The volumes attached to these instances (the event lists the instances, not the volumes).
     Ec2VolumesOf,
+    /// These ids and the volumes attached to those that are instances, in one `CreateTags`: an
+    /// instance and its volumes needing the same change.
+    Ec2AndVolumes,
     IamRole,
     IamUser,
     IamPolicy,
@@ -36,6 +39,7 @@ impl TagApi {
         match self {
             TagApi::Ec2 => "ec2",
             TagApi::Ec2VolumesOf => "ec2-volumes-of",
+            TagApi::Ec2AndVolumes => "ec2-and-volumes",
             TagApi::IamRole => "iam-role",
             TagApi::IamUser => "iam-user",
             TagApi::IamPolicy => "iam-policy",
@@ -693,7 +697,7 @@ fn checked_id(api: TagApi, id: &str, call: &CloudTrailEvent) -> Result<String, R
     };
     let account = call.account.as_ref().map(|a| a.as_str()).unwrap_or_default();
     match api {
-        TagApi::Ec2 | TagApi::Ec2VolumesOf => {
+        TagApi::Ec2 | TagApi::Ec2VolumesOf | TagApi::Ec2AndVolumes => {
             let (prefix, hex) = id.split_once('-').ok_or_else(|| bad("is not an EC2 id"))?;
             let shaped = !prefix.is_empty()
                 && prefix.len() <= 8

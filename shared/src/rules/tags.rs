@@ -1,7 +1,7 @@
 //! The tag rule: new resources carry the required tags with allowed values and spellings, names
 //! follow the convention, and tags changed afterwards by anyone but Guardrail do not drift.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::alert::Severity;
 use crate::event::json::select_strings;
@@ -151,7 +151,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
         Err(reason) => return Ok(Decision::Ignore { reason }),
     };
     let mut violations = Vec::new();
-    let mut groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     let mut containment = Vec::new();
     let mut notes = Vec::new();
     let mut checked = 0;
@@ -244,7 +244,7 @@ pub fn plan_change(
     let changed = resources::changed(change, call)?;
     let who = call.principal.describe();
     let mut violations = Vec::new();
-    let mut groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     let mut untouched = Vec::new();
     for resource in &changed.resources {
         if let Some(arn) = cx.protected_principal(change.api, resource) {
@@ -323,6 +323,9 @@ pub fn plan_change(
     Ok(Decision::Act { plan: Box::new(plan) })
 }
 
+/// The API, the tags to set and the keys to remove that a group of resources shares.
+type GroupKey = (TagApi, Vec<Tag>, Vec<String>);
+
 /// Resources needing the same change, and what each change replaces.
 #[derive(Default)]
 struct Group {
@@ -335,7 +338,7 @@ fn finish(
     call: &CloudTrailEvent,
     subject: String,
     violations: Vec<Violation>,
-    groups: BTreeMap<(TagApi, Vec<Tag>, Vec<String>), Group>,
+    groups: BTreeMap<GroupKey, Group>,
 ) -> Plan {
     let abac = violations.iter().any(|v| v.problem.contains(ENVIRONMENT_TAG));
     let mut plan = Plan::new(Rule::Tags, cx.mode, cx.account.clone(), subject);
@@ -346,7 +349,7 @@ fn finish(
     plan.cause = call.principal.describe();
     plan.violations = violations;
     if cx.mode.fixes() {
-        for ((api, set, remove), group) in groups {
+        for ((api, set, remove), group) in with_volumes_merged(groups) {
             plan.undo.push(undo_for(api, &cx.region, &group));
             plan.actions.push(Action::Tag {
                 api,
@@ -358,6 +361,35 @@ fn finish(
         }
     }
     plan
+}
+
+/// Instances and their volumes needing the same change become one `CreateTags` call, when the
+/// volumes' group names exactly the instances of the EC2 group.
+fn with_volumes_merged(mut groups: BTreeMap<GroupKey, Group>) -> BTreeMap<GroupKey, Group> {
+    let volume_keys: Vec<GroupKey> = groups
+        .keys()
+        .filter(|(api, ..)| *api == TagApi::Ec2VolumesOf)
+        .cloned()
+        .collect();
+    for (_, set, remove) in volume_keys {
+        let ec2_key = (TagApi::Ec2, set.clone(), remove.clone());
+        let volumes_key = (TagApi::Ec2VolumesOf, set.clone(), remove.clone());
+        let same_instances = match (groups.get(&ec2_key), groups.get(&volumes_key)) {
+            (Some(ec2), Some(volumes)) => {
+                let instances: BTreeSet<&String> = ec2.resources.iter().filter(|r| r.starts_with("i-")).collect();
+                instances == volumes.resources.iter().collect()
+            }
+            _ => false,
+        };
+        if !same_instances {
+            continue;
+        }
+        if let (Some(mut merged), Some(volumes)) = (groups.remove(&ec2_key), groups.remove(&volumes_key)) {
+            merged.previous.extend(volumes.previous);
+            groups.insert((TagApi::Ec2AndVolumes, set, remove), merged);
+        }
+    }
+    groups
 }
 
 fn fixable(resource: &str, problem: String) -> Violation {
@@ -585,13 +617,32 @@ fn undo_for(api: TagApi, region: &Region, group: &Group) -> String {
     commands.join(" && ")
 }
 
+/// The `--resources` of an EC2 tag command: the ids, and the volumes of instances looked up
+/// when the command runs (the plan knows the instances, not their volumes).
+fn ec2_targets(api: TagApi, region: &Region, ids: &[String]) -> String {
+    let instances: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| api == TagApi::Ec2VolumesOf || id.trim_matches('\'').starts_with("i-"))
+        .collect();
+    let volumes = format!(
+        "$(aws ec2 describe-volumes --region {region} --filters Name=attachment.instance-id,Values={} --query 'Volumes[].VolumeId' --output text)",
+        instances.join(",")
+    );
+    match api {
+        TagApi::Ec2VolumesOf => volumes,
+        TagApi::Ec2AndVolumes => format!("{} {volumes}", ids.join(" ")),
+        _ => ids.join(" "),
+    }
+}
+
 fn untag_command(api: TagApi, region: &Region, ids: &[String], keys: &[String]) -> String {
     let each = |cmd: &dyn Fn(&String) -> String| ids.iter().map(cmd).collect::<Vec<_>>().join(" && ");
     let keys_spaced = keys.join(" ");
     match api {
-        TagApi::Ec2 | TagApi::Ec2VolumesOf => format!(
+        TagApi::Ec2 | TagApi::Ec2VolumesOf | TagApi::Ec2AndVolumes => format!(
             "aws ec2 delete-tags --region {region} --resources {} --tags {}",
-            ids.join(" "),
+            ec2_targets(api, region, ids),
             keys.iter().map(|k| format!("Key={k}")).collect::<Vec<_>>().join(" ")
         ),
         TagApi::IamRole => each(&|id| format!("aws iam untag-role --role-name {id} --tag-keys {keys_spaced}")),
@@ -621,9 +672,9 @@ fn tag_command(api: TagApi, region: &Region, ids: &[String], tags: &[(String, St
     let key_value = |k: &str, v: &str| shell_quote(&format!("Key={k},Value={v}"));
     let pairs = tags.iter().map(|(k, v)| key_value(k, v)).collect::<Vec<_>>().join(" ");
     match api {
-        TagApi::Ec2 | TagApi::Ec2VolumesOf => format!(
+        TagApi::Ec2 | TagApi::Ec2VolumesOf | TagApi::Ec2AndVolumes => format!(
             "aws ec2 create-tags --region {region} --resources {} --tags {pairs}",
-            ids.join(" ")
+            ec2_targets(api, region, ids)
         ),
         TagApi::IamRole => each(&|id| format!("aws iam tag-role --role-name {id} --tags {pairs}")),
         TagApi::IamUser => each(&|id| format!("aws iam tag-user --user-name {id} --tags {pairs}")),
@@ -785,6 +836,50 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), n, "{:?}", plan.actions);
         assert_eq!(plan.undo.len(), plan.actions.len());
+    }
+
+    #[test]
+    fn an_instance_and_its_volumes_needing_the_same_tags_take_one_call() {
+        let policy = Policy::builtin().expect("policy");
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/tag-enforcer/run-instances.json")).expect("JSON");
+        let launched = |volume_tags: serde_json::Value| {
+            let mut v = sample.clone();
+            v["detail"]["requestParameters"]["tagSpecificationSet"] =
+                serde_json::json!({"items": [{"resourceType": "volume", "tags": volume_tags}]});
+            for i in v["detail"]["responseElements"]["instancesSet"]["items"]
+                .as_array_mut()
+                .expect("instances")
+            {
+                i.as_object_mut().map(|o| o.remove("tagSet"));
+            }
+            plan_of(plan_created(&call(&v.to_string()), &dev("111122223333"), &policy).expect("decision"))
+        };
+        let same = launched(serde_json::json!([]));
+        let [Action::Tag { api, resources, .. }] = same.actions.as_slice() else {
+            panic!("{:?}", same.actions)
+        };
+        assert_eq!(*api, TagApi::Ec2AndVolumes);
+        assert!(resources.iter().any(|r| r.starts_with("i-")), "{resources:?}");
+        assert!(
+            same.undo[0].contains("aws ec2 delete-tags")
+                && same.undo[0].contains(
+                    "$(aws ec2 describe-volumes --region us-east-1 --filters Name=attachment.instance-id,Values=i-"
+                ),
+            "{}",
+            same.undo[0]
+        );
+        // Volumes requested with tags of their own need a change of their own.
+        let apart = launched(serde_json::json!([{"key": "Environment", "value": "dev"}]));
+        let apis: Vec<TagApi> = apart
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Tag { api, .. } => Some(*api),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(apis, [TagApi::Ec2, TagApi::Ec2VolumesOf]);
     }
 
     #[test]

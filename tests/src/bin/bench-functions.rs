@@ -130,13 +130,12 @@ impl Job {
     }
 
     /// The most requests a warm event may make: the bench fails above it. Raise it only with
-    /// a reason written next to [`Job::minimum`]. Above the minimum today (to be cut):
-    /// RunInstances tags the volumes in a second CreateTags and records progress once between
-    /// its two actions (+2); the quarantine reads the quarantine record (GetItem, to merge with
-    /// an earlier one) and records progress between its actions (+3).
+    /// a reason written next to [`Job::minimum`]. Above the minimum today: the quarantine reads
+    /// the quarantine record (GetItem, to merge with an earlier one) and records progress
+    /// between its three actions (+3), so that a retry repeats no finished step.
     fn budget(self) -> usize {
         match self {
-            Job::Ec2Tags => 8,
+            Job::Ec2Tags => 6,
             Job::RoleTags => 5,
             Job::Quarantine => 13,
         }
@@ -389,7 +388,7 @@ async fn run_job(job: Job, world: &World, a: &Args, log: &Path) -> Result<JobRes
         handled.push(ms(answer.answered - p.spawned));
         rss.push(p.peak_rss_mib());
         cold_requests.push((world.emulator.calls().len() - mark) as f64);
-        eprint!("\r  {:<40} cold {}/{}", job.name(), i + 1, a.cold);
+        progress(job, "cold", i + 1, a.cold);
     }
     result.cold_ready_ms = Stats::of(&ready);
     result.cold_handled_ms = Stats::of(&handled);
@@ -414,13 +413,26 @@ async fn run_job(job: Job, world: &World, a: &Args, log: &Path) -> Result<JobRes
                 *result.warm_calls.entry(c).or_default() += 1;
             }
         }
-        eprint!("\r  {:<40} warm {}/{}   ", job.name(), i + 1, a.warm);
+        progress(job, "warm", i + 1, a.warm);
     }
-    eprintln!();
     result.warm_ms = Stats::of(&latency);
     result.warm_requests = Stats::of(&requests);
     result.peer = a.peer.as_deref().and_then(|dir| peer(dir, job));
     Ok(result)
+}
+
+/// `cold 3/20` on one line rewritten in a terminal; one line per finished phase in a log.
+fn progress(job: Job, phase: &str, done: usize, of: usize) {
+    use std::io::IsTerminal;
+    let line = format!("  {:<40} {phase} {done}/{of}", job.name());
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{line}   ");
+        if phase == "warm" && done == of {
+            eprintln!();
+        }
+    } else if done == of {
+        eprintln!("{line}");
+    }
 }
 
 /// The peer's medians for a job from `run_peer.sh`'s `out/results`.
