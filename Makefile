@@ -61,19 +61,19 @@ test: venv lint lint-infra
 	$(MAKE) --no-print-directory fuzz-quick
 
 # Benchmarks (release build), side by side with the Cloud Custodian peer from one run, written
-# into docs/BENCHMARKS.md and docs/benchmarks.svg. bench-quick runs each briefly on the test
+# into docs/BENCHMARKS.md (with the sizes of `make package`'s zips) and docs/benchmarks.svg. bench-quick runs each briefly on the test
 # build, to prove it runs; it still fails when a job makes more AWS calls than its budget.
 PEER_DIR := ../shared/peer
 BENCH_WARM ?= 20
 BENCH_COLD ?= 20
-bench: venv
+bench: venv package
 	cargo build --release --locked -p tag-enforcer -p agent-quarantine
 	cargo bench --locked -p guardrail --bench decide
 	bash $(PEER_DIR)/run_peer.sh $(BENCH_WARM) $(BENCH_COLD) 5
 	cargo test --workspace --locked --no-run
 	$(CARGO_TARGET_DIR)/debug/bench-functions --bin-dir $(CARGO_TARGET_DIR)/release --warm $(BENCH_WARM) \
 		--cold $(BENCH_COLD) --peer $(PEER_DIR)/out/results --criterion $(CARGO_TARGET_DIR)/criterion \
-		--markdown docs/BENCHMARKS.md
+		--markdown docs/BENCHMARKS.md --zips $(CARGO_TARGET_DIR)/lambda
 
 bench-quick:
 	cargo test --locked -p guardrail --bench decide

@@ -225,6 +225,9 @@ struct JobResult {
     cold_ready_ms: Stats,
     cold_handled_ms: Stats,
     cold_peak_rss_mib: Stats,
+    /// CPU time of all the process's threads from start to the first answer: the rest of
+    /// `cold_handled_ms` is waiting, mostly for the emulator.
+    cold_cpu_ms: Stats,
     cold_requests: Stats,
     warm_ms: Stats,
     warm_requests: Stats,
@@ -277,6 +280,9 @@ struct Args {
     /// The Markdown file whose `<!-- bench -->` section to rewrite (the SVG goes beside it).
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// `make package`'s output (`<dir>/<function>/bootstrap.zip`), for the size table.
+    #[arg(long)]
+    zips: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -329,6 +335,19 @@ impl Process {
         Process { child, api, spawned }
     }
 
+    /// CPU time of all the process's threads so far, in milliseconds (`schedstat`, in ns).
+    fn cpu_ms(&self) -> f64 {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()));
+        let ns: u64 = tasks
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        if ns == 0 { f64::NAN } else { ns as f64 / 1e6 }
+    }
+
     /// The process's peak resident set so far, in MiB (`VmHWM`).
     fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
@@ -373,7 +392,7 @@ async fn run_job(job: Job, world: &World, a: &Args, log: &Path) -> Result<JobRes
         ..JobResult::default()
     };
 
-    let (mut ready, mut handled, mut rss, mut cold_requests) = (vec![], vec![], vec![], vec![]);
+    let (mut ready, mut handled, mut rss, mut cpu, mut cold_requests) = (vec![], vec![], vec![], vec![], vec![]);
     for (i, event) in events.drain(..a.cold).enumerate() {
         let mark = world.emulator.calls().len();
         let p = Process::start(&binary, world, log).await;
@@ -387,12 +406,14 @@ async fn run_job(job: Job, world: &World, a: &Args, log: &Path) -> Result<JobRes
         ready.push(ms(at - p.spawned));
         handled.push(ms(answer.answered - p.spawned));
         rss.push(p.peak_rss_mib());
+        cpu.push(p.cpu_ms());
         cold_requests.push((world.emulator.calls().len() - mark) as f64);
         progress(job, "cold", i + 1, a.cold);
     }
     result.cold_ready_ms = Stats::of(&ready);
     result.cold_handled_ms = Stats::of(&handled);
     result.cold_peak_rss_mib = Stats::of(&rss);
+    result.cold_cpu_ms = Stats::of(&cpu);
     result.cold_requests = Stats::of(&cold_requests);
 
     let p = Process::start(&binary, world, log).await;
@@ -498,17 +519,18 @@ fn main() {
         results
     });
     let decide = a.criterion.as_deref().and_then(criterion);
+    let sizes: Vec<Size> = a.zips.as_deref().map(zip_sizes).unwrap_or_default();
     if a.format == Format::Json {
         println!(
             "{}",
-            json!({"jobs": results, "criterion_ns": decide.map(|(floor, decide)| json!({"parse_floor": floor, "decide": decide}))})
+            json!({"jobs": results, "criterion_ns": decide.map(|(floor, decide)| json!({"parse_floor": floor, "decide": decide})), "sizes": sizes})
         );
     } else {
         print!("{}", table(&results));
     }
     if let Some(path) = &a.markdown {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let generated = markdown(&results, decide);
+        let generated = markdown(&results, decide, &sizes);
         let updated = replace_between(&text, &generated)
             .unwrap_or_else(|| format!("{text}\n<!-- bench -->\n{generated}<!-- /bench -->\n"));
         std::fs::write(path, updated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -545,8 +567,8 @@ fn ratio(peer: f64, ours: f64) -> String {
 
 fn table(results: &[JobResult]) -> String {
     let mut out = format!(
-        "\n{:<40} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}\n",
-        "job", "cold ms", "peer ms", "RSS MiB", "peer MiB", "warm ms", "requests", "peer req"
+        "\n{:<40} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}\n",
+        "job", "cold ms", "cpu ms", "peer ms", "RSS MiB", "peer MiB", "warm ms", "requests", "peer req"
     );
     for r in results {
         let p = r.peer.clone().unwrap_or_else(Peer::unknown);
@@ -558,9 +580,10 @@ fn table(results: &[JobResult]) -> String {
             }
         };
         out += &format!(
-            "{:<40} {:>10.1} {:>10} {:>9.1} {:>9} {:>9.1} {:>9.0} {:>10}\n",
+            "{:<40} {:>10.1} {:>8.1} {:>10} {:>9.1} {:>9} {:>9.1} {:>9.0} {:>10}\n",
             r.job,
             r.cold_handled_ms.median,
+            r.cold_cpu_ms.median,
             shown(p.cold_handled_ms, 0),
             r.cold_peak_rss_mib.median,
             shown(p.cold_peak_rss_mib, 1),
@@ -596,17 +619,65 @@ fn cost_per_million(r: &JobResult) -> f64 {
     (lambda + writes * DYNAMODB_WRITE + publishes * SNS_PUBLISH) * 1e6
 }
 
-fn markdown(results: &[JobResult], decide: Option<(f64, f64)>) -> String {
+/// One function's deployment package.
+#[derive(serde::Serialize)]
+struct Size {
+    function: &'static str,
+    zip_bytes: u64,
+    /// The `bootstrap` inside, from the zip's central directory.
+    unzipped_bytes: Option<u64>,
+}
+
+/// The packages `make package` built, for the functions that have one.
+fn zip_sizes(dir: &Path) -> Vec<Size> {
+    Function::ALL
+        .iter()
+        .filter_map(|f| {
+            let bytes = std::fs::read(dir.join(f.name()).join("bootstrap.zip")).ok()?;
+            Some(Size {
+                function: f.name(),
+                zip_bytes: bytes.len() as u64,
+                unzipped_bytes: unzipped(&bytes),
+            })
+        })
+        .collect()
+}
+
+/// The uncompressed size of a zip's entries, from its central directory (no comment, no zip64).
+fn unzipped(zip: &[u8]) -> Option<u64> {
+    let u16_at = |i: usize| zip.get(i..i + 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])));
+    let u32_at = |i: usize| {
+        zip.get(i..i + 4)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let end = zip.len().checked_sub(22)?;
+    if u32_at(end)? != 0x0605_4b50 {
+        return None;
+    }
+    let (entries, mut at) = (u16_at(end + 10)?, usize::try_from(u32_at(end + 16)?).ok()?);
+    let mut total = 0;
+    for _ in 0..entries {
+        if u32_at(at)? != 0x0201_4b50 {
+            return None;
+        }
+        total += u32_at(at + 24)?;
+        let skip = u16_at(at + 28)? + u16_at(at + 30)? + u16_at(at + 32)?;
+        at += 46 + usize::try_from(skip).ok()?;
+    }
+    Some(total)
+}
+
+fn markdown(results: &[JobResult], decide: Option<(f64, f64)>, sizes: &[Size]) -> String {
     let mut s = format!(
         "Measured {} on this machine ({} cores), one run of `make bench`; function binaries built with the release profile for the host.\n\n",
         chrono::Utc::now().format("%Y-%m-%d"),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    s += "### Cold start (process start → first event handled)\n\n| job | ready for first event, median | handled, median (p25–p75, max) | peak RSS | peer handled | peer RSS | faster | RSS share |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+    s += "### Cold start (process start → first event handled)\n\n| job | ready for first event, median | handled, median (p25–p75, max) | CPU until handled, median | requests | peak RSS | peer handled | peer RSS | faster | RSS share |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for r in results {
         let p = r.peer.clone().unwrap_or_else(Peer::unknown);
         s += &format!(
-            "| {} | {:.1} ms | {:.1} ms ({:.1}–{:.1}, {:.1}), n={} | {:.1} MiB | {:.0} ms | {:.1} MiB | {} | {} |\n",
+            "| {} | {:.1} ms | {:.1} ms ({:.1}–{:.1}, {:.1}), n={} | {:.1} ms | {:.0} | {:.1} MiB | {:.0} ms | {:.1} MiB | {} | {} |\n",
             r.job,
             r.cold_ready_ms.median,
             r.cold_handled_ms.median,
@@ -614,6 +685,8 @@ fn markdown(results: &[JobResult], decide: Option<(f64, f64)>) -> String {
             r.cold_handled_ms.p75,
             r.cold_handled_ms.max,
             r.cold_handled_ms.n,
+            r.cold_cpu_ms.median,
+            r.cold_requests.median,
             r.cold_peak_rss_mib.median,
             p.cold_handled_ms,
             p.cold_peak_rss_mib,
@@ -669,6 +742,20 @@ fn markdown(results: &[JobResult], decide: Option<(f64, f64)>) -> String {
             format!("${:.2}", (lambda + sns) * 1e6)
         });
         s += &format!("| {} | ${:.2} | {} |\n", r.job, cost_per_million(r), peer);
+    }
+    if !sizes.is_empty() {
+        s += "\n### Size (`make package`: arm64 release zips)\n\n| function | zip | unzipped |\n| --- | --- | --- |\n";
+        for z in sizes {
+            let unzipped = z
+                .unzipped_bytes
+                .map_or("–".to_string(), |b| format!("{:.2} MB", b as f64 / 1e6));
+            s += &format!(
+                "| {} | {:.2} MB ({} B) | {unzipped} |\n",
+                z.function,
+                z.zip_bytes as f64 / 1e6,
+                z.zip_bytes
+            );
+        }
     }
     s += "\n![ratios against the peer](benchmarks.svg)\n";
     s
