@@ -52,7 +52,8 @@ fn plan_json_is_one_parseable_document() {
     assert_eq!(decision["decision"], "act");
     assert_eq!(decision["plan"]["mode"], "enforce");
     assert_eq!(decision["plan"]["actions"][0]["action"], "tag");
-    assert_eq!(decision["plan"]["actions"][0]["api"], "ec2");
+    // The sample's instance, interface and volume need the same tags: one EC2 call.
+    assert_eq!(decision["plan"]["actions"][0]["api"], "ec2-and-volumes");
 }
 
 #[test]

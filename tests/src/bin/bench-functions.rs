@@ -472,16 +472,33 @@ fn peer(dir: &Path, job: Job) -> Option<Peer> {
 }
 
 /// Criterion's median estimates (ns per iteration) for the decide benchmark, if it has run.
-fn criterion(dir: &Path) -> Option<(f64, f64)> {
-    let median = |bench: &str| -> Option<f64> {
-        let path = dir.join("per input file").join(bench).join("new/estimates.json");
-        let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-        v["median"]["point_estimate"].as_f64()
+fn criterion(dir: &Path) -> Option<Decide> {
+    let read = |bench: &str, file: &str| -> Option<Value> {
+        let path = dir.join("per input file").join(bench).join("new").join(file);
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     };
-    Some((
-        median("parse floor_ serde_json to Value")?,
-        median("decode + gate + plan, every function")?,
-    ))
+    let median = |bench: &str| read(bench, "estimates.json")?["median"]["point_estimate"].as_f64();
+    const DECIDE: &str = "decode + gate + plan, every function";
+    Some(Decide {
+        parse_floor_ns: median("parse floor_ serde_json to Value")?,
+        decide_ns: median(DECIDE)?,
+        inputs: read(DECIDE, "benchmark.json")?["throughput"]["Elements"].as_u64()?,
+    })
+}
+
+/// Criterion's medians for one pass over every input, and how many inputs that is.
+#[derive(Clone, Copy, serde::Serialize)]
+struct Decide {
+    parse_floor_ns: f64,
+    decide_ns: f64,
+    inputs: u64,
+}
+
+impl Decide {
+    /// Events per second on one core.
+    fn per_second(self, ns: f64) -> f64 {
+        self.inputs as f64 / (ns / 1e9)
+    }
 }
 
 fn main() {
@@ -521,10 +538,7 @@ fn main() {
     let decide = a.criterion.as_deref().and_then(criterion);
     let sizes: Vec<Size> = a.zips.as_deref().map(zip_sizes).unwrap_or_default();
     if a.format == Format::Json {
-        println!(
-            "{}",
-            json!({"jobs": results, "criterion_ns": decide.map(|(floor, decide)| json!({"parse_floor": floor, "decide": decide})), "sizes": sizes})
-        );
+        println!("{}", json!({"jobs": results, "criterion": decide, "sizes": sizes}));
     } else {
         print!("{}", table(&results));
     }
@@ -667,7 +681,7 @@ fn unzipped(zip: &[u8]) -> Option<u64> {
     Some(total)
 }
 
-fn markdown(results: &[JobResult], decide: Option<(f64, f64)>, sizes: &[Size]) -> String {
+fn markdown(results: &[JobResult], decide: Option<Decide>, sizes: &[Size]) -> String {
     let mut s = format!(
         "Measured {} on this machine ({} cores), one run of `make bench`; function binaries built with the release profile for the host.\n\n",
         chrono::Utc::now().format("%Y-%m-%d"),
@@ -722,12 +736,15 @@ fn markdown(results: &[JobResult], decide: Option<(f64, f64)>, sizes: &[Size]) -
             .collect();
         s += &format!("- {}: {}\n", r.job, calls.join(", "));
     }
-    if let Some((floor, decide)) = decide {
+    if let Some(d) = decide {
         s += &format!(
-            "\n### Decision without network (criterion, `make bench`)\n\nAll inputs of `events/` and the corpus: parse floor {:.3} ms, decode + gate + plan through every function {:.3} ms, {:.2}× the floor.\n",
-            floor / 1e6,
-            decide / 1e6,
-            decide / floor
+            "\n### Decision without network (criterion, `make bench`)\n\nAll {} inputs of `events/` and the corpus, one core: parse floor {:.3} ms ({:.0} events/s), decode + gate + plan through every function {:.3} ms ({:.0} events/s), {:.2}× the floor.\n",
+            d.inputs,
+            d.parse_floor_ns / 1e6,
+            d.per_second(d.parse_floor_ns),
+            d.decide_ns / 1e6,
+            d.per_second(d.decide_ns),
+            d.decide_ns / d.parse_floor_ns
         );
     }
     s += "\n### Cost per million events (arm64, 128 MB, us-east-1 list prices of 2025: Lambda $0.0000133334 per GB-second and $0.20 per million requests, DynamoDB on-demand $0.625 per million writes, SNS $0.50 per million publishes)\n\n| job | Guardrail | peer at its measured time, 128 MB |\n| --- | --- | --- |\n";
