@@ -8,7 +8,8 @@ Every AWS call is written to stderr as one line `CALL <service>.<Action> <status
 (service from the request's SigV4 scope, action from X-Amz-Target, the Action parameter, or
 method and path; caller the assumed-role session or IAM user whose access key signed it, `-`
 for keys moto did not issue), so tests can count and name exactly the calls a function made, and check
-each against the IAM policy of the role that made it.
+each against the IAM policy of the role that made it. A DynamoDB call on one item adds its
+partition key, `pk=<value>`, for the check against `dynamodb:LeadingKeys`.
 
 Tests inject faults with `POST /_guardrail/faults` and a JSON body
 `{"service": "ec2", "action": "EnableEbsEncryptionByDefault", "region": "us-west-2",
@@ -85,9 +86,10 @@ class CallLog:
         # restores DynamoDB's guarantee.
         self.dynamodb = threading.Lock()
 
-    def log(self, service, action, status, caller):
+    def log(self, service, action, status, caller, key=None):
+        extra = f" pk={key}" if key else ""
         with self.lock:
-            print(f"CALL {service}.{action} {status} {caller}", file=sys.stderr, flush=True)
+            print(f"CALL {service}.{action} {status} {caller}{extra}", file=sys.stderr, flush=True)
 
     def control(self, environ, start_response, body: bytes):
         with self.lock:
@@ -145,13 +147,27 @@ class CallLog:
             status_seen.append(status.split(" ", 1)[0])
             return start_response(status, headers, exc_info)
 
+        key = None
         if service == "dynamodb":
+            key = partition_key(body)
             with self.dynamodb:
                 result = self.app(environ, recording_start_response)
         else:
             result = self.app(environ, recording_start_response)
-        self.log(service, action, status_seen[0] if status_seen else "?", caller)
+        self.log(service, action, status_seen[0] if status_seen else "?", caller, key)
         return result
+
+
+def partition_key(body: bytes):
+    """The `pk` of the item a DynamoDB GetItem, PutItem, UpdateItem or DeleteItem names."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    item = request.get("Key") or request.get("Item") or {}
+    value = item.get("pk", {}).get("S") if isinstance(item, dict) else None
+    # One token on the line: keys never hold whitespace, but the log must not be forged by one.
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in value) if value else None
 
 
 def main() -> int:

@@ -133,6 +133,41 @@ pub struct Statement {
     pub actions: Vec<String>,
     /// Resources as written: strings, or `{"Fn::Sub": ...}` objects.
     pub resources: Vec<Value>,
+    /// The `Condition` block as written (`Null` when there is none).
+    pub condition: Value,
+}
+
+impl Statement {
+    /// Whether the statement's `dynamodb:LeadingKeys` condition, if it has one, admits an item's
+    /// partition key: `Err` for an operator this check does not know.
+    pub fn admits_key(&self, key: &str) -> Result<bool, String> {
+        let Some(operators) = self.condition.as_object() else {
+            return Ok(true);
+        };
+        for (operator, keys) in operators {
+            let Some(patterns) = keys.get("dynamodb:LeadingKeys") else {
+                continue;
+            };
+            let patterns: Vec<String> = list(patterns)
+                .iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect();
+            let admitted = match operator.trim_start_matches("ForAllValues:") {
+                "StringLike" => patterns.iter().any(|p| wildmatch::WildMatch::new(p).matches(key)),
+                "StringEquals" => patterns.iter().any(|p| p == key),
+                other => {
+                    return Err(format!(
+                        "{} {}: condition operator {other} on dynamodb:LeadingKeys",
+                        self.owner, self.sid
+                    ));
+                }
+            };
+            if !admitted {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The statements of every IAM role's inline policies in every template.
@@ -179,6 +214,7 @@ fn statement(file: &'static str, owner: &str, s: &Value) -> Statement {
         allow: s["Effect"] == "Allow",
         actions: strings(&s["Action"]),
         resources: list(&s["Resource"]).to_vec(),
+        condition: s["Condition"].clone(),
     }
 }
 

@@ -176,3 +176,46 @@ fn the_scp_is_one_aws_accepts_and_spares_only_guardrail() {
         assert!(sids.contains(needed), "{needed} is missing from the SCP");
     }
 }
+
+#[test]
+fn leading_keys_conditions_admit_each_functions_own_items_only() {
+    let statements = guardrail_tests::infra::role_statements();
+    let admits = |role: &str, action: &str, key: &str| {
+        statements
+            .iter()
+            .filter(|s| s.owner == role && s.allow && s.actions.iter().any(|a| a == action))
+            .any(|s| s.admits_key(key).expect("a known operator"))
+    };
+    let enforcer = "guardrail-tag-enforcer-lambda";
+    assert!(admits(
+        enforcer,
+        "dynamodb:PutItem",
+        "replay#tag-enforcer#cloudtrail#e-1"
+    ));
+    assert!(admits(
+        enforcer,
+        "dynamodb:GetItem",
+        "account#tag-enforcer#111122223333"
+    ));
+    // The quarantine records and another function's directory are agent-quarantine's.
+    assert!(!admits(
+        enforcer,
+        "dynamodb:PutItem",
+        "quarantine#111122223333#role#runner"
+    ));
+    assert!(!admits(
+        enforcer,
+        "dynamodb:GetItem",
+        "account#agent-quarantine#111122223333"
+    ));
+    assert!(admits(
+        "guardrail-agent-quarantine-lambda",
+        "dynamodb:PutItem",
+        "quarantine#111122223333#role#runner"
+    ));
+    assert!(!admits(
+        "guardrail-account-baseline-lambda",
+        "dynamodb:PutItem",
+        "account#111122223333"
+    ));
+}

@@ -2,14 +2,15 @@
 //! `GUARDRAIL_CALL_LOG_DIR`) against the IAM policies of `infra/`: every call must be granted to
 //! the role that made it (or the run fails), and the granted actions no test made (apart from
 //! those the emulator cannot see, listed below with the reason) are reported, for a test to
-//! cover or the grant to go. `make test` runs it after the tests.
+//! cover or the grant to go. A DynamoDB call on an item must also fall within the
+//! `dynamodb:LeadingKeys` of a statement that grants it. `make test` runs it after the tests.
 //!
 //! Usage: iam-coverage DIR [--format json]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
-use guardrail_tests::infra::{action_matches, role_statements};
+use guardrail_tests::infra::{Statement, action_matches, role_statements};
 
 /// Granted actions no emulator call shows, and why they are needed.
 const UNSEEN: [(&str, &str); 11] = [
@@ -84,6 +85,36 @@ fn iam_action(call: &str) -> Option<String> {
     }
 }
 
+/// Items touched outside every `dynamodb:LeadingKeys` that grants the call, one line per role,
+/// action and kind of key (the key up to its last `#`, where the ids begin).
+fn outside_leading_keys(statements: &[Statement], keys: &BTreeSet<(String, String, String)>) -> BTreeSet<String> {
+    let mut problems = BTreeSet::new();
+    for (role, action, key) in keys {
+        let granting: Vec<&Statement> = statements
+            .iter()
+            .filter(|s| s.owner == *role && s.allow && s.actions.iter().any(|a| action_matches(a, action)))
+            .collect();
+        let mut admitted = granting.is_empty(); // ungranted calls are reported above
+        for s in granting {
+            match s.admits_key(key) {
+                Ok(true) => admitted = true,
+                Ok(false) => {}
+                Err(e) => {
+                    problems.insert(e);
+                    admitted = true;
+                }
+            }
+        }
+        if !admitted {
+            let kind = key.rsplit_once('#').map_or(key.as_str(), |(k, _)| k);
+            problems.insert(format!(
+                "{role} called {action} on item {kind}#…, outside the dynamodb:LeadingKeys its policy allows"
+            ));
+        }
+    }
+    problems
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(dir) = args.first() else {
@@ -101,6 +132,8 @@ fn main() -> ExitCode {
     // role → IAM action → calls
     let mut used: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut unnamed: BTreeSet<String> = BTreeSet::new();
+    // role, IAM action, partition key: each DynamoDB item a Guardrail identity touched.
+    let mut keys: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut logs = 0;
     for entry in entries.flatten() {
         logs += 1;
@@ -112,7 +145,12 @@ fn main() -> ExitCode {
             };
             let Some(role) = role_of(caller) else { continue };
             match iam_action(call) {
-                Some(action) => *used.entry(role).or_default().entry(action).or_default() += 1,
+                Some(action) => {
+                    if let Some(key) = fields.next().and_then(|f| f.strip_prefix("pk=")) {
+                        keys.insert((role.clone(), action.clone(), key.to_string()));
+                    }
+                    *used.entry(role).or_default().entry(action).or_default() += 1;
+                }
                 None => {
                     unnamed.insert(format!("{role}: {call}"));
                 }
@@ -145,6 +183,7 @@ fn main() -> ExitCode {
         }
         rows.push((role, calls.values().sum::<usize>(), calls.len(), allowed.len(), unused));
     }
+    problems.extend(outside_leading_keys(&statements, &keys));
     for u in &unnamed {
         problems.push(format!("cannot name the IAM action of {u}: add it to iam_action()"));
     }
