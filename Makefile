@@ -75,8 +75,9 @@ bench: venv package
 		--cold $(BENCH_COLD) --peer $(PEER_DIR)/out/results --criterion $(CARGO_TARGET_DIR)/criterion \
 		--markdown docs/BENCHMARKS.md --zips $(CARGO_TARGET_DIR)/lambda
 
+# --workspace: the same features as `make test`'s build, so the AWS SDK is not built twice.
 bench-quick:
-	cargo test --locked -p guardrail --bench decide
+	cargo test --locked --workspace --bench decide
 	$(CARGO_TARGET_DIR)/debug/bench-functions --bin-dir $(CARGO_TARGET_DIR)/debug --warm 3 --cold 2
 
 build:
