@@ -14,7 +14,7 @@ use crate::alert::{Alert, Notifier, Severity};
 use crate::apply::{Actuator, Session};
 use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
-use crate::facts::{Facts, Membership, RateKey};
+use crate::facts::{Facts, Membership, PrincipalFacts, RateKey};
 use crate::gate;
 use crate::plan::{Decision, Ignored, Plan};
 use crate::policy::Policy;
@@ -180,13 +180,13 @@ pub async fn decide(
                 }));
             }
         },
-        Ok(Needs::Principal(principal)) => {
-            let mut suspect = Suspect::default();
-            match suspected(facts, session, &principal, &mut suspect).await? {
-                Some(r) => return Ok(Err(r)),
-                None => Known::Suspect(Box::new(suspect)),
-            }
-        }
+        Ok(Needs::Principal(principal)) => match principal_facts(facts, session, &principal).await? {
+            Ok(p) => Known::Suspect(Box::new(Suspect {
+                principal: Some(p),
+                ..Suspect::default()
+            })),
+            Err(r) => return Ok(Err(r)),
+        },
         Ok(Needs::Rate(key)) => {
             let mut suspect = Suspect::default();
             match counted(facts, session, policy, key, &mut suspect).await? {
@@ -217,11 +217,10 @@ pub async fn decide(
                 && let Event::ApiCall(call) = event
                 && quarantine::misnamed(call, &placement, policy).is_ok()
             {
-                let mut found = Suspect::default();
-                if let Some(r) = suspected(facts, session, &principal, &mut found).await? {
-                    return Ok(Err(r));
+                match principal_facts(facts, session, &principal).await? {
+                    Ok(p) => created = Some(p),
+                    Err(r) => return Ok(Err(r)),
                 }
-                created = found.principal;
             }
             suspect.created = Some((placement, created));
             Known::Suspect(Box::new(suspect))
@@ -232,11 +231,10 @@ pub async fn decide(
                 let tag = facts.alarm_tag(session, alarm, &policy.quarantine.alarm_tag).await?;
                 match quarantine::alarm_suspect(alarm, tag.as_deref(), policy) {
                     Err(problem) => suspect.problem = Some(problem),
-                    Ok(principal) => {
-                        if let Some(r) = suspected(facts, session, &principal, &mut suspect).await? {
-                            return Ok(Err(r));
-                        }
-                    }
+                    Ok(principal) => match principal_facts(facts, session, &principal).await? {
+                        Ok(p) => suspect.principal = Some(p),
+                        Err(r) => return Ok(Err(r)),
+                    },
                 }
             }
             Known::Suspect(Box::new(suspect))
@@ -265,31 +263,28 @@ async fn counted(
     let count = facts.count_call(&key).await?;
     if quarantine::over_budget(&key, &count, policy).is_some()
         && let Some(principal) = PrincipalRef::from_arn(&key.principal_arn)
-        && let Some(r) = suspected(facts, session, &principal, suspect).await?
     {
-        return Ok(Some(Err(r)));
+        match principal_facts(facts, session, &principal).await? {
+            Ok(p) => suspect.principal = Some(p),
+            Err(r) => return Ok(Some(Err(r))),
+        }
     }
     suspect.rate = Some((key, count));
     Ok(None)
 }
 
-/// Reads a suspect principal's facts into `suspect`; `Some` rejects the event when its account
-/// is not in the organization.
-async fn suspected(
+/// A principal's facts, or the event's rejection when its account is not in the organization.
+async fn principal_facts(
     facts: &impl Facts,
     session: &Session,
     principal: &PrincipalRef,
-    suspect: &mut Suspect,
-) -> Result<Option<Rejection>> {
-    match facts.principal(session, principal).await? {
-        Some(p) => {
-            suspect.principal = Some(p);
-            Ok(None)
-        }
-        None => Ok(Some(Rejection::NotInOrganization {
+) -> Result<std::result::Result<PrincipalFacts, Rejection>> {
+    Ok(facts
+        .principal(session, principal)
+        .await?
+        .ok_or_else(|| Rejection::NotInOrganization {
             account: principal.account.to_string(),
-        })),
-    }
+        }))
 }
 
 impl<P: Ports> Pipeline<P> {

@@ -219,13 +219,8 @@ fn json_or_text(body: &[u8]) -> Value {
 /// Reads the next request of the connection (`None` at its end); bytes of a following request
 /// stay in `buffer`.
 async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Option<Request>> {
-    let head_end = loop {
-        if let Some(end) = find(buffer, b"\r\n\r\n") {
-            break end;
-        }
-        if !fill(stream, buffer).await? {
-            return Ok(None);
-        }
+    let Some(head_end) = until(stream, buffer, b"\r\n\r\n").await? else {
+        return Ok(None);
     };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     buffer.drain(..head_end + 4);
@@ -259,13 +254,8 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::
 async fn read_chunked(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
-        let line_end = loop {
-            if let Some(end) = find(buffer, b"\r\n") {
-                break end;
-            }
-            if !fill(stream, buffer).await? {
-                return Ok(body);
-            }
+        let Some(line_end) = until(stream, buffer, b"\r\n").await? else {
+            return Ok(body);
         };
         let size_text = String::from_utf8_lossy(&buffer[..line_end]).into_owned();
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
@@ -279,6 +269,18 @@ async fn read_chunked(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io::
         buffer.drain(..2);
         if size == 0 {
             return Ok(body);
+        }
+    }
+}
+
+/// Reads until `buffer` holds `delimiter`, and gives its offset; `None` at the connection's end.
+async fn until(stream: &mut TcpStream, buffer: &mut Vec<u8>, delimiter: &[u8]) -> std::io::Result<Option<usize>> {
+    loop {
+        if let Some(end) = find(buffer, delimiter) {
+            return Ok(Some(end));
+        }
+        if !fill(stream, buffer).await? {
+            return Ok(None);
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::event::{AlarmChange, CloudTrailEvent, Event, Finding, Principal, Reje
 use crate::facts::{Placement, PrincipalFacts, RateCount, RateKey};
 use crate::ids::{Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag};
-use crate::policy::{Mode, Policy, Response, Rule};
+use crate::policy::{Mode, NamePattern, Policy, Response, Rule};
 use crate::quarantine::{
     PrincipalKind, PrincipalRef, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
 };
@@ -123,7 +123,7 @@ fn screen_finding(f: &Finding) -> Result<Screen, Rejection> {
 
 fn screen_call(call: &CloudTrailEvent, policy: &Policy) -> Result<Screen, Rejection> {
     let rate = screen_rate(call, policy)?;
-    let Some(principal) = created_to_check(call, policy) else {
+    let Some((principal, _)) = created_to_check(call, policy) else {
         return Ok(rate);
     };
     Ok(Screen::Created {
@@ -144,20 +144,21 @@ fn created_kind(call: &CloudTrailEvent) -> Option<(PrincipalKind, &'static str)>
     }
 }
 
-/// The role or user the call created, when the policy has a naming rule for its kind. Named by
-/// the request, in the event's account; its state is read from IAM, not taken from the event.
-fn created_to_check(call: &CloudTrailEvent, policy: &Policy) -> Option<PrincipalRef> {
+/// The role or user the call created and the policy's naming rule for its kind, when it has
+/// one. Named by the request, in the event's account; its state is read from IAM, not taken
+/// from the event.
+fn created_to_check<'p>(call: &CloudTrailEvent, policy: &'p Policy) -> Option<(PrincipalRef, &'p NamePattern)> {
     if call.error_code.is_some() {
         return None; // a failed call created nothing
     }
     let (kind, key) = created_kind(call)?;
-    policy.naming.resources.get(key)?;
+    let pattern = policy.naming.resources.get(key)?;
     let field = match kind {
         PrincipalKind::Role => "roleName",
         PrincipalKind::User => "userName",
     };
     let name = select_strings(&call.request_parameters, field).first().copied()?;
-    PrincipalRef::new(call.account.clone()?, kind, name)
+    Some((PrincipalRef::new(call.account.clone()?, kind, name)?, pattern))
 }
 
 /// Whether the role or user a call created must be isolated for its name: `Ok` with the problem
@@ -167,9 +168,7 @@ pub fn misnamed(call: &CloudTrailEvent, placement: &Placement, policy: &Policy) 
     let not_handled = || Ignored::NotHandled {
         event: call.event_name.clone(),
     };
-    let (kind, key) = created_kind(call).ok_or_else(not_handled)?;
-    let pattern = policy.naming.resources.get(key).ok_or_else(not_handled)?;
-    let principal = created_to_check(call, policy).ok_or_else(not_handled)?;
+    let (principal, pattern) = created_to_check(call, policy).ok_or_else(not_handled)?;
     if let Some(arn) = call.principal.arn().filter(|a| policy.is_exempt(a)) {
         return Err(Ignored::Exempt {
             principal: clip(arn, 200),
@@ -201,7 +200,7 @@ pub fn misnamed(call: &CloudTrailEvent, placement: &Placement, policy: &Policy) 
         .unwrap_or_default();
     Ok(format!(
         "{} {:?} was created{by} with a name that breaks the naming convention: it does not match {}",
-        kind.name(),
+        principal.kind.name(),
         principal.name,
         pattern.for_environment(&environment.name)
     ))
