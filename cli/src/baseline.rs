@@ -61,7 +61,7 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<guardrail::policy
         policy.baseline.regions.len()
     );
     let facts = match AwsInspector::new(access.clone())
-        .account(&session, &account, &policy)
+        .account(&session, &account, &guardrail::facts::Scope::All, &policy)
         .await
     {
         Ok(Some(f)) => f,

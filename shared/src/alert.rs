@@ -88,7 +88,7 @@ impl Alert {
         time: DateTime<Utc>,
     ) -> Self {
         if applied && !plan.actions.is_empty() {
-            let verb = plan.rule.verb();
+            let verb = plan.verb;
             let done = plan.actions.iter().map(ToString::to_string).collect();
             let title = format!("{verb} {}", plan.subject);
             return Alert::assemble(function, plan, verb, title, done, plan.undo.clone(), event_id, time);

@@ -16,6 +16,9 @@ pub struct Session {
     pub name: String,
     #[cfg(feature = "aws")]
     pub(crate) credentials: Mutex<HashMap<String, aws_credential_types::Credentials>>,
+    /// Roles that refused to be assumed for this event, with the error: not asked again.
+    #[cfg(feature = "aws")]
+    pub(crate) refused: Mutex<HashMap<String, String>>,
 }
 
 impl Session {
@@ -38,6 +41,8 @@ impl Session {
             name,
             #[cfg(feature = "aws")]
             credentials: Mutex::new(HashMap::new()),
+            #[cfg(feature = "aws")]
+            refused: Mutex::new(HashMap::new()),
         }
     }
 }

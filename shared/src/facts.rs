@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::event::AlarmChange;
 use crate::ids::{AccountId, Region};
 use crate::plan::Tag;
-use crate::policy::{PasswordPolicy, Policy};
+use crate::policy::{PasswordPolicy, Policy, Step};
 use crate::quarantine::{PrincipalRef, PrincipalState, QuarantineRecord};
 
 /// An account's place in the organization.
@@ -57,6 +57,16 @@ impl From<&crate::Error> for ReadError {
         ReadError {
             transient: e.is_transient(),
             error: e.to_string(),
+        }
+    }
+}
+
+impl ReadError {
+    /// A setting the read left out, being outside its [`Scope`]: no check may use it.
+    pub fn not_read() -> Self {
+        ReadError {
+            error: "not read: outside the scope of this check".into(),
+            transient: false,
         }
     }
 }
@@ -137,6 +147,41 @@ pub struct RegionFacts {
     pub default_vpc: Reading<Option<DefaultVpc>>,
 }
 
+/// Which of an account's settings a read covers and the baseline checks: every step in every
+/// policy region for a new account or a re-baseline, one step for a drift event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(tag = "scope", rename_all = "kebab-case")]
+pub enum Scope {
+    #[default]
+    All,
+    /// One step: in `region` when the step is regional (`None` for the others).
+    Step { step: Step, region: Option<Region> },
+}
+
+impl Scope {
+    pub fn covers(&self, step: Step) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Step { step: s, .. } => *s == step,
+        }
+    }
+
+    /// Whether the scope reaches into `region`: every region for `All`, the step's region for
+    /// a regional step, none for an account-wide step.
+    pub fn reaches(&self, region: &Region) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Step { region: Some(r), step } => step.regional() && r == region,
+            Scope::Step { region: None, .. } => false,
+        }
+    }
+
+    /// The policy regions the scope reaches.
+    pub fn regions<'p>(&self, policy: &'p Policy) -> Vec<&'p Region> {
+        policy.baseline.regions.iter().filter(|r| self.reaches(r)).collect()
+    }
+}
+
 /// What an account looks like now, as the baseline needs it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AccountFacts {
@@ -155,6 +200,8 @@ pub struct AccountFacts {
     pub alias: Reading<Option<String>>,
     pub password_policy: Reading<Option<PasswordPolicy>>,
     pub s3_public_access_block: Reading<Option<S3PublicAccessBlock>>,
+    /// The regions the read's [`Scope`] reaches; settings outside it hold
+    /// [`ReadError::not_read`].
     pub regions: Vec<RegionFacts>,
 }
 
@@ -203,13 +250,15 @@ pub struct RateCount {
 pub trait Facts: Send + Sync {
     /// The account's place in the organization.
     fn membership(&self, account: &AccountId) -> impl Future<Output = Result<Membership>> + Send;
-    /// The account's current state, read with the policy's bootstrap and management roles, or
-    /// `None` when Organizations does not know the account. Organizations reads must succeed;
-    /// each other setting carries its own [`Reading`].
+    /// The account's current state within `scope`, read with the baseline's member role (or
+    /// the bootstrap role through the management role), or `None` when Organizations does not
+    /// know the account. Organizations reads must succeed; each other setting carries its own
+    /// [`Reading`].
     fn account(
         &self,
         session: &Session,
         account: &AccountId,
+        scope: &Scope,
         policy: &Policy,
     ) -> impl Future<Output = Result<Option<AccountFacts>>> + Send;
     /// Records where an account now belongs (after the baseline moved it).
@@ -268,7 +317,13 @@ impl Facts for StaticFacts {
         }))
     }
 
-    async fn account(&self, _session: &Session, account: &AccountId, _policy: &Policy) -> Result<Option<AccountFacts>> {
+    async fn account(
+        &self,
+        _session: &Session,
+        account: &AccountId,
+        _scope: &Scope,
+        _policy: &Policy,
+    ) -> Result<Option<AccountFacts>> {
         self.accounts
             .iter()
             .find(|a| &a.account == account)

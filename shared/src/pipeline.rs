@@ -172,7 +172,7 @@ pub async fn decide(
                 }));
             }
         },
-        Ok(Needs::Account(account)) => match facts.account(session, &account, policy).await? {
+        Ok(Needs::Account { account, scope }) => match facts.account(session, &account, &scope, policy).await? {
             Some(a) => Known::Account(Box::new(a)),
             None => {
                 return Ok(Err(Rejection::NotInOrganization {

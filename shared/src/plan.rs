@@ -63,6 +63,8 @@ pub enum Ignored {
     AlarmNotFiring { state: String },
     /// The resource is a principal the policy protects, which Guardrail never modifies.
     Protected { principal: String },
+    /// The account or region is outside what the baseline covers.
+    NotBaselined { what: String },
     /// Containment of this kind is for `enforce`, and the rule runs in a milder mode here.
     NotEnforced {
         rule: Rule,
@@ -124,6 +126,7 @@ impl fmt::Display for Ignored {
             Ignored::AlreadyQuarantined { principal, response } => {
                 write!(f, "{principal} is already quarantined ({response})")
             }
+            Ignored::NotBaselined { what } => write!(f, "{what}, which the baseline does not cover"),
             Ignored::AlarmNotFiring { state } => write!(f, "the alarm changed to {state}, not ALARM"),
             Ignored::NotEnforced {
                 rule,
@@ -480,6 +483,8 @@ impl fmt::Display for Action {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub rule: Rule,
+    /// One word for what applying the plan did (`baselined`, `restored`): the alert's action.
+    pub verb: &'static str,
     pub mode: Mode,
     pub severity: Severity,
     pub account: AccountId,
@@ -513,6 +518,7 @@ impl Plan {
     pub fn new(rule: Rule, mode: Mode, account: AccountId, subject: impl Into<String>) -> Plan {
         Plan {
             rule,
+            verb: rule.verb(),
             mode,
             severity: Severity::Low,
             account,

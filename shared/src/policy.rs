@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use wildmatch::WildMatch;
 
-pub use baseline::{Baseline, PasswordPolicy, SnapshotBlock};
+pub use baseline::{Baseline, PasswordPolicy, SnapshotBlock, Step};
 pub use quarantine::{FindingRule, Quarantine, RateBudget, Response};
 pub use tags::{NamePattern, Naming, TagRules, ValuePattern};
 

@@ -14,7 +14,8 @@ partition key, `pk=<value>`, for the check against `dynamodb:LeadingKeys`.
 Tests inject faults with `POST /_guardrail/faults` and a JSON body
 `{"service": "ec2", "action": "EnableEbsEncryptionByDefault", "region": "us-west-2",
   "status": 503, "code": "Unavailable", "count": 1}` (region and count optional; count -1 means
-every matching call) and clear them with `DELETE /_guardrail/faults`. A faulted call gets the
+every matching call; an optional "body" matches only requests whose body contains that text,
+such as one role's ARN in an AssumeRole) and clear them with `DELETE /_guardrail/faults`. A faulted call gets the
 service's error shape and never reaches moto.
 """
 
@@ -100,12 +101,15 @@ class CallLog:
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b"{}"]
 
-    def fault_for(self, service, action, region):
+    def fault_for(self, service, action, region, body: bytes):
+        text = urllib.parse.unquote_plus(body.decode("utf-8", "replace"))
         with self.lock:
             for fault in self.faults:
                 if fault.get("service", service) != service or fault.get("action", action) != action:
                     continue
                 if fault.get("region", region) != region or fault.get("count", -1) == 0:
+                    continue
+                if fault.get("body", "") not in text:
                     continue
                 if fault.get("count", -1) > 0:
                     fault["count"] -= 1
@@ -123,7 +127,7 @@ class CallLog:
         action = action_of(environ, body)
         caller = caller_of(access_key) if access_key else "-"
 
-        fault = self.fault_for(service, action, region)
+        fault = self.fault_for(service, action, region, body)
         if fault is not None:
             status = int(fault.get("status", 503))
             code = fault.get("code", "ServiceUnavailable")

@@ -224,3 +224,26 @@ pub async fn default_vpc_id(ec2: &aws_sdk_ec2::Client) -> Option<String> {
         .and_then(|v| v.vpc_id())
         .map(str::to_string)
 }
+
+/// A person's call that can undo a baseline step, made now in `account` and `region`, on the
+/// sample event `events/account-baseline/disable-ebs-encryption-by-default.json`.
+pub fn undoing_call(account: &str, event_source: &str, event_name: &str, region: &str, params: Value) -> Value {
+    let mut event = fresh(load("account-baseline/disable-ebs-encryption-by-default.json"), account);
+    event["source"] = json!(format!("aws.{}", event_source.trim_end_matches(".amazonaws.com")));
+    event["region"] = json!(region);
+    let d = detail(&mut event);
+    d["eventSource"] = json!(event_source);
+    d["eventName"] = json!(event_name);
+    d["awsRegion"] = json!(region);
+    d["requestParameters"] = params;
+    d["responseElements"] = Value::Null;
+    event
+}
+
+/// `MoveAccount` of `account` from one parent to another, by a person in the management account.
+pub fn move_account_event(management: &str, account: &str, from: &str, to: &str) -> Value {
+    let mut event = fresh(load("account-baseline/move-account.json"), management);
+    detail(&mut event)["requestParameters"] =
+        json!({"accountId": account, "sourceParentId": from, "destinationParentId": to});
+    event
+}

@@ -356,7 +356,7 @@ async fn the_policy_kms_key_becomes_the_default_ebs_key_in_every_region() {
     let session = guardrail::apply::Session::new("test", "kms");
     let account_id = guardrail::ids::AccountId::parse(&account).expect("id");
     let facts = guardrail::aws::AwsInspector::new(access)
-        .account(&session, &account_id, &policy)
+        .account(&session, &account_id, &guardrail::facts::Scope::All, &policy)
         .await
         .expect("read")
         .expect("a member");
@@ -501,5 +501,284 @@ async fn a_default_vpc_with_an_instance_is_left_in_place_and_said_so() {
         alerts[0].body["why"].to_string().contains("left in place"),
         "{}",
         alerts[0].body
+    );
+}
+
+/// A new account, baselined by its creation event; the alert of that drained.
+async fn baselined_account(world: &World, p: &guardrail::lambda::AwsPipeline, name: &str) -> String {
+    let (account, event) = new_account(world, name).await;
+    let report = p.handle(event, &invocation()).await;
+    assert!(report.error.is_none(), "{report:?}");
+    assert_eq!(world.alerts().await.len(), 1);
+    account
+}
+
+/// The calls made since `mark`, by callers in `account`, without the reads.
+fn writes_in(world: &World, mark: usize, account: &str) -> Vec<String> {
+    world.emulator.call_lines()[mark..]
+        .iter()
+        .filter(|l| l.contains(&format!(":{account}:")))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| !is_read(c) && *c != "sts.AssumeRole")
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_call_that_undoes_a_step_is_reverted_once_and_alerted_with_who_and_from_where() {
+    let world = World::start().await;
+    let p = world.pipeline(Function::AccountBaseline, builtin());
+    let account = baselined_account(&world, &p, "dev-ledger").await;
+    let member = world.emulator.config_as(&account).await;
+    let east = aws_sdk_ec2::Client::new(&in_region(&member, "us-east-1"));
+    let west = aws_sdk_ec2::Client::new(&in_region(&member, "us-west-2"));
+    let iam = aws_sdk_iam::Client::new(&member);
+
+    // Someone undoes every step.
+    west.disable_ebs_encryption_by_default()
+        .send()
+        .await
+        .expect("disable EBS");
+    east.modify_instance_metadata_defaults()
+        .http_tokens(aws_sdk_ec2::types::MetadataDefaultHttpTokensState::Optional)
+        .send()
+        .await
+        .expect("IMDS");
+    east.disable_snapshot_block_public_access()
+        .send()
+        .await
+        .expect("snapshots");
+    west.disable_image_block_public_access().send().await.expect("images");
+    guardrail::aws::s3control_client(&member)
+        .delete_public_access_block()
+        .account_id(&account)
+        .send()
+        .await
+        .expect("S3");
+    iam.delete_account_password_policy()
+        .send()
+        .await
+        .expect("password policy");
+    iam.delete_account_alias()
+        .account_alias("dev-ledger")
+        .send()
+        .await
+        .expect("alias");
+    east.create_default_vpc().send().await.expect("default VPC");
+    let undone = state(&world, &account).await;
+    assert_ne!(undone.regions, vec![baselined_region(), baselined_region()]);
+    assert_eq!(
+        (undone.alias, undone.min_password_length, undone.s3_blocked),
+        (None, None, false)
+    );
+
+    let ec2 = "ec2.amazonaws.com";
+    let calls = [
+        (ec2, "DisableEbsEncryptionByDefault", "us-west-2", json!({})),
+        (
+            ec2,
+            "ModifyInstanceMetadataDefaults",
+            "us-east-1",
+            json!({"HttpTokens": "optional"}),
+        ),
+        (ec2, "DisableSnapshotBlockPublicAccess", "us-east-1", json!({})),
+        (ec2, "DisableImageBlockPublicAccess", "us-west-2", json!({})),
+        (
+            "s3.amazonaws.com",
+            "DeleteAccountPublicAccessBlock",
+            "us-east-1",
+            json!({"accountId": account}),
+        ),
+        (
+            "iam.amazonaws.com",
+            "DeleteAccountPasswordPolicy",
+            "us-east-1",
+            json!(null),
+        ),
+        (
+            "iam.amazonaws.com",
+            "DeleteAccountAlias",
+            "us-east-1",
+            json!({"accountAlias": "dev-ledger"}),
+        ),
+        (ec2, "CreateDefaultVpc", "us-east-1", json!({})),
+    ];
+    let mut events = Vec::new();
+    for (source, name, region, params) in calls {
+        let event = guardrail_tests::events::undoing_call(&account, source, name, region, params);
+        let mark = world.emulator.call_lines().len();
+        let report = p.handle(event.clone(), &invocation()).await;
+        assert!(report.error.is_none(), "{name}: {report:?}");
+        let [Outcome::Applied { actions }] = &outcomes(&report)[..] else {
+            panic!("{name}: {report:?}")
+        };
+        assert_eq!(actions.len(), 1, "{name} restores its one step: {actions:?}");
+        if name == "DisableEbsEncryptionByDefault" {
+            // Only the step's own setting is read, in the event's region.
+            let inside: Vec<String> = world.emulator.call_lines()[mark..]
+                .iter()
+                .filter(|l| l.contains(&format!(":{account}:")))
+                .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+                .filter(|c| c != "sts.AssumeRole")
+                .collect();
+            assert_eq!(
+                inside,
+                ["ec2.GetEbsEncryptionByDefault", "ec2.EnableEbsEncryptionByDefault"],
+                "{name}"
+            );
+        }
+        let alerts = world.alerts().await;
+        assert_eq!(alerts.len(), 1, "{name}: {alerts:?}");
+        let a = &alerts[0];
+        assert_eq!(
+            a.attributes.get("action").map(String::as_str),
+            Some("restored"),
+            "{name}"
+        );
+        assert_eq!(
+            a.attributes.get("severity").map(String::as_str),
+            Some("medium"),
+            "{name}"
+        );
+        assert_eq!(
+            a.attributes.get("environment").map(String::as_str),
+            Some("dev"),
+            "{name}"
+        );
+        let cause = a.body["cause"].as_str().unwrap_or_default();
+        assert!(
+            cause.contains("jane.doe") && cause.contains("203.0.113.7"),
+            "{name}: {cause}"
+        );
+        let happened = a.body["happened"].as_str().unwrap_or_default();
+        assert!(happened.contains(&format!("called {name}")), "{happened}");
+        events.push(event);
+    }
+    let restored = state(&world, &account).await;
+    assert_eq!(restored.regions, vec![baselined_region(), baselined_region()]);
+    assert_eq!(restored.alias.as_deref(), Some("dev-ledger"));
+    assert_eq!(restored.min_password_length, Some(14));
+    assert!(restored.s3_blocked);
+
+    // Each event acts once: replays (the step now in place, or the event already done) write
+    // nothing in the account and alert nothing.
+    let mark = world.emulator.call_lines().len();
+    for event in events {
+        let again = p.handle(event, &invocation()).await;
+        assert!(
+            matches!(
+                outcomes(&again)[..],
+                [Outcome::Duplicate { .. }] | [Outcome::Ignored { .. }]
+            ),
+            "{again:?}"
+        );
+    }
+    assert_eq!(writes_in(&world, mark, &account), Vec::<String>::new());
+    assert!(world.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_account_moved_out_of_its_environment_ou_is_moved_back_and_guardrails_own_move_is_ignored() {
+    let world = World::start().await;
+    let p = world.pipeline(Function::AccountBaseline, builtin());
+    let account = baselined_account(&world, &p, "agents-crawler").await;
+    let (agents, sandbox) = (world.org.ous["agents"].clone(), world.org.ous["sandbox"].clone());
+    aws_sdk_organizations::Client::new(&world.config)
+        .move_account()
+        .account_id(&account)
+        .source_parent_id(&agents)
+        .destination_parent_id(&sandbox)
+        .send()
+        .await
+        .expect("MoveAccount");
+
+    let event = guardrail_tests::events::move_account_event(MANAGEMENT_ACCOUNT, &account, &agents, &sandbox);
+    let report = p.handle(event, &invocation()).await;
+    assert!(
+        matches!(&outcomes(&report)[..], [Outcome::Applied { actions }] if actions.len() == 1),
+        "{report:?}"
+    );
+    assert_eq!(state(&world, &account).await.ou, "agents");
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].attributes.get("action").map(String::as_str), Some("restored"));
+    let why = alerts[0].body["why"].to_string();
+    assert!(
+        why.contains("moved out of its environment's OU agents into sandbox"),
+        "{why}"
+    );
+    assert!(alerts[0].body["cause"].to_string().contains("sam.roe"));
+
+    // The move back is Guardrail's own (guardrail-management): its event is ignored unread.
+    let mut own = guardrail_tests::events::move_account_event(MANAGEMENT_ACCOUNT, &account, &sandbox, &agents);
+    guardrail_tests::events::detail(&mut own)["userIdentity"] = json!({
+        "type": "AssumedRole",
+        "arn": format!("arn:aws:sts::{MANAGEMENT_ACCOUNT}:assumed-role/guardrail-management/guardrail-account-baseline-x"),
+        "sessionContext": {"sessionIssuer": {"type": "Role",
+            "arn": format!("arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/guardrail-management")}}
+    });
+    let mark = world.emulator.calls().len();
+    let report = p.handle(own, &invocation()).await;
+    assert!(
+        matches!(&outcomes(&report)[..], [Outcome::Ignored { reason }] if reason.contains("Guardrail's own role")),
+        "{report:?}"
+    );
+    assert_eq!(world.emulator.calls_since(mark), Vec::<String>::new());
+    assert!(world.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_member_role_is_used_where_it_exists_and_the_bootstrap_role_where_it_does_not_yet() {
+    let world = World::start().await;
+    let p = world.pipeline(Function::AccountBaseline, builtin());
+    // The StackSet has not reached the new account: its member role refuses.
+    world
+        .emulator
+        .inject_fault(json!({"service": "sts", "action": "AssumeRole",
+        "body": "role/guardrail-account-baseline", "status": 403, "code": "AccessDenied", "count": -1}));
+    let mark = world.emulator.call_lines().len();
+    let account = baselined_account(&world, &p, "prod-ledger").await;
+    let callers = |mark: usize| -> Vec<String> {
+        world.emulator.call_lines()[mark..]
+            .iter()
+            .filter(|l| l.starts_with("ec2.") || l.starts_with("iam."))
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .map(|c| c.split('/').nth(1).unwrap_or_default().to_string())
+            .collect()
+    };
+    let used = callers(mark);
+    assert!(!used.is_empty());
+    assert!(used.iter().all(|r| r == "OrganizationAccountAccessRole"), "{used:?}");
+    let refused = world.emulator.call_lines()[mark..]
+        .iter()
+        .filter(|l| l.starts_with("sts.AssumeRole 403-injected"))
+        .count();
+    assert_eq!(refused, 1, "the refusal is remembered for the event");
+
+    // Once the StackSet has run, the member role does the work, under the source identity.
+    world.emulator.clear_faults();
+    aws_sdk_ec2::Client::new(&in_region(&world.emulator.config_as(&account).await, "us-east-1"))
+        .disable_ebs_encryption_by_default()
+        .send()
+        .await
+        .expect("disable");
+    let event = guardrail_tests::events::undoing_call(
+        &account,
+        "ec2.amazonaws.com",
+        "DisableEbsEncryptionByDefault",
+        "us-east-1",
+        json!({}),
+    );
+    let mark = world.emulator.call_lines().len();
+    let report = p.handle(event, &invocation()).await;
+    assert!(
+        matches!(&outcomes(&report)[..], [Outcome::Applied { .. }]),
+        "{report:?}"
+    );
+    let used = callers(mark);
+    assert_eq!(
+        used,
+        ["guardrail-account-baseline", "guardrail-account-baseline"],
+        "{used:?}"
     );
 }

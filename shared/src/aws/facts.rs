@@ -7,7 +7,7 @@ use super::{AwsDirectory, AwsInspector, AwsPrincipals, QuarantineTable};
 use crate::apply::Session;
 use crate::error::Result;
 use crate::event::AlarmChange;
-use crate::facts::{AccountFacts, Facts, Membership, Placement, PrincipalFacts, RateCount, RateKey};
+use crate::facts::{AccountFacts, Facts, Membership, Placement, PrincipalFacts, RateCount, RateKey, Scope};
 use crate::ids::AccountId;
 use crate::plan::Tag;
 use crate::policy::Policy;
@@ -26,8 +26,14 @@ impl Facts for AwsFacts {
         self.directory.lookup(account).await
     }
 
-    async fn account(&self, session: &Session, account: &AccountId, policy: &Policy) -> Result<Option<AccountFacts>> {
-        self.inspector.account(session, account, policy).await
+    async fn account(
+        &self,
+        session: &Session,
+        account: &AccountId,
+        scope: &Scope,
+        policy: &Policy,
+    ) -> Result<Option<AccountFacts>> {
+        self.inspector.account(session, account, scope, policy).await
     }
 
     async fn remember(&self, placement: &Placement) -> Result<()> {

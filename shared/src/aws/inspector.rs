@@ -1,8 +1,10 @@
 //! Reads an account's current state for the baseline: its place, name and tags in Organizations
-//! (management role), and its settings in the account and each region (bootstrap role). A failed
-//! read fails only the check it serves.
+//! (management role), and its settings in the account and each region (the baseline's member
+//! role, or the bootstrap role), as far as the [`Scope`] reaches. A failed read fails only the
+//! check it serves.
 
 use std::collections::VecDeque;
+use std::future::Future;
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::Filter;
@@ -13,11 +15,11 @@ use super::{MemberAccess, aws_error, s3control};
 use crate::apply::Session;
 use crate::error::Result;
 use crate::facts::{
-    AccountFacts, DefaultVpc, EbsKey, ImdsDefaults, OuRef, ReadError, Reading, RegionFacts, S3PublicAccessBlock,
+    AccountFacts, DefaultVpc, EbsKey, ImdsDefaults, OuRef, ReadError, Reading, RegionFacts, S3PublicAccessBlock, Scope,
 };
 use crate::ids::{AccountId, Region};
 use crate::plan::Tag;
-use crate::policy::{PasswordPolicy, Policy};
+use crate::policy::{PasswordPolicy, Policy, Step};
 
 /// How deep under the root environment OUs are looked for.
 const OU_SEARCH_DEPTH: usize = 3;
@@ -37,12 +39,13 @@ impl AwsInspector {
         AwsInspector { access }
     }
 
-    /// The account's state, or `None` when Organizations does not know it.
+    /// The account's state within `scope`, or `None` when Organizations does not know it.
     #[tracing::instrument(skip_all, fields(account = %account))]
     pub async fn account(
         &self,
         session: &Session,
         account: &AccountId,
+        scope: &Scope,
         policy: &Policy,
     ) -> Result<Option<AccountFacts>> {
         let orgs = aws_sdk_organizations::Client::new(&self.access.management(session).await?);
@@ -73,30 +76,43 @@ impl AwsInspector {
             .into_iter()
             .map(|t| Tag::new(t.key, t.value))
             .collect();
-        let wanted: Vec<String> = policy.environments.iter().map(|e| e.ou.to_lowercase()).collect();
-        let environment_ous = find_ous(&orgs, &wanted).await?;
+        let environment_ous = if scope.covers(Step::Placement) {
+            let wanted: Vec<String> = policy.environments.iter().map(|e| e.ou.to_lowercase()).collect();
+            find_ous(&orgs, &wanted).await?
+        } else {
+            Vec::new()
+        };
 
-        let regions = &policy.baseline.regions;
-        let home = regions
-            .first()
-            .cloned()
-            .unwrap_or_else(|| Region::parse("us-east-1").unwrap_or_else(|| unreachable!()));
-        let member = self.access.config(session, account, &home).await;
-        let (alias, password_policy, s3_public_access_block) = match &member {
-            Ok(config) => (
-                reading(alias(config).await),
-                reading(password_policy(config).await),
-                reading(s3_block(config, account).await),
-            ),
-            Err(e) => {
-                let failed = ReadError::from(e);
-                (Err(failed.clone()), Err(failed.clone()), Err(failed))
+        let account_wide = [Step::Alias, Step::PasswordPolicy, Step::S3PublicAccessBlock];
+        let (alias, password_policy, s3_public_access_block) = if account_wide.iter().any(|s| scope.covers(*s)) {
+            let home = policy
+                .baseline
+                .regions
+                .first()
+                .cloned()
+                .unwrap_or_else(|| Region::parse("us-east-1").unwrap_or_else(|| unreachable!()));
+            match self.access.config(session, account, &home).await {
+                Ok(config) => (
+                    read_if(scope, Step::Alias, alias(&config)).await,
+                    read_if(scope, Step::PasswordPolicy, password_policy(&config)).await,
+                    read_if(scope, Step::S3PublicAccessBlock, s3_block(&config, account)).await,
+                ),
+                Err(e) => {
+                    let failed = ReadError::from(e);
+                    (Err(failed.clone()), Err(failed.clone()), Err(failed))
+                }
             }
+        } else {
+            (
+                Err(ReadError::not_read()),
+                Err(ReadError::not_read()),
+                Err(ReadError::not_read()),
+            )
         };
         let mut region_facts = Vec::new();
-        for region in regions {
+        for region in scope.regions(policy) {
             region_facts.push(match self.access.config(session, account, region).await {
-                Ok(config) => region_state(&config, region, policy).await,
+                Ok(config) => region_state(&config, region, scope, policy).await,
                 Err(e) => unreadable_region(region, ReadError::from(&e)),
             });
         }
@@ -261,22 +277,37 @@ async fn s3_block(config: &SdkConfig, account: &AccountId) -> Result<Option<S3Pu
     }
 }
 
-async fn region_state(config: &SdkConfig, region: &Region, policy: &Policy) -> RegionFacts {
+/// The setting when `scope` covers `step`; [`ReadError::not_read`] without a call otherwise.
+async fn read_if<T>(scope: &Scope, step: Step, read: impl Future<Output = Result<T>>) -> Reading<T> {
+    if scope.covers(step) {
+        reading(read.await)
+    } else {
+        Err(ReadError::not_read())
+    }
+}
+
+async fn region_state(config: &SdkConfig, region: &Region, scope: &Scope, policy: &Policy) -> RegionFacts {
     let ec2 = aws_sdk_ec2::Client::new(config);
     RegionFacts {
         region: region.clone(),
-        ebs_encryption: reading(
+        ebs_encryption: read_if(scope, Step::EbsEncryption, async {
             ec2.get_ebs_encryption_by_default()
                 .send()
                 .await
                 .map(|o| o.ebs_encryption_by_default.unwrap_or(false))
-                .map_err(|e| aws_error("ec2", "GetEbsEncryptionByDefault", e)),
-        ),
+                .map_err(|e| aws_error("ec2", "GetEbsEncryptionByDefault", e))
+        })
+        .await,
         ebs_kms_key: match &policy.baseline.ebs_kms_key {
             None => Ok(None),
-            Some(wanted) => reading(ebs_key(config, &ec2, wanted).await.map(Some)),
+            Some(wanted) => {
+                read_if(scope, Step::EbsDefaultKey, async {
+                    ebs_key(config, &ec2, wanted).await.map(Some)
+                })
+                .await
+            }
         },
-        imds: reading(
+        imds: read_if(scope, Step::Imds, async {
             ec2.get_instance_metadata_defaults()
                 .send()
                 .await
@@ -290,9 +321,10 @@ async fn region_state(config: &SdkConfig, region: &Region, policy: &Policy) -> R
                         hop_limit: level.and_then(|l| l.http_put_response_hop_limit),
                     }
                 })
-                .map_err(|e| aws_error("ec2", "GetInstanceMetadataDefaults", e)),
-        ),
-        snapshot_block: reading(
+                .map_err(|e| aws_error("ec2", "GetInstanceMetadataDefaults", e))
+        })
+        .await,
+        snapshot_block: read_if(scope, Step::SnapshotBlock, async {
             ec2.get_snapshot_block_public_access_state()
                 .send()
                 .await
@@ -301,17 +333,19 @@ async fn region_state(config: &SdkConfig, region: &Region, policy: &Policy) -> R
                         .map(|s| s.as_str().to_string())
                         .unwrap_or_else(|| "unblocked".into())
                 })
-                .map_err(|e| aws_error("ec2", "GetSnapshotBlockPublicAccessState", e)),
-        ),
-        image_block: reading(
+                .map_err(|e| aws_error("ec2", "GetSnapshotBlockPublicAccessState", e))
+        })
+        .await,
+        image_block: read_if(scope, Step::ImageBlock, async {
             ec2.get_image_block_public_access_state()
                 .send()
                 .await
                 .map(|o| o.image_block_public_access_state.unwrap_or_else(|| "unblocked".into()))
-                .map_err(|e| aws_error("ec2", "GetImageBlockPublicAccessState", e)),
-        ),
+                .map_err(|e| aws_error("ec2", "GetImageBlockPublicAccessState", e))
+        })
+        .await,
         default_vpc: if policy.baseline.delete_default_vpcs {
-            reading(default_vpc(&ec2).await)
+            read_if(scope, Step::DefaultVpc, default_vpc(&ec2)).await
         } else {
             Ok(None)
         },

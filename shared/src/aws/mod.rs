@@ -162,38 +162,68 @@ impl MemberAccess {
         }
     }
 
-    /// The role the function assumes in `account`: the bootstrap role for the baseline (a new
-    /// account has nothing else yet), the function's member role otherwise.
+    /// The function's member role in `account` (made there by the member-roles StackSet).
     pub fn role_arn(&self, account: &AccountId, partition: &str) -> String {
-        match self.function {
-            Function::AccountBaseline => format!(
-                "arn:{partition}:iam::{account}:role/{}",
-                self.policy.baseline.bootstrap_role
-            ),
-            _ => self
-                .policy
-                .member_role_arn(partition, account.as_str(), self.function.name()),
-        }
+        self.policy
+            .member_role_arn(partition, account.as_str(), self.function.name())
     }
 
-    /// An SDK configuration acting in `account`, in `region`. The baseline reaches the bootstrap
-    /// role through the management role when the policy names one: the roles Organizations and
-    /// Control Tower create in new accounts trust only the management account.
+    /// An SDK configuration acting in `account`, in `region`, through the function's member
+    /// role. The baseline falls back to the account's bootstrap role, reached through the
+    /// management role, when its member role cannot be assumed: the StackSet reaches a new
+    /// account minutes after it exists, and the roles Organizations and Control Tower create
+    /// trust only the management account.
     pub async fn config(&self, session: &Session, account: &AccountId, region: &Region) -> Result<SdkConfig> {
-        let role_arn = self.role_arn(account, region.partition());
-        let through = match self.function {
-            Function::AccountBaseline => self.policy.baseline.management_role.as_deref(),
-            _ => None,
+        let member = self.role_arn(account, region.partition());
+        let refused = session.refused.lock().ok().and_then(|r| r.get(&member).cloned());
+        let member_error = match refused {
+            Some(e) => e,
+            None => match self.credentials(session, &member, None, true).await {
+                Ok(c) => return Ok(self.with(c, Some(region))),
+                Err(e) if self.function != Function::AccountBaseline || e.is_transient() => return Err(e),
+                Err(e) => {
+                    let message = e.to_string();
+                    if let Ok(mut r) = session.refused.lock() {
+                        r.insert(member.clone(), message.clone());
+                    }
+                    message
+                }
+            },
         };
-        let credentials = self.credentials(session, &role_arn, through).await?;
-        Ok(self.with(credentials, Some(region)))
+        let bootstrap = format!(
+            "arn:{}:iam::{account}:role/{}",
+            region.partition(),
+            self.policy.baseline.bootstrap_role
+        );
+        let through = self.policy.baseline.management_role.as_deref();
+        match self.credentials(session, &bootstrap, through, false).await {
+            Ok(c) => Ok(self.with(c, Some(region))),
+            Err(Error::Aws {
+                code,
+                message,
+                transient,
+                ..
+            }) => Err(Error::Aws {
+                service: "sts",
+                operation: "AssumeRole",
+                code,
+                message: crate::ids::clip(
+                    &format!(
+                        "neither the member role ({member_error}) nor the bootstrap role {bootstrap} ({message}) could be assumed; deploy infra/member-roles.yaml to the account"
+                    ),
+                    600,
+                ),
+                transient,
+            }),
+            Err(other) => Err(other),
+        }
     }
 
     /// An SDK configuration for Organizations writes and reads: the policy's management role,
     /// or the function's own credentials.
     pub async fn management(&self, session: &Session) -> Result<SdkConfig> {
         match &self.policy.baseline.management_role {
-            Some(role_arn) => Ok(self.with(self.credentials(session, role_arn, None).await?, None)),
+            Some(role_arn) => Ok(self.with(self.credentials(session, role_arn, None, false).await?, None)),
             None => Ok(self.base.clone()),
         }
     }
@@ -204,11 +234,17 @@ impl MemberAccess {
     }
 
     /// Credentials for `role_arn`, assumed directly or from the session of `through`; cached per
-    /// role for the event. A session carries the source identity `guardrail` only when assumed
-    /// directly by a Guardrail function's role, and only toward a Guardrail role: the
-    /// management role starts the chain to the bootstrap roles, whose trust policies (made by
-    /// Organizations) do not allow `sts:SetSourceIdentity`, and a source identity passes down a chain.
-    async fn credentials(&self, session: &Session, role_arn: &str, through: Option<&str>) -> Result<Credentials> {
+    /// role for the event. A session carries the source identity `guardrail` (`source_identity`)
+    /// only toward a member role, whose trust policy allows it: the management role starts the
+    /// chain to the bootstrap roles, whose trust policies (made by Organizations) do not allow
+    /// `sts:SetSourceIdentity`, and a source identity passes down a chain.
+    async fn credentials(
+        &self,
+        session: &Session,
+        role_arn: &str,
+        through: Option<&str>,
+        source_identity: bool,
+    ) -> Result<Credentials> {
         let cached = session
             .credentials
             .lock()
@@ -223,11 +259,11 @@ impl MemberAccess {
         }
         let c = match through {
             None => {
-                let source = (self.function != Function::AccountBaseline).then_some(SOURCE_IDENTITY);
+                let source = source_identity.then_some(SOURCE_IDENTITY);
                 assume_role(&self.sts, role_arn, &session.name, source).await?
             }
             Some(first) => {
-                let first = Box::pin(self.credentials(session, first, None)).await?;
+                let first = Box::pin(self.credentials(session, first, None, false)).await?;
                 let sts = aws_sdk_sts::Client::new(&self.with(first, None));
                 assume_role(&sts, role_arn, &session.name, None).await?
             }

@@ -23,7 +23,8 @@ use serde_json::Value;
 
 pub use alarm::AlarmChange;
 pub use cloudtrail::CloudTrailEvent;
-use cloudtrail::{EnvelopeFacts, parse_account};
+use cloudtrail::EnvelopeFacts;
+pub(crate) use cloudtrail::parse_account;
 pub use finding::{AccessKey, Finding};
 use json::{obj_any, str_any, string_any};
 pub use principal::Principal;

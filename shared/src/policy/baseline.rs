@@ -14,6 +14,9 @@ pub struct Baseline {
     pub management_role: Option<String>,
     /// OUs (besides the root) an account may be moved out of into its environment's OU.
     pub landing_ous: Vec<String>,
+    /// OUs an account may be moved into out of its environment's OU (a suspended or closing
+    /// OU): Guardrail leaves such a move alone instead of moving the account back.
+    pub allowed_ous: Vec<String>,
     /// Alias template: `{name}` (the account name made alias-safe), `{env}`, `{account}`.
     /// `None`: aliases are not managed.
     pub account_alias: Option<String>,
@@ -46,6 +49,56 @@ impl Baseline {
         let alias = alias.trim_end_matches('-').chars().take(63).collect::<String>();
         let alias = alias.trim_end_matches('-').to_string();
         (alias.len() >= 3).then_some(alias)
+    }
+}
+
+/// One step of the baseline: what a drift event undoes, and what a scoped read covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// The account in its environment's OU.
+    Placement,
+    AccountTags,
+    Alias,
+    PasswordPolicy,
+    S3PublicAccessBlock,
+    EbsEncryption,
+    EbsDefaultKey,
+    Imds,
+    SnapshotBlock,
+    ImageBlock,
+    DefaultVpc,
+}
+
+impl Step {
+    /// Whether the setting is per region (the others are account-wide or in Organizations).
+    pub fn regional(self) -> bool {
+        matches!(
+            self,
+            Step::EbsEncryption
+                | Step::EbsDefaultKey
+                | Step::Imds
+                | Step::SnapshotBlock
+                | Step::ImageBlock
+                | Step::DefaultVpc
+        )
+    }
+
+    /// What the step keeps true, for alerts: `EBS encryption by default`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::Placement => "the account's place in its environment's OU",
+            Step::AccountTags => "the account's tags",
+            Step::Alias => "the account alias",
+            Step::PasswordPolicy => "the IAM password policy",
+            Step::S3PublicAccessBlock => "S3 Block Public Access for the account",
+            Step::EbsEncryption => "EBS encryption by default",
+            Step::EbsDefaultKey => "the default EBS key",
+            Step::Imds => "IMDSv2 required by default",
+            Step::SnapshotBlock => "blocked public sharing of EBS snapshots",
+            Step::ImageBlock => "blocked public sharing of AMIs",
+            Step::DefaultVpc => "no default VPC",
+        }
     }
 }
 
@@ -124,6 +177,7 @@ mod tests {
             bootstrap_role: "OrganizationAccountAccessRole".into(),
             management_role: None,
             landing_ous: vec![],
+            allowed_ous: vec![],
             account_alias: Some(alias.into()),
             ebs_kms_key: None,
             imds_hop_limit: 2,

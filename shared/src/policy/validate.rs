@@ -88,6 +88,7 @@ struct RawBaseline {
     bootstrap_role: Option<Spanned<String>>,
     management_role: Option<Spanned<String>>,
     landing_ous: Option<Vec<Spanned<String>>>,
+    allowed_ous: Option<Vec<Spanned<String>>>,
     account_alias: Option<Spanned<String>>,
     ebs_kms_key: Option<Spanned<String>>,
     imds_hop_limit: Option<Spanned<i64>>,
@@ -734,13 +735,8 @@ impl Validator<'_> {
             }
             None => None,
         };
-        let mut landing_ous = Vec::new();
-        for ou in raw.landing_ous.unwrap_or_default() {
-            if ou.get_ref().trim().is_empty() {
-                return Err(self.err("baseline.landing_ous", ou.span(), "an OU name is empty"));
-            }
-            landing_ous.push(ou.into_inner());
-        }
+        let landing_ous = self.ou_names("baseline.landing_ous", raw.landing_ous)?;
+        let allowed_ous = self.ou_names("baseline.allowed_ous", raw.allowed_ous)?;
         let account_alias = match raw.account_alias {
             None => Some("{name}".to_string()),
             Some(a) if a.get_ref().is_empty() => None,
@@ -802,6 +798,7 @@ impl Validator<'_> {
             bootstrap_role,
             management_role,
             landing_ous,
+            allowed_ous,
             account_alias,
             ebs_kms_key,
             imds_hop_limit,
@@ -809,6 +806,18 @@ impl Validator<'_> {
             delete_default_vpcs: raw.delete_default_vpcs.unwrap_or(true),
             password_policy,
         })
+    }
+
+    /// A list of OU names, none empty.
+    fn ou_names(&self, key: &str, names: Option<Vec<Spanned<String>>>) -> Result<Vec<String>, PolicyError> {
+        let mut out = Vec::new();
+        for ou in names.unwrap_or_default() {
+            if ou.get_ref().trim().is_empty() {
+                return Err(self.err(key, ou.span(), "an OU name is empty"));
+            }
+            out.push(ou.into_inner());
+        }
+        Ok(out)
     }
 
     fn int(

@@ -3,10 +3,10 @@
 
 use crate::alert::Severity;
 use crate::event::{Event, Rejection};
-use crate::facts::{AccountFacts, OuRef, Placement, Reading, RegionFacts, S3PublicAccessBlock};
+use crate::facts::{AccountFacts, OuRef, Placement, Reading, RegionFacts, S3PublicAccessBlock, Scope};
 use crate::ids::AccountId;
 use crate::plan::{Action, Decision, Ignored, Plan, Tag, Unchecked};
-use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, PasswordPolicy, Policy, Rule, SnapshotBlock};
+use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, PasswordPolicy, Policy, Rule, SnapshotBlock, Step};
 
 use super::tags::{shell_quote, tag_value};
 use super::{Known, Needs};
@@ -69,7 +69,10 @@ fn trigger(event: &Event) -> Result<Trigger<'_>, Rejection> {
 /// A successful creation needs the new account's state; the rest needs nothing.
 pub fn needs(event: &Event) -> Result<Needs, Rejection> {
     Ok(match trigger(event)? {
-        Trigger::Created { account, .. } => Needs::Account(account),
+        Trigger::Created { account, .. } => Needs::Account {
+            account,
+            scope: Scope::All,
+        },
         _ => Needs::Nothing,
     })
 }
@@ -133,8 +136,27 @@ fn environment_of<'p>(facts: &AccountFacts, policy: &'p Policy) -> Option<(&'p E
     Some((env, format!("it is in OU {}", parent.name)))
 }
 
-/// The baseline for one account, as a plan (or nothing, when everything is in place).
+/// A move of an account between parents, as `MoveAccount` reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Move {
+    pub from: String,
+    pub to: String,
+}
+
+/// The whole baseline for one account, as a plan (or nothing, when everything is in place).
 pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) -> Decision {
+    plan_scoped(facts, control_tower, &Scope::All, None, policy)
+}
+
+/// The baseline for one account within `scope`, as a plan (or nothing, when everything in it
+/// is in place). `moved` is the move a `MoveAccount` event reported, for the placement check.
+pub fn plan_scoped(
+    facts: &AccountFacts,
+    control_tower: bool,
+    scope: &Scope,
+    moved: Option<&Move>,
+    policy: &Policy,
+) -> Decision {
     let id = facts.account.clone();
     let label = match &facts.name {
         Some(name) => format!("account {id} ({name})"),
@@ -194,21 +216,26 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
     let mut b = Builder {
         plan: Plan::new(Rule::Baseline, mode, id.clone(), label),
         checked: 0,
+        scope: scope.clone(),
     };
     b.plan.environment = Some(environment.name.clone());
     b.plan.cause = origin.into();
     b.plan
         .notes
         .push(format!("Environment {}: {because}.", environment.name));
-    b.account_tags(facts, environment, policy);
+    if b.scope.covers(Step::AccountTags) {
+        b.account_tags(facts, environment, policy);
+    }
     b.member_settings(facts, environment, policy);
-    for region in &facts.regions {
+    for region in facts.regions.iter().filter(|r| scope.reaches(&r.region)) {
         b.region(region, policy);
     }
     // The move comes last: guardrail-management may assume the bootstrap role only in accounts
     // still in the root or a landing OU (aws:ResourceOrgPaths in infra/management-role.yaml),
     // so every step inside the account runs before it leaves, and a failed step keeps it there.
-    b.placement(facts, environment, control_tower, policy);
+    if b.scope.covers(Step::Placement) {
+        b.placement(facts, environment, control_tower, moved, policy);
+    }
 
     let mut plan = b.plan;
     if plan.violations.is_empty() && plan.unchecked.is_empty() {
@@ -232,9 +259,15 @@ pub fn plan_account(facts: &AccountFacts, control_tower: bool, policy: &Policy) 
 struct Builder {
     plan: Plan,
     checked: usize,
+    /// The steps checked; the facts hold nothing outside them.
+    scope: Scope,
 }
 
 impl Builder {
+    fn covers(&self, step: Step) -> bool {
+        self.scope.covers(step)
+    }
+
     fn ok(&mut self, what: impl Into<String>) {
         self.checked += 1;
         self.plan.in_place.push(what.into());
@@ -267,8 +300,16 @@ impl Builder {
         }
     }
 
-    /// The account moves from the root or a landing OU into its environment's OU.
-    fn placement(&mut self, facts: &AccountFacts, env: &Environment, control_tower: bool, policy: &Policy) {
+    /// The account moves from the root or a landing OU into its environment's OU, and back into
+    /// it when `moved` took it out (unless into an OU of `baseline.allowed_ous`).
+    fn placement(
+        &mut self,
+        facts: &AccountFacts,
+        env: &Environment,
+        control_tower: bool,
+        moved: Option<&Move>,
+        policy: &Policy,
+    ) {
         let id = facts.account.clone();
         let Some(target) = facts
             .environment_ous
@@ -299,7 +340,35 @@ impl Builder {
             self.plan.placement = Some(placed(target));
             return;
         }
+        let moved_out = moved.filter(|m| m.from == target.id);
+        if let Some(m) = moved.filter(|m| m.to != parent.id) {
+            self.ok(format!(
+                "the account has moved on from {} to {}; that move is checked on its own event",
+                m.to, parent.name
+            ));
+            return;
+        }
+        if moved_out.is_some()
+            && policy
+                .baseline
+                .allowed_ous
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&parent.name))
+        {
+            self.ok(format!(
+                "the account was moved from OU {} to {}, which baseline.allowed_ous allows",
+                target.name, parent.name
+            ));
+            self.plan.placement = Some(Placement {
+                account: id.clone(),
+                ou_id: Some(parent.id.clone()),
+                ou_name: Some(parent.name.clone()),
+                environment: policy.environment_for_ou(&parent.name).map(|e| e.name.clone()),
+            });
+            return;
+        }
         let movable = parent.is_root
+            || moved_out.is_some()
             || policy
                 .baseline
                 .landing_ous
@@ -316,10 +385,17 @@ impl Builder {
         } else if movable {
             self.fix(
                 "OU",
-                format!(
-                    "the account is in {}, not in its environment's OU {}",
-                    parent.name, target.name
-                ),
+                if moved_out.is_some() {
+                    format!(
+                        "the account was moved out of its environment's OU {} into {}",
+                        target.name, parent.name
+                    )
+                } else {
+                    format!(
+                        "the account is in {}, not in its environment's OU {}",
+                        parent.name, target.name
+                    )
+                },
                 Action::MoveAccount {
                     from_id: parent.id.clone(),
                     from_name: parent.name.clone(),
@@ -404,7 +480,8 @@ impl Builder {
     fn member_settings(&mut self, facts: &AccountFacts, env: &Environment, policy: &Policy) {
         let id = facts.account.as_str();
         let name = facts.name.as_deref().unwrap_or(id);
-        if let Some(want) = policy.baseline.alias_for(name, &env.name, id)
+        if self.covers(Step::Alias)
+            && let Some(want) = policy.baseline.alias_for(name, &env.name, id)
             && let Some(alias) = self.readable("account alias", &facts.alias)
         {
             match alias {
@@ -423,7 +500,9 @@ impl Builder {
         }
 
         let wanted = &policy.baseline.password_policy;
-        if let Some(current) = self.readable("password policy", &facts.password_policy) {
+        if self.covers(Step::PasswordPolicy)
+            && let Some(current) = self.readable("password policy", &facts.password_policy)
+        {
             match current {
                 None => self.fix(
                     "password policy",
@@ -447,7 +526,9 @@ impl Builder {
             }
         }
 
-        if let Some(block) = self.readable("S3 Block Public Access", &facts.s3_public_access_block) {
+        if self.covers(Step::S3PublicAccessBlock)
+            && let Some(block) = self.readable("S3 Block Public Access", &facts.s3_public_access_block)
+        {
             match block {
                 Some(b) if *b == S3PublicAccessBlock::ALL => self.ok("S3 Block Public Access for the account"),
                 other => self.fix(
@@ -470,7 +551,9 @@ impl Builder {
         let region = &facts.region;
         let name = |what: &str| format!("{what} {region}");
 
-        if let Some(on) = self.readable(&name("EBS encryption"), &facts.ebs_encryption) {
+        if self.covers(Step::EbsEncryption)
+            && let Some(on) = self.readable(&name("EBS encryption"), &facts.ebs_encryption)
+        {
             if *on {
                 self.ok(format!("EBS encryption by default in {region}"));
             } else {
@@ -483,6 +566,7 @@ impl Builder {
             }
         }
         if let Some(want) = &policy.baseline.ebs_kms_key
+            && self.covers(Step::EbsDefaultKey)
             && let Some(Some(key)) = self.readable(&name("EBS default key"), &facts.ebs_kms_key)
         {
             if key.current.as_deref() == Some(key.wanted.as_str()) {
@@ -503,7 +587,9 @@ impl Builder {
                 );
             }
         }
-        if let Some(imds) = self.readable(&name("IMDSv2"), &facts.imds) {
+        if self.covers(Step::Imds)
+            && let Some(imds) = self.readable(&name("IMDSv2"), &facts.imds)
+        {
             if imds.http_tokens.as_deref() == Some("required") {
                 self.ok(format!("IMDSv2 required by default in {region}"));
             } else {
@@ -520,7 +606,9 @@ impl Builder {
                 );
             }
         }
-        if let Some(state) = self.readable(&name("snapshot block public access"), &facts.snapshot_block) {
+        if self.covers(Step::SnapshotBlock)
+            && let Some(state) = self.readable(&name("snapshot block public access"), &facts.snapshot_block)
+        {
             let want = policy.baseline.snapshot_block;
             if SnapshotBlock::parse(state).is_some_and(|s| s >= want) {
                 self.ok(format!("EBS snapshot public sharing blocked in {region} ({state})"));
@@ -538,7 +626,9 @@ impl Builder {
                 );
             }
         }
-        if let Some(state) = self.readable(&name("AMI block public access"), &facts.image_block) {
+        if self.covers(Step::ImageBlock)
+            && let Some(state) = self.readable(&name("AMI block public access"), &facts.image_block)
+        {
             if state == "block-new-sharing" {
                 self.ok(format!("AMI public sharing blocked in {region}"));
             } else {
@@ -551,6 +641,7 @@ impl Builder {
             }
         }
         if policy.baseline.delete_default_vpcs
+            && self.covers(Step::DefaultVpc)
             && let Some(vpc) = self.readable(&name("default VPC"), &facts.default_vpc)
         {
             match vpc {
@@ -640,17 +731,17 @@ fn password_policy_command(p: &PasswordPolicy) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::facts::{DefaultVpc, ImdsDefaults, ReadError};
     use crate::ids::Region;
 
-    fn policy(text_edit: impl Fn(String) -> String) -> Policy {
+    pub(crate) fn policy(text_edit: impl Fn(String) -> String) -> Policy {
         let text = text_edit(crate::policy::BUILTIN_POLICY.to_string());
         Policy::from_toml(&text, "test").unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn ou(id: &str, name: &str) -> OuRef {
+    pub(crate) fn ou(id: &str, name: &str) -> OuRef {
         OuRef {
             id: id.into(),
             name: name.into(),
@@ -687,7 +778,7 @@ mod tests {
     }
 
     /// A brand-new account, as Organizations creates it: in the root, nothing set.
-    fn new_account(name: &str) -> AccountFacts {
+    pub(crate) fn new_account(name: &str) -> AccountFacts {
         AccountFacts {
             account: AccountId::parse("444455556666").expect("id"),
             management_account: AccountId::parse("111122223333"),
@@ -708,7 +799,7 @@ mod tests {
     }
 
     /// The same account once every step is done.
-    fn baselined(name: &str) -> AccountFacts {
+    pub(crate) fn baselined(name: &str) -> AccountFacts {
         let p = policy(|t| t);
         let mut a = new_account(name);
         a.parent = Some(ou("ou-dev", "dev"));
@@ -729,14 +820,14 @@ mod tests {
         a
     }
 
-    fn planned(decision: Decision) -> Plan {
+    pub(crate) fn planned(decision: Decision) -> Plan {
         match decision {
             Decision::Act { plan } => *plan,
             Decision::Ignore { reason } => panic!("ignored: {reason}"),
         }
     }
 
-    fn action_ids(plan: &Plan) -> Vec<String> {
+    pub(crate) fn action_ids(plan: &Plan) -> Vec<String> {
         plan.actions.iter().map(Action::id).collect()
     }
 

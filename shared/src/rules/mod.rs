@@ -2,6 +2,7 @@
 //! functions, dry runs and the offline CLI all reach the same decision.
 
 pub mod baseline;
+pub mod drift;
 pub mod quarantine;
 pub mod resources;
 pub mod tags;
@@ -11,10 +12,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Rejection};
-use crate::facts::{AccountFacts, Placement, RateKey};
+use crate::facts::{AccountFacts, Placement, RateKey, Scope};
 use crate::ids::AccountId;
 use crate::plan::{Decision, Ignored};
-use crate::policy::{Policy, Rule};
+use crate::policy::{Policy, Rule, Step};
 use crate::quarantine::PrincipalRef;
 
 /// The Lambda functions; each runs its own rules over the events it receives.
@@ -32,8 +33,11 @@ pub enum Needs {
     Nothing,
     /// The account's place in the organization (the directory).
     Placement(AccountId),
-    /// The account's current state (Organizations and the account itself).
-    Account(AccountId),
+    /// The account's current state (Organizations and the account itself), within `scope`.
+    Account {
+        account: AccountId,
+        scope: Scope,
+    },
     /// A role's or user's state and quarantine record.
     Principal(PrincipalRef),
     /// The caller's API calls counted in the current window; its state too if over budget.
@@ -104,6 +108,9 @@ impl Function {
                     || resources::change_for(&call.event_source, &call.event_name).is_some()
             }
             (Function::AccountBaseline, Event::AccountCreation(_)) => true,
+            (Function::AccountBaseline, Event::ApiCall(call)) => {
+                drift::step_for(&call.event_source, &call.event_name).is_some()
+            }
             (Function::AccountBaseline, Event::Lifecycle(l)) => l.name == baseline::CREATE_MANAGED_ACCOUNT,
             (Function::AgentQuarantine, _) => quarantine::handles(event),
             _ => false,
@@ -118,6 +125,7 @@ impl Function {
                 .cloned()
                 .map(Needs::Placement)
                 .ok_or(Rejection::MissingField { field: "account" }),
+            (Function::AccountBaseline, Event::ApiCall(call)) => drift::needs(call),
             (Function::AccountBaseline, _) => baseline::needs(event),
             (Function::AgentQuarantine, _) => quarantine::needs(event, policy),
         }
@@ -132,6 +140,7 @@ impl Function {
                     None => tags::plan_created(call, placement, policy),
                 }
             }
+            (Function::AccountBaseline, Event::ApiCall(call), _) => drift::decide(call, known, policy),
             (Function::AccountBaseline, _, _) => baseline::decide(event, known, policy),
             (Function::AgentQuarantine, _, Known::Suspect(suspect)) => quarantine::decide(event, suspect, policy),
             (Function::AgentQuarantine, _, _) => quarantine::decide(event, &quarantine::Suspect::default(), policy),
@@ -167,11 +176,35 @@ impl Function {
                     }
                 })]
             }
-            Function::AccountBaseline => vec![serde_json::json!({
-                "source": ["aws.controltower", "aws.organizations"],
-                "detail-type": ["AWS Service Event via CloudTrail"],
-                "detail": {"eventName": ["CreateAccountResult", baseline::CREATE_MANAGED_ACCOUNT]}
-            })],
+            Function::AccountBaseline => {
+                // Calls that can undo a step, by anyone: the settings' (forwarded from member
+                // accounts) and the moves' (from the management account), one rule each.
+                let undoing = |moves: bool| {
+                    let mut sources = BTreeSet::new();
+                    let mut names = BTreeSet::new();
+                    for c in drift::UNDOING_CALLS
+                        .iter()
+                        .filter(|c| (c.step == Step::Placement) == moves)
+                    {
+                        sources.insert(format!("aws.{}", c.event_source.trim_end_matches(".amazonaws.com")));
+                        names.insert(c.event_name);
+                    }
+                    serde_json::json!({
+                        "source": sources,
+                        "detail-type": ["AWS API Call via CloudTrail"],
+                        "detail": {"eventName": names, "errorCode": [{"exists": false}]}
+                    })
+                };
+                vec![
+                    serde_json::json!({
+                        "source": ["aws.controltower", "aws.organizations"],
+                        "detail-type": ["AWS Service Event via CloudTrail"],
+                        "detail": {"eventName": ["CreateAccountResult", baseline::CREATE_MANAGED_ACCOUNT]}
+                    }),
+                    undoing(false),
+                    undoing(true),
+                ]
+            }
             Function::AgentQuarantine => {
                 let agents: Vec<_> = policy
                     .quarantine

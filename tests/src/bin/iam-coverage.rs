@@ -43,10 +43,11 @@ const UNSEEN: [(&str, &str); 11] = [
 ];
 
 /// The roles of `infra/` whose calls are checked: execution roles, member roles, management role.
-const ROLES: [&str; 6] = [
+const ROLES: [&str; 7] = [
     "guardrail-account-baseline-lambda",
     "guardrail-tag-enforcer-lambda",
     "guardrail-agent-quarantine-lambda",
+    "guardrail-account-baseline",
     "guardrail-tag-enforcer",
     "guardrail-agent-quarantine",
     "guardrail-management",
