@@ -1,5 +1,5 @@
 //! `guardrail`: the operator CLI. Ask what Guardrail would do with an event, check a policy,
-//! baseline an account, release a quarantine, run the local demo.
+//! baseline an account, sweep the organization, release a quarantine, run the local demo.
 
 mod baseline;
 mod check_policy;
@@ -8,6 +8,7 @@ mod plan;
 mod redrive;
 mod release;
 mod steps;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,14 @@ enum Command {
     ///
     /// Exit 0 when done, 1 when some step failed, 2 when the account or policy is unusable.
     Baseline(baseline::Args),
+    /// Check the account baseline in every account of the organization (or one account, or the
+    /// accounts under one OU) and restore it where the policy's mode says so, with progress on
+    /// stderr and a table of findings per account (or --format json). Same reads, plan and
+    /// actions as account-baseline.
+    ///
+    /// Exit 0 when every account was checked (and, unless --dry-run, fixed as far as the policy
+    /// allows), 1 when some account failed, 2 when the organization cannot be read.
+    Sweep(sweep::Args),
     /// End a quarantine: remove what Guardrail added to the role or user, reactivate the access
     /// keys it deactivated, record who released it and why, and alert. Reads GUARDRAIL_TABLE and
     /// GUARDRAIL_TOPIC_ARN like the functions.
@@ -84,6 +93,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Baseline(args) => baseline::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Release(args) => release::run(&args),
         Command::CheckPolicy { policy, format } => check_policy::run(policy.as_deref(), format),
         Command::Pattern { function, policy } => pattern(&function, policy.as_deref()),

@@ -176,8 +176,8 @@ pub fn with_created_account(mut event: Value, account: &str, name: &str) -> Valu
 }
 
 /// Gives the default VPC of the account and region `config` acts in what an AWS default VPC
-/// has and moto's lacks: an internet gateway; plus a security group and a route table of its own,
-/// so that deleting it has everything to take down.
+/// has and moto's lacks: an internet gateway; plus a security group, a route table and a network
+/// ACL of its own, so that deleting it has everything to take down.
 pub async fn furnish_default_vpc(config: &SdkConfig) -> String {
     let ec2 = aws_sdk_ec2::Client::new(config);
     let vpc = default_vpc_id(&ec2).await.expect("a default VPC");
@@ -208,6 +208,11 @@ pub async fn furnish_default_vpc(config: &SdkConfig) -> String {
         .send()
         .await
         .expect("CreateRouteTable");
+    ec2.create_network_acl()
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("CreateNetworkAcl");
     vpc
 }
 

@@ -198,21 +198,7 @@ async fn find_ous(orgs: &aws_sdk_organizations::Client, wanted: &[String]) -> Re
         if depth >= OU_SEARCH_DEPTH || found.len() == wanted.len() {
             break;
         }
-        let pages = orgs
-            .list_organizational_units_for_parent()
-            .parent_id(&parent)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| aws_error("organizations", "ListOrganizationalUnitsForParent", e))?;
-        for ou in pages
-            .into_iter()
-            .flat_map(|p| p.organizational_units.unwrap_or_default())
-        {
-            let (Some(id), Some(name)) = (ou.id, ou.name) else {
-                continue;
-            };
+        for (id, name) in super::organization::children(orgs, &parent).await? {
             if wanted.contains(&name.to_lowercase()) && !found.iter().any(|f| f.name.eq_ignore_ascii_case(&name)) {
                 found.push(OuRef {
                     id: id.clone(),

@@ -6,6 +6,7 @@ mod directory;
 mod facts;
 mod inspector;
 mod notifier;
+pub mod organization;
 mod principals;
 mod quarantine_table;
 mod replay_store;

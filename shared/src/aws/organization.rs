@@ -1,0 +1,138 @@
+//! The organization's accounts, for the sweep: every account, or those under one OU at any depth.
+
+use std::collections::VecDeque;
+
+use aws_sdk_organizations::Client;
+
+use super::{MemberAccess, aws_error};
+use crate::apply::Session;
+use crate::error::{Error, Result};
+use crate::ids::AccountId;
+
+/// The accounts a sweep covers, and the management account (never baselined).
+#[derive(Clone, Debug, Default)]
+pub struct Members {
+    pub management: Option<AccountId>,
+    pub accounts: Vec<Member>,
+}
+
+/// The organization's accounts (under the OU named `ou`, when given), read through the
+/// management role when the policy names one.
+pub async fn members(access: &MemberAccess, session: &Session, ou: Option<&str>) -> Result<Members> {
+    let orgs = Client::new(&access.management(session).await?);
+    let management = orgs
+        .describe_organization()
+        .send()
+        .await
+        .map_err(|e| aws_error("organizations", "DescribeOrganization", e))?
+        .organization
+        .and_then(|o| o.master_account_id)
+        .and_then(|id| AccountId::parse(&id));
+    let accounts = match ou {
+        None => all_accounts(&orgs).await?,
+        Some(ou) => accounts_under(&orgs, ou).await?,
+    };
+    Ok(Members { management, accounts })
+}
+
+/// An account as Organizations lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub account: AccountId,
+    pub name: String,
+    /// `ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`.
+    pub state: String,
+}
+
+fn member(a: aws_sdk_organizations::types::Account) -> Option<Member> {
+    Some(Member {
+        account: AccountId::parse(a.id()?)?,
+        name: a.name().unwrap_or_default().to_string(),
+        state: a.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+    })
+}
+
+/// Every account of the organization, in Organizations' order.
+async fn all_accounts(orgs: &Client) -> Result<Vec<Member>> {
+    let pages = orgs
+        .list_accounts()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_error("organizations", "ListAccounts", e))?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.accounts.unwrap_or_default())
+        .filter_map(member)
+        .collect())
+}
+
+/// The accounts under the OU named `ou` (case-insensitive, anywhere in the tree), at any depth.
+async fn accounts_under(orgs: &Client, ou: &str) -> Result<Vec<Member>> {
+    let roots = orgs
+        .list_roots()
+        .send()
+        .await
+        .map_err(|e| aws_error("organizations", "ListRoots", e))?;
+    let mut queue: VecDeque<String> = roots
+        .roots()
+        .iter()
+        .filter_map(|r| r.id().map(str::to_string))
+        .collect();
+    let mut start = None;
+    while let Some(parent) = queue.pop_front() {
+        for child in children(orgs, &parent).await? {
+            if child.1.eq_ignore_ascii_case(ou) {
+                start = Some(child.0.clone());
+                break;
+            }
+            queue.push_back(child.0);
+        }
+        if start.is_some() {
+            break;
+        }
+    }
+    let Some(start) = start else {
+        return Err(Error::config(format!(
+            "the organization has no OU named {ou:?}; `aws organizations list-organizational-units-for-parent` lists them"
+        )));
+    };
+    let mut found = Vec::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(parent) = queue.pop_front() {
+        let pages = orgs
+            .list_accounts_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| aws_error("organizations", "ListAccountsForParent", e))?;
+        found.extend(
+            pages
+                .into_iter()
+                .flat_map(|p| p.accounts.unwrap_or_default())
+                .filter_map(member),
+        );
+        queue.extend(children(orgs, &parent).await?.into_iter().map(|(id, _)| id));
+    }
+    Ok(found)
+}
+
+/// The OUs directly under `parent`: id and name.
+pub(crate) async fn children(orgs: &Client, parent: &str) -> Result<Vec<(String, String)>> {
+    let pages = orgs
+        .list_organizational_units_for_parent()
+        .parent_id(parent)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_error("organizations", "ListOrganizationalUnitsForParent", e))?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.organizational_units.unwrap_or_default())
+        .filter_map(|o| Some((o.id?, o.name.unwrap_or_default())))
+        .collect())
+}
