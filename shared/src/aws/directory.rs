@@ -246,16 +246,7 @@ impl AwsDirectory {
         if let Some(known) = self.management.lock().ok().and_then(|m| m.clone()) {
             return Ok(known);
         }
-        let id = self
-            .organizations()
-            .await?
-            .describe_organization()
-            .send()
-            .await
-            .map_err(|e| aws_error("organizations", "DescribeOrganization", e))?
-            .organization
-            .and_then(|o| o.master_account_id)
-            .and_then(|id| AccountId::parse(&id));
+        let id = super::organization::management_account(&self.organizations().await?).await?;
         if let Ok(mut m) = self.management.lock() {
             *m = Some(id.clone());
         }

@@ -56,14 +56,7 @@ impl AwsInspector {
             }
             Err(e) => return Err(aws_error("organizations", "DescribeAccount", e)),
         };
-        let management_account = orgs
-            .describe_organization()
-            .send()
-            .await
-            .map_err(|e| aws_error("organizations", "DescribeOrganization", e))?
-            .organization
-            .and_then(|o| o.master_account_id)
-            .and_then(|id| AccountId::parse(&id));
+        let management_account = super::organization::management_account(&orgs).await?;
         let parent = parent_of(&orgs, account).await?;
         let tags = orgs
             .list_tags_for_resource()

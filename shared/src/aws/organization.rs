@@ -20,14 +20,7 @@ pub struct Members {
 /// management role when the policy names one.
 pub async fn members(access: &MemberAccess, session: &Session, ou: Option<&str>) -> Result<Members> {
     let orgs = Client::new(&access.management(session).await?);
-    let management = orgs
-        .describe_organization()
-        .send()
-        .await
-        .map_err(|e| aws_error("organizations", "DescribeOrganization", e))?
-        .organization
-        .and_then(|o| o.master_account_id)
-        .and_then(|id| AccountId::parse(&id));
+    let management = management_account(&orgs).await?;
     let accounts = match ou {
         None => all_accounts(&orgs).await?,
         Some(ou) => accounts_under(&orgs, ou).await?,
@@ -50,6 +43,18 @@ fn member(a: aws_sdk_organizations::types::Account) -> Option<Member> {
         name: a.name().unwrap_or_default().to_string(),
         state: a.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
     })
+}
+
+/// The organization's management account.
+pub(crate) async fn management_account(orgs: &Client) -> Result<Option<AccountId>> {
+    Ok(orgs
+        .describe_organization()
+        .send()
+        .await
+        .map_err(|e| aws_error("organizations", "DescribeOrganization", e))?
+        .organization
+        .and_then(|o| o.master_account_id)
+        .and_then(|id| AccountId::parse(&id)))
 }
 
 /// Every account of the organization, in Organizations' order.
