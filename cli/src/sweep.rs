@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use guardrail::aws::MemberAccess;
+use guardrail::aws::organization::{self, Selection};
 use guardrail::ids::AccountId;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
@@ -43,8 +44,8 @@ struct Row {
     name: String,
     environment: String,
     in_place: usize,
-    /// Changed (or, in a dry run or detect mode, would change).
     changed: usize,
+    /// Changes a dry run or `detect` mode left unmade.
     would_change: usize,
     needs_a_person: usize,
     failed: usize,
@@ -52,12 +53,13 @@ struct Row {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let account = match args.account.as_deref().map(|a| (a, AccountId::parse(a))) {
-        Some((raw, None)) => {
-            return unusable(COMMAND, format!("--account {raw:?} is not a 12-digit account id"));
-        }
-        Some((_, Some(id))) => Some(id),
-        None => None,
+    let selection = match (&args.account, &args.ou) {
+        (Some(raw), _) => match AccountId::parse(raw) {
+            Some(id) => Selection::Account(id),
+            None => return unusable(COMMAND, format!("--account {raw:?} is not a 12-digit account id")),
+        },
+        (None, Some(ou)) => Selection::Ou(ou.clone()),
+        (None, None) => Selection::All,
     };
     let policy = match guardrail::config::load_policy(args.policy.as_deref().and_then(|p| p.to_str())) {
         Ok((p, _)) => Arc::new(p),
@@ -67,15 +69,14 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    runtime.block_on(sweep(args, account, policy))
+    runtime.block_on(sweep(args, &selection, policy))
 }
 
-async fn sweep(args: &Args, only: Option<AccountId>, policy: Arc<Policy>) -> ExitCode {
+async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitCode {
     let sdk = guardrail::aws::load().await;
     let access = MemberAccess::new(&sdk, policy.clone(), Function::AccountBaseline);
     let session = guardrail::apply::Session::new("cli-sweep", "list");
-    let ou = args.ou.as_deref().filter(|_| only.is_none());
-    let (management, mut members) = match guardrail::aws::organization::members(&access, &session, ou).await {
+    let (management, members) = match organization::members(&access, &session, selection).await {
         Ok(m) => (m.management, m.accounts),
         Err(e) => {
             return unusable(
@@ -84,11 +85,8 @@ async fn sweep(args: &Args, only: Option<AccountId>, policy: Arc<Policy>) -> Exi
             );
         }
     };
-    if let Some(id) = &only {
-        members.retain(|m| &m.account == id);
-        if members.is_empty() {
-            return unusable(COMMAND, format!("account {id} is not a member of the organization"));
-        }
+    if let (Selection::Account(id), true) = (selection, members.is_empty()) {
+        return unusable(COMMAND, format!("account {id} is not a member of the organization"));
     }
     let total = members.len();
     let mut rows = Vec::new();

@@ -513,14 +513,22 @@ async fn baselined_account(world: &World, p: &guardrail::lambda::AwsPipeline, na
     account
 }
 
-/// The calls made since `mark`, by callers in `account`, without the reads.
-fn writes_in(world: &World, mark: usize, account: &str) -> Vec<String> {
+/// The calls made since `mark` by callers in `account`, but role assumption.
+fn calls_in(world: &World, mark: usize, account: &str) -> Vec<String> {
     world.emulator.call_lines()[mark..]
         .iter()
         .filter(|l| l.contains(&format!(":{account}:")))
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| !is_read(c) && *c != "sts.AssumeRole")
+        .filter(|c| *c != "sts.AssumeRole")
         .map(str::to_string)
+        .collect()
+}
+
+/// The calls made since `mark` by callers in `account` that change something.
+fn writes_in(world: &World, mark: usize, account: &str) -> Vec<String> {
+    calls_in(world, mark, account)
+        .into_iter()
+        .filter(|c| !is_read(c))
         .collect()
 }
 
@@ -615,12 +623,7 @@ async fn every_call_that_undoes_a_step_is_reverted_once_and_alerted_with_who_and
         assert_eq!(actions.len(), 1, "{name} restores its one step: {actions:?}");
         if name == "DisableEbsEncryptionByDefault" {
             // Only the step's own setting is read, in the event's region.
-            let inside: Vec<String> = world.emulator.call_lines()[mark..]
-                .iter()
-                .filter(|l| l.contains(&format!(":{account}:")))
-                .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-                .filter(|c| c != "sts.AssumeRole")
-                .collect();
+            let inside = calls_in(&world, mark, &account);
             assert_eq!(
                 inside,
                 ["ec2.GetEbsEncryptionByDefault", "ec2.EnableEbsEncryptionByDefault"],

@@ -1,8 +1,11 @@
-//! The organization's accounts, for the sweep: every account, or those under one OU at any depth.
+//! The organization's accounts, for the sweep: every account, those under one OU at any depth,
+//! or one account.
 
 use std::collections::VecDeque;
 
 use aws_sdk_organizations::Client;
+
+use aws_sdk_organizations::error::ProvideErrorMetadata;
 
 use super::{MemberAccess, aws_error};
 use crate::apply::Session;
@@ -16,14 +19,29 @@ pub struct Members {
     pub accounts: Vec<Member>,
 }
 
-/// The organization's accounts (under the OU named `ou`, when given), read through the
-/// management role when the policy names one.
-pub async fn members(access: &MemberAccess, session: &Session, ou: Option<&str>) -> Result<Members> {
+/// Which accounts a sweep covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    /// The accounts under the OU of this name, at any depth.
+    Ou(String),
+    /// One account: described, not found by listing the organization.
+    Account(AccountId),
+}
+
+/// The selected accounts (none when a selected account is not in the organization), read
+/// through the management role when the policy names one.
+pub async fn members(access: &MemberAccess, session: &Session, selection: &Selection) -> Result<Members> {
     let orgs = Client::new(&access.management(session).await?);
     let management = management_account(&orgs).await?;
-    let accounts = match ou {
-        None => all_accounts(&orgs).await?,
-        Some(ou) => accounts_under(&orgs, ou).await?,
+    let accounts = match selection {
+        Selection::All => all_accounts(&orgs).await?,
+        Selection::Ou(ou) => accounts_under(&orgs, ou).await?,
+        Selection::Account(id) => match orgs.describe_account().account_id(id.as_str()).send().await {
+            Ok(out) => out.account.and_then(member).into_iter().collect(),
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("AccountNotFoundException") => Vec::new(),
+            Err(e) => return Err(aws_error("organizations", "DescribeAccount", e)),
+        },
     };
     Ok(Members { management, accounts })
 }
@@ -33,15 +51,12 @@ pub async fn members(access: &MemberAccess, session: &Session, ou: Option<&str>)
 pub struct Member {
     pub account: AccountId,
     pub name: String,
-    /// `ACTIVE`, `SUSPENDED`, `PENDING_CLOSURE`.
-    pub state: String,
 }
 
 fn member(a: aws_sdk_organizations::types::Account) -> Option<Member> {
     Some(Member {
         account: AccountId::parse(a.id()?)?,
         name: a.name().unwrap_or_default().to_string(),
-        state: a.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
     })
 }
 
