@@ -1,6 +1,6 @@
 //! `guardrail baseline --account ID [--dry-run]`: the account baseline, on demand, for accounts
-//! that existed before Guardrail. Same reads, same plan and same actions as `account-baseline`;
-//! [`run_account`] is also each account's step of `guardrail sweep`.
+//! that existed before Guardrail. Same reads, same plan and same actions as `account-baseline`,
+//! through the sweeps' [`Runner`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,16 +8,13 @@ use std::sync::Arc;
 
 use guardrail::apply::Session;
 use guardrail::aws::{AwsActuator, AwsInspector, MemberAccess};
-use guardrail::facts::Scope;
 use guardrail::ids::AccountId;
-use guardrail::plan::{Decision, Ignored};
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail::rules::baseline::plan_account;
+use guardrail::sweep::{Runner, StepRow};
 use serde_json::json;
 
-use crate::steps::{self, Step};
-use crate::{Format, unusable};
+use crate::{Format, steps, unusable};
 
 const COMMAND: &str = "baseline";
 
@@ -61,7 +58,19 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
         "reading account {account}: Organizations, then the account in {} region(s)…",
         policy.baseline.regions.len()
     );
-    let run = match run_account(&access, &account, &policy, args.dry_run).await {
+    let inspector = AwsInspector::new(access.clone());
+    let runner = Runner {
+        inspector: &inspector,
+        actuator: &AwsActuator::new(access),
+        policy: &policy,
+        dry_run: args.dry_run,
+        pace: None,
+        log: &|line| eprintln!("{line}"),
+    };
+    let run = match runner
+        .account(&Session::new("cli-baseline", account.as_str()), &account)
+        .await
+    {
         Ok(run) => run,
         Err(reason) => return unusable(COMMAND, reason),
     };
@@ -87,93 +96,7 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
     }
 }
 
-/// One account's baseline run: what was in place, changed, left for a person, or failed.
-pub struct AccountRun {
-    pub environment: Option<String>,
-    pub steps: Vec<Step>,
-    /// A step failed or a check could not be made.
-    pub failed: bool,
-    /// `None` when something was planned; the reason when there was nothing to do.
-    pub nothing: Option<String>,
-    /// The policy runs the baseline in a mode that only reports.
-    pub detects: Option<&'static str>,
-    /// Checks found in place.
-    pub in_place: usize,
-}
-
-impl AccountRun {
-    /// How many steps ended with `status`.
-    pub fn count(&self, status: &str) -> usize {
-        self.steps.iter().filter(|s| s.status == status).count()
-    }
-}
-
-/// Reads one account, plans its baseline and applies it (or, in a dry run, lists it), with
-/// per-step progress on stderr. `Err`: the account cannot be baselined, with the reason.
-pub async fn run_account(
-    access: &MemberAccess,
-    account: &AccountId,
-    policy: &Policy,
-    dry_run: bool,
-) -> Result<AccountRun, String> {
-    let session = Session::new("cli-baseline", account.as_str());
-    let facts = match AwsInspector::new(access.clone())
-        .account(&session, account, &Scope::All, policy)
-        .await
-    {
-        Ok(Some(f)) => f,
-        Ok(None) => return Err(format!("account {account} is not a member of the organization")),
-        Err(e) => {
-            return Err(format!(
-                "{e}\n(run with credentials of the management account or a delegated administrator; see README, Troubleshooting)"
-            ));
-        }
-    };
-    let plan = match plan_account(&facts, false, policy) {
-        Decision::Ignore { reason } => {
-            let in_place = match reason {
-                Ignored::Compliant { checked } => checked,
-                _ => 0,
-            };
-            return Ok(AccountRun {
-                environment: None,
-                steps: Vec::new(),
-                failed: false,
-                nothing: Some(reason.to_string()),
-                detects: None,
-                in_place,
-            });
-        }
-        Decision::Act { plan } => plan,
-    };
-    let mut steps: Vec<Step> = plan.in_place.iter().map(|c| Step::new(c, "in place", "")).collect();
-    steps.extend(
-        plan.unchecked
-            .iter()
-            .map(|u| Step::new(&u.check, "not checked", &u.error)),
-    );
-    let actuator = AwsActuator::new(access.clone());
-    let failed = steps::apply(&actuator, &session, account, &plan.actions, dry_run, false, &mut steps).await
-        || !plan.unchecked.is_empty();
-    // What no action fixes needs a person; in detect mode, the rest would change.
-    let detects = !plan.mode.fixes();
-    for v in &plan.violations {
-        if !v.fixable || detects {
-            let status = if v.fixable { "would change" } else { "needs a person" };
-            steps.push(Step::new(&v.resource, status, &v.problem));
-        }
-    }
-    Ok(AccountRun {
-        environment: plan.environment.clone(),
-        in_place: plan.in_place.len(),
-        steps,
-        failed,
-        nothing: None,
-        detects: detects.then(|| plan.mode.name()),
-    })
-}
-
-fn print_result(args: &Args, account: &AccountId, environment: Option<&str>, steps: &[Step], headline: &str) {
+fn print_result(args: &Args, account: &AccountId, environment: Option<&str>, steps: &[StepRow], headline: &str) {
     let fields = json!({"account": account, "environment": environment, "dry_run": args.dry_run});
     let heading = format!("account {account}, environment {}", environment.unwrap_or("unknown"));
     steps::print(

@@ -59,6 +59,8 @@ async fn replay(pipeline: &AwsPipeline, event: Value) -> Result<(), String> {
             Outcome::Rejected { code, reason } => format!("rejected ({code}): {reason}"),
             Outcome::InProgress => "another delivery is handling it".to_string(),
             Outcome::Failed { error, .. } => format!("FAILED: {error}"),
+            Outcome::Continued { done, total } => format!("sweep: {done} of {total} accounts, continued"),
+            Outcome::Swept { summary } => summary.clone(),
         };
         println!("   {}: {line}", pipeline.function);
     }

@@ -13,12 +13,12 @@ use guardrail::ids::{AccountId, Region};
 use guardrail::quarantine::{PrincipalKind, PrincipalRef};
 use guardrail::rules::Function;
 use guardrail::rules::quarantine::plan_release;
+use guardrail::sweep::{Apply, StepRow, apply_steps};
 use serde_json::json;
 
-use crate::{Format, unusable};
+use crate::{Format, steps, unusable};
 
 const COMMAND: &str = "release";
-use crate::steps::{self, Step};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("principal").required(true).args(["role", "user"])))]
@@ -116,17 +116,22 @@ async fn release(args: &Args, principal: PrincipalRef, config: Config) -> ExitCo
         Err(refused) => return unusable(COMMAND, refused),
     };
     let mut steps = Vec::new();
-    let failed = steps::apply(
+    let how = Apply {
+        dry_run: args.dry_run,
+        stop_at_failure: true,
+        pace: None,
+        log: &|line| eprintln!("{line}"),
+    };
+    let failed = apply_steps(
         &pipeline.actuator,
         &session,
         &principal.account,
         &plan.actions,
-        args.dry_run,
-        true,
+        &how,
         &mut steps,
     )
     .await;
-    steps.extend(plan.notes.iter().map(|n| Step::new(n, "note", "")));
+    steps.extend(plan.notes.iter().map(|n| StepRow::new(n, "note", "")));
 
     let headline = if args.dry_run {
         format!("dry run: {} step(s) planned, nothing changed", plan.actions.len())

@@ -1,73 +1,13 @@
-//! The steps of a CLI run that changes AWS (`baseline`, `release`): applied one by one with
-//! progress on stderr, then printed as a summary table or JSON.
+//! The results of a CLI run that changes AWS (`baseline`, `release`, `sweep`), printed as a
+//! summary table or JSON; the steps themselves run through [`guardrail::sweep::apply_steps`].
 
-use guardrail::apply::{Actuator, Session};
-use guardrail::ids::AccountId;
-use guardrail::plan::Action;
-use serde::Serialize;
+use guardrail::sweep::StepRow;
 use serde_json::{Map, Value};
 
 use crate::Format;
 
-/// One row of the summary.
-#[derive(Serialize)]
-pub struct Step {
-    pub step: String,
-    pub status: &'static str,
-    pub detail: String,
-}
-
-impl Step {
-    pub fn new(step: impl Into<String>, status: &'static str, detail: impl Into<String>) -> Step {
-        Step {
-            step: step.into(),
-            status,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// Applies `actions` in order (or, in a dry run, lists them), with `[i/n]` progress on stderr.
-/// With `stop_at_failure`, the steps after a failed one are not tried (they depend on it).
-/// Returns whether a step failed.
-pub async fn apply(
-    actuator: &impl Actuator,
-    session: &Session,
-    account: &AccountId,
-    actions: &[Action],
-    dry_run: bool,
-    stop_at_failure: bool,
-    steps: &mut Vec<Step>,
-) -> bool {
-    let total = actions.len();
-    let mut failed = false;
-    for (i, action) in actions.iter().enumerate() {
-        if dry_run {
-            steps.push(Step::new(action.to_string(), "would change", ""));
-            continue;
-        }
-        if failed && stop_at_failure {
-            steps.push(Step::new(action.to_string(), "not tried", "an earlier step failed"));
-            continue;
-        }
-        eprint!("[{}/{total}] {action} … ", i + 1);
-        match actuator.apply(session, account, action).await {
-            Ok(()) => {
-                eprintln!("done");
-                steps.push(Step::new(action.to_string(), "done", ""));
-            }
-            Err(e) => {
-                eprintln!("FAILED");
-                failed = true;
-                steps.push(Step::new(action.to_string(), "failed", e.to_string()));
-            }
-        }
-    }
-    failed
-}
-
 /// Prints the result: a headline and a table for people, one JSON object for scripts.
-pub fn print(format: Format, mut fields: Map<String, Value>, headline: &str, heading: &str, steps: &[Step]) {
+pub fn print(format: Format, mut fields: Map<String, Value>, headline: &str, heading: &str, steps: &[StepRow]) {
     match format {
         Format::Json => {
             fields.insert("result".into(), headline.into());

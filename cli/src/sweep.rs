@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use guardrail::aws::MemberAccess;
+use guardrail::apply::Session;
 use guardrail::aws::organization::{self, Selection};
+use guardrail::aws::{AwsActuator, AwsInspector, MemberAccess};
 use guardrail::ids::AccountId;
-use guardrail::policy::Policy;
+use guardrail::policy::{Policy, Rule};
 use guardrail::rules::Function;
+use guardrail::sweep::{Row, Runner, Tally};
 use serde::Serialize;
 
-use crate::baseline::run_account;
 use crate::{Format, unusable};
 
 const COMMAND: &str = "sweep";
@@ -39,17 +40,25 @@ pub struct Args {
 
 /// One account's line of the summary.
 #[derive(Serialize)]
-struct Row {
+struct Line {
     account: String,
     name: String,
     environment: String,
-    in_place: usize,
-    changed: usize,
-    /// Changes a dry run or `detect` mode left unmade.
-    would_change: usize,
-    needs_a_person: usize,
-    failed: usize,
+    #[serde(flatten)]
+    tally: Tally,
     note: String,
+}
+
+impl Line {
+    fn new(row: Row) -> Line {
+        Line {
+            tally: row.total(),
+            account: row.account,
+            name: row.name,
+            environment: row.environment.unwrap_or_else(|| "-".into()),
+            note: row.note,
+        }
+    }
 }
 
 pub fn run(args: &Args) -> ExitCode {
@@ -88,62 +97,46 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
     if let (Selection::Account(id), true) = (selection, members.is_empty()) {
         return unusable(COMMAND, format!("account {id} is not a member of the organization"));
     }
+    let inspector = AwsInspector::new(access.clone());
+    let runner = Runner {
+        inspector: &inspector,
+        actuator: &AwsActuator::new(access.clone()),
+        policy: &policy,
+        dry_run: args.dry_run,
+        pace: Some(policy.sweep.writes_per_second),
+        log: &|line| eprintln!("{line}"),
+    };
     let total = members.len();
     let mut rows = Vec::new();
     for (i, m) in members.iter().enumerate() {
         eprintln!("== [{}/{total}] account {} ({})", i + 1, m.account, m.name);
-        let mut row = Row {
-            account: m.account.to_string(),
-            name: m.name.clone(),
-            environment: "-".into(),
-            in_place: 0,
-            changed: 0,
-            would_change: 0,
-            needs_a_person: 0,
-            failed: 0,
-            note: String::new(),
-        };
         if management.as_ref() == Some(&m.account) {
-            row.note = "the organization's management account: Guardrail does not baseline it".into();
-            rows.push(row);
+            rows.push(Line {
+                account: m.account.to_string(),
+                name: m.name.clone(),
+                environment: "-".into(),
+                tally: Tally::default(),
+                note: "the organization's management account: Guardrail does not baseline it".into(),
+            });
             continue;
         }
-        match run_account(&access, &m.account, &policy, args.dry_run).await {
-            Err(reason) => {
-                row.failed = 1;
-                row.note = reason.lines().next().unwrap_or_default().to_string();
-            }
-            Ok(run) => {
-                row.environment = run.environment.clone().unwrap_or_else(|| "-".into());
-                row.in_place = run.in_place;
-                row.changed = run.count("done");
-                row.would_change = run.count("would change");
-                row.needs_a_person = run.count("needs a person");
-                row.failed = run.count("failed") + run.count("not checked");
-                row.note = match (&run.nothing, run.detects) {
-                    (Some(reason), _) => reason.clone(),
-                    (None, Some(mode)) => format!("{mode} mode: nothing changed"),
-                    (None, None) => run
-                        .steps
-                        .iter()
-                        .find(|s| s.status == "needs a person" || s.status == "failed")
-                        .map(|s| format!("{}: {}", s.step, s.detail))
-                        .unwrap_or_default(),
-                };
-            }
-        }
-        rows.push(row);
+        let session = Session::new("cli-sweep", m.account.as_str());
+        let row = match runner.account(&session, &m.account).await {
+            Ok(run) => run.row(&m.account, &m.name),
+            Err(reason) => Row::failed(&m.account, &m.name, Rule::Baseline, &reason),
+        };
+        rows.push(Line::new(row));
     }
     print(&rows, args.format, args.dry_run);
-    if rows.iter().any(|r| r.failed > 0) {
+    if rows.iter().any(|r| r.tally.failed > 0) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
 }
 
-fn print(rows: &[Row], format: Format, dry_run: bool) {
-    let sum = |f: fn(&Row) -> usize| rows.iter().map(f).sum::<usize>();
+fn print(rows: &[Line], format: Format, dry_run: bool) {
+    let sum = |f: fn(&Tally) -> usize| rows.iter().map(|r| f(&r.tally)).sum::<usize>();
     let totals = serde_json::json!({
         "accounts": rows.len(),
         "in_place": sum(|r| r.in_place),
@@ -166,11 +159,11 @@ fn print(rows: &[Row], format: Format, dry_run: bool) {
                 r.account.clone(),
                 r.name.clone(),
                 r.environment.clone(),
-                r.in_place.to_string(),
-                r.changed.to_string(),
-                r.would_change.to_string(),
-                r.needs_a_person.to_string(),
-                r.failed.to_string(),
+                r.tally.in_place.to_string(),
+                r.tally.changed.to_string(),
+                r.tally.would_change.to_string(),
+                r.tally.needs_a_person.to_string(),
+                r.tally.failed.to_string(),
                 r.note.clone(),
             ]
         })

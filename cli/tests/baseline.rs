@@ -125,16 +125,7 @@ async fn a_sweep_fixes_exactly_what_is_not_compliant_and_a_second_sweep_writes_n
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let member = world.emulator.config_as(&dev).await;
-    let west = member
-        .to_builder()
-        .region(aws_sdk_ec2::config::Region::new("us-west-2"))
-        .build();
-    aws_sdk_ec2::Client::new(&west)
-        .disable_ebs_encryption_by_default()
-        .send()
-        .await
-        .expect("disable");
+    guardrail_tests::events::disable_ebs_encryption(&world.emulator, &dev, "us-west-2").await;
 
     // A dry run reports and writes nothing.
     let mark = world.emulator.calls().len();

@@ -178,7 +178,7 @@ impl Alert {
     /// Cuts the alert down until its JSON takes at most [`MAX_ALERT_JSON`] bytes: the longest
     /// text loses half, or, when every text is short, the longest list keeps half its lines and
     /// says how many it dropped. Event fields are the attacker's: an alert must still be sent.
-    fn fit(mut self) -> Self {
+    pub(crate) fn fit(mut self) -> Self {
         while serde_json::to_vec(&self).map_or(0, |v| v.len()) > MAX_ALERT_JSON {
             let Alert {
                 title,

@@ -23,21 +23,7 @@ pub fn check(
             _ => "eventTime",
         },
     })?;
-    let age = now.signed_duration_since(time).num_seconds();
-    let window = secs(policy.freshness);
-    let skew = secs(policy.clock_skew);
-    if age > window {
-        return Err(Rejection::Stale {
-            age_secs: age,
-            window_secs: window,
-        });
-    }
-    if -age > skew {
-        return Err(Rejection::FromFuture {
-            ahead_secs: -age,
-            skew_secs: skew,
-        });
-    }
+    fresh(time, policy, now)?;
 
     let Some(trail) = event.trail() else {
         return Ok(None);
@@ -57,6 +43,26 @@ pub fn check(
         }));
     }
     Ok(None)
+}
+
+/// Rejects a time older than the policy's freshness window or further ahead than its clock skew.
+pub fn fresh(time: DateTime<Utc>, policy: &Policy, now: DateTime<Utc>) -> Result<(), Rejection> {
+    let age = now.signed_duration_since(time).num_seconds();
+    let window = secs(policy.freshness);
+    let skew = secs(policy.clock_skew);
+    if age > window {
+        return Err(Rejection::Stale {
+            age_secs: age,
+            window_secs: window,
+        });
+    }
+    if -age > skew {
+        return Err(Rejection::FromFuture {
+            ahead_secs: -age,
+            skew_secs: skew,
+        });
+    }
+    Ok(())
 }
 
 fn secs(d: std::time::Duration) -> i64 {

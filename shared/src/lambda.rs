@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::pipeline::{Invocation, Pipeline, Ports};
 use crate::rules::Function;
+use crate::sweep::{Request, Sweeper};
 
 /// The AWS adapters.
 pub struct AwsPorts;
@@ -49,8 +50,8 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
     }
 }
 
-/// Handles one invocation.
-pub async fn handle(pipeline: &AwsPipeline, event: LambdaEvent<Value>) -> Result<Value> {
+/// Handles one invocation: a sweep request when the function sweeps, else events.
+pub async fn handle(pipeline: &AwsPipeline, sweeper: Option<&Sweeper>, event: LambdaEvent<Value>) -> Result<Value> {
     let now = Utc::now();
     let deadline = i64::try_from(event.context.deadline)
         .ok()
@@ -62,7 +63,10 @@ pub async fn handle(pipeline: &AwsPipeline, event: LambdaEvent<Value>) -> Result
         now,
         deadline,
     };
-    let report = pipeline.handle(event.payload, &invocation).await;
+    let report = match (sweeper, Request::from_input(&event.payload)) {
+        (Some(sweeper), Some(request)) => sweeper.handle(request, &invocation).await,
+        _ => pipeline.handle(event.payload, &invocation).await,
+    };
     crate::metrics::emit(&report, now);
     report.into_result()
 }
@@ -76,8 +80,12 @@ pub async fn run(function: Function) -> std::result::Result<(), lambda_runtime::
         .map_err(InitFailed)?;
     tracing::info!(function = %function, policy = %config.policy_origin, "starting");
     let sdk = crate::aws::load().await;
+    let sweeper = function.sweeps().then(|| {
+        let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| format!("guardrail-{function}"));
+        Sweeper::new(function, &config, &sdk, &name)
+    });
     let pipeline = aws_pipeline(function, config, &sdk);
-    lambda_runtime::run(service_fn(|event| handle(&pipeline, event))).await
+    lambda_runtime::run(service_fn(|event| handle(&pipeline, sweeper.as_ref(), event))).await
 }
 
 /// An init failure whose `Debug` (what `main` prints when it returns the error) is its sentence.

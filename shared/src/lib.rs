@@ -23,6 +23,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod replay;
 pub mod rules;
+pub mod sweep;
 #[cfg(feature = "aws")]
 pub mod telemetry;
 

@@ -104,6 +104,10 @@ pub enum Outcome {
     Applied { actions: Vec<String> },
     /// Work failed: recorded, alerted when final, retried by Lambda.
     Failed { error_type: &'static str, error: String },
+    /// Part of a sweep done; a follow-up invocation carries on with the rest.
+    Continued { done: usize, total: usize },
+    /// A sweep finished and sent its summary.
+    Swept { summary: String },
 }
 
 impl Outcome {
@@ -116,6 +120,8 @@ impl Outcome {
             Outcome::Detected { .. } => "detected",
             Outcome::Applied { .. } => "applied",
             Outcome::Failed { .. } => "failed",
+            Outcome::Continued { .. } => "continued",
+            Outcome::Swept { .. } => "swept",
         }
     }
 }
@@ -130,7 +136,7 @@ impl Report {
     }
 }
 
-fn rejected(r: &Rejection) -> Outcome {
+pub(crate) fn rejected(r: &Rejection) -> Outcome {
     Outcome::Rejected {
         code: r.code(),
         reason: r.to_string(),

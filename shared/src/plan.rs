@@ -327,6 +327,26 @@ impl Action {
         }
     }
 
+    /// How many write calls the action makes at most, for pacing a sweep's writes per account.
+    pub fn writes(&self) -> u32 {
+        let n = |len: usize| u32::try_from(len).unwrap_or(u32::MAX);
+        match self {
+            // A tagging call per resource, and one more to remove misspelled keys.
+            Action::Tag { resources, remove, .. } => n(resources.len().max(1)) * if remove.is_empty() { 1 } else { 2 },
+            Action::SetAccessKeys { keys, .. } => n(keys.len()),
+            // Detach and delete each gateway, then each part, then the VPC.
+            Action::DeleteDefaultVpc { vpc, .. } => n(2 * vpc.internet_gateways.len()
+                + vpc.subnets.len()
+                + vpc.route_tables.len()
+                + vpc.network_acls.len()
+                + vpc.security_groups.len()
+                + 1),
+            // Guardrail's own table, not the account.
+            Action::SaveQuarantine { .. } => 0,
+            _ => 1,
+        }
+    }
+
     /// The region the action runs in, when it runs in one.
     pub fn region(&self) -> Option<&Region> {
         match self {

@@ -154,6 +154,18 @@ pub struct Policy {
     pub naming: Naming,
     pub baseline: Baseline,
     pub quarantine: Quarantine,
+    pub sweep: Sweep,
+}
+
+/// How a sweep paces itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sweep {
+    /// Write calls a sweep makes per second in any one account, so that it never spends the
+    /// account's own API budget (EC2 throttles mutating calls per account and region).
+    pub writes_per_second: u32,
+    /// Time an invocation keeps in hand to check one account: with less left before the Lambda
+    /// time limit, the sweep continues in a follow-up invocation.
+    pub account_time: Duration,
 }
 
 /// The tag holding a resource's environment; derived from the account's OU.
@@ -262,6 +274,8 @@ mod tests {
         assert_eq!(p.freshness, Duration::from_secs(3600));
         assert_eq!(p.environments[0].ou, "prod");
         assert_eq!(p.environments[0].mode(Rule::Tags), Mode::Detect);
+        assert_eq!(p.sweep.writes_per_second, 2);
+        assert_eq!(p.sweep.account_time, Duration::from_secs(20));
         assert_eq!(
             p.member_role_arn("aws", "111122223333", "tag-enforcer"),
             "arn:aws:iam::111122223333:role/guardrail-tag-enforcer"
@@ -352,6 +366,18 @@ mod tests {
                 "tags.required",
                 3,
                 "not a tag key",
+            ),
+            (
+                "version = 1\n[sweep]\nwrites_per_second = 0\n[environments.prod]\n",
+                "sweep.writes_per_second",
+                3,
+                "outside 1..=100",
+            ),
+            (
+                "version = 1\n[sweep]\naccount_time = \"1s\"\n[environments.prod]\n",
+                "sweep.account_time",
+                3,
+                "outside",
             ),
             ("version = 2\n[environments.prod]\n", "version", 1, "version 1"),
             (

@@ -17,6 +17,11 @@ Tests inject faults with `POST /_guardrail/faults` and a JSON body
 every matching call; an optional "body" matches only requests whose body contains that text,
 such as one role's ARN in an AssumeRole) and clear them with `DELETE /_guardrail/faults`. A faulted call gets the
 service's error shape and never reaches moto.
+
+Lambda's asynchronous `Invoke` (`X-Amz-Invocation-Type: Event`), which moto can only serve by
+running the function in Docker, is answered here as Lambda answers it (202, empty body) and the
+invocation kept: `GET /_guardrail/invocations` hands the kept ones over, oldest first, each
+`{"function": NAME, "payload": JSON, "caller": ARN}`, so a test can deliver them to the function.
 """
 
 import argparse
@@ -61,7 +66,12 @@ def caller_of(access_key: str) -> str:
     return f"arn:aws:iam::{account}:user/{key.user_name}" if key.user_name else "-"
 
 
+INVOCATIONS = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+
+
 def action_of(environ, body: bytes) -> str:
+    if INVOCATIONS.match(environ.get("PATH_INFO", "")):
+        return "Invoke"
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
@@ -82,6 +92,7 @@ class CallLog:
         self.app = app
         self.lock = threading.Lock()
         self.faults = []
+        self.invocations = []
         # DynamoDB applies a conditional write atomically; moto checks the condition and writes
         # without a lock, so concurrent claims could both win. Serialising DynamoDB requests
         # restores DynamoDB's guarantee.
@@ -122,6 +133,12 @@ class CallLog:
         environ["wsgi.input"] = io.BytesIO(body)
         if environ.get("PATH_INFO", "").startswith("/_guardrail/faults"):
             return self.control(environ, start_response, body)
+        if environ.get("PATH_INFO", "") == "/_guardrail/invocations":
+            with self.lock:
+                taken, self.invocations = self.invocations, []
+            payload = json.dumps(taken).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            return [payload]
         match = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         access_key, region, service = match.groups() if match else ("", "", "moto")
         action = action_of(environ, body)
@@ -144,6 +161,20 @@ class CallLog:
             start_response(f"{status} FAULT", [("Content-Type", content_type), ("x-amzn-ErrorType", code)])
             self.log(service, action, f"{status}-injected", caller)
             return [payload]
+
+        invoked = INVOCATIONS.match(environ.get("PATH_INFO", ""))
+        if invoked and environ.get("HTTP_X_AMZ_INVOCATION_TYPE") == "Event":
+            try:
+                payload = json.loads(body or b"null")
+            except ValueError:
+                payload = body.decode("utf-8", "replace")
+            with self.lock:
+                self.invocations.append(
+                    {"function": urllib.parse.unquote(invoked.group(1)), "payload": payload, "caller": caller}
+                )
+            start_response("202 Accepted", [("Content-Type", "application/json"), ("Content-Length", "0")])
+            self.log(service, action, "202", caller)
+            return [b""]
 
         status_seen = []
 

@@ -172,6 +172,14 @@ impl Emulator {
         );
     }
 
+    /// The asynchronous Lambda invocations made since the last time they were taken, oldest
+    /// first: `{"function": NAME, "payload": JSON, "caller": ARN}` each.
+    pub fn take_invocations(&self) -> Vec<serde_json::Value> {
+        let answer = self.raw("GET", "/_guardrail/invocations", "application/json", "", "");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("the emulator's invocations: {e}: {answer}"))
+    }
+
     /// A call to a query-protocol service (`monitoring`, ...) as the holder of `access_key`
     /// (moto tells accounts apart by the key and does not check signatures). Returns the raw
     /// HTTP answer.
@@ -200,6 +208,27 @@ impl Emulator {
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
         answer
+    }
+
+    /// The calls since `mark` (a length of [`Emulator::call_lines`]) made by callers in
+    /// `account`, role assumption left out.
+    pub fn calls_in(&self, mark: usize, account: &str) -> Vec<String> {
+        let lines = self.call_lines();
+        lines[mark.min(lines.len())..]
+            .iter()
+            .filter(|l| l.contains(&format!(":{account}:")))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "sts.AssumeRole")
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Those of [`Emulator::calls_in`] that change something.
+    pub fn writes_in(&self, mark: usize, account: &str) -> Vec<String> {
+        self.calls_in(mark, account)
+            .into_iter()
+            .filter(|c| !is_read(c))
+            .collect()
     }
 
     /// The calls answered since `mark` (a length of [`Emulator::calls`]).
@@ -244,6 +273,11 @@ fn form_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Calls that only read (`ec2.DescribeVpcs`, `iam.GetAccountPasswordPolicy`, REST `GET`s).
+pub fn is_read(call: &str) -> bool {
+    [".Get", ".List", ".Describe", ".GET:"].iter().any(|r| call.contains(r))
 }
 
 /// A number unique within this process.

@@ -252,3 +252,14 @@ pub fn move_account_event(management: &str, account: &str, from: &str, to: &str)
         json!({"accountId": account, "sourceParentId": from, "destinationParentId": to});
     event
 }
+
+/// Turns EBS encryption by default off in `account`'s `region`, as a person in the console would.
+pub async fn disable_ebs_encryption(emulator: &crate::Emulator, account: &str, region: &'static str) {
+    let member = emulator.config_as(account).await;
+    let regional = member.to_builder().region(aws_config::Region::new(region)).build();
+    aws_sdk_ec2::Client::new(&regional)
+        .disable_ebs_encryption_by_default()
+        .send()
+        .await
+        .expect("DisableEbsEncryptionByDefault");
+}

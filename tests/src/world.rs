@@ -318,6 +318,19 @@ impl World {
         guardrail::lambda::aws_pipeline(function, self.guardrail_config(policy), self.function_config(function))
     }
 
+    /// account-baseline's sweeps on this world's table, topic and accounts, as the Lambda wires
+    /// them; follow-up invocations go to the emulator, which keeps them
+    /// ([`Emulator::take_invocations`]).
+    pub fn sweeper(&self, policy: guardrail::policy::Policy) -> guardrail::sweep::Sweeper {
+        let function = Function::AccountBaseline;
+        guardrail::sweep::Sweeper::new(
+            function,
+            &self.guardrail_config(policy),
+            self.function_config(function),
+            &format!("guardrail-{function}"),
+        )
+    }
+
     /// The environment a function binary runs with against this world.
     pub fn function_env(&self) -> Vec<(String, String)> {
         let mut env = self.emulator.env();

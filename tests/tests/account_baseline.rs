@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
+use guardrail_tests::emulator::{MANAGEMENT_ACCOUNT, is_read};
 use guardrail_tests::events::{fresh, furnish_default_vpc, load, run_instance, with_created_account};
 use guardrail_tests::world::create_account;
 use guardrail_tests::{World, invocation, outcomes};
@@ -142,11 +142,6 @@ async fn state(world: &World, account: &str) -> State {
         s3_blocked,
         regions,
     }
-}
-
-/// Calls that only read (`ec2.DescribeVpcs`, `iam.GetAccountPasswordPolicy`, REST `GET`s).
-fn is_read(call: &str) -> bool {
-    [".Get", ".List", ".Describe", ".GET:"].iter().any(|r| call.contains(r))
 }
 
 fn baselined_region() -> (bool, Option<String>, String, String, bool) {
@@ -513,25 +508,6 @@ async fn baselined_account(world: &World, p: &guardrail::lambda::AwsPipeline, na
     account
 }
 
-/// The calls made since `mark` by callers in `account`, but role assumption.
-fn calls_in(world: &World, mark: usize, account: &str) -> Vec<String> {
-    world.emulator.call_lines()[mark..]
-        .iter()
-        .filter(|l| l.contains(&format!(":{account}:")))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| *c != "sts.AssumeRole")
-        .map(str::to_string)
-        .collect()
-}
-
-/// The calls made since `mark` by callers in `account` that change something.
-fn writes_in(world: &World, mark: usize, account: &str) -> Vec<String> {
-    calls_in(world, mark, account)
-        .into_iter()
-        .filter(|c| !is_read(c))
-        .collect()
-}
-
 #[tokio::test]
 async fn every_call_that_undoes_a_step_is_reverted_once_and_alerted_with_who_and_from_where() {
     let world = World::start().await;
@@ -623,7 +599,7 @@ async fn every_call_that_undoes_a_step_is_reverted_once_and_alerted_with_who_and
         assert_eq!(actions.len(), 1, "{name} restores its one step: {actions:?}");
         if name == "DisableEbsEncryptionByDefault" {
             // Only the step's own setting is read, in the event's region.
-            let inside = calls_in(&world, mark, &account);
+            let inside = world.emulator.calls_in(mark, &account);
             assert_eq!(
                 inside,
                 ["ec2.GetEbsEncryptionByDefault", "ec2.EnableEbsEncryptionByDefault"],
@@ -676,7 +652,7 @@ async fn every_call_that_undoes_a_step_is_reverted_once_and_alerted_with_who_and
             "{again:?}"
         );
     }
-    assert_eq!(writes_in(&world, mark, &account), Vec::<String>::new());
+    assert_eq!(world.emulator.writes_in(mark, &account), Vec::<String>::new());
     assert!(world.alerts().await.is_empty());
 }
 

@@ -1,6 +1,6 @@
 //! End to end: the real `account-baseline` binary serving the Lambda runtime API of `cargo lambda
 //! watch`, invoked with `events/account-baseline/create-account-result.json` for an account just
-//! created in the emulator.
+//! created in the emulator, then with a sweep request.
 
 use guardrail_tests::World;
 use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
@@ -49,6 +49,21 @@ async fn account_baseline_binary_baselines_a_new_account_once() {
         "a replay does nothing: {again}"
     );
     assert!(world.alerts().await.is_empty());
+
+    // A sweep request to the same binary goes to its sweeper: the account is found in place,
+    // and the one summary says so.
+    let sweep = serde_json::json!({"guardrail-sweep": {
+        "name": "e2e", "time": chrono::Utc::now().to_rfc3339(), "accounts": [account], "dry_run": true
+    }});
+    let swept = tokio::task::block_in_place(|| function.invoke(&sweep)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(swept[0]["outcome"], "swept", "{swept}");
+    assert_eq!(
+        swept[0]["summary"],
+        "swept 1 account(s) (dry run): 0 changed, 0 to review, 0 failed, 1 in place"
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].attributes.get("action").map(String::as_str), Some("swept"));
 
     // The log holds no credentials: not the emulator's key, not the sessions the baseline
     // assumed through the management role (temporary keys start ASIA), no session token.

@@ -2,6 +2,7 @@
 //! implementations of the ports. `aws-sdk-*` types appear only under this module.
 
 mod actuator;
+mod continuation;
 mod directory;
 mod facts;
 mod inspector;
@@ -11,6 +12,7 @@ mod principals;
 mod quarantine_table;
 mod replay_store;
 mod s3control;
+mod sweep_table;
 mod tagging;
 
 use std::time::{Duration, SystemTime};
@@ -25,6 +27,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 pub use actuator::AwsActuator;
+pub use continuation::LambdaContinuation;
 pub use directory::AwsDirectory;
 pub use facts::AwsFacts;
 pub use inspector::AwsInspector;
@@ -33,6 +36,7 @@ pub use principals::AwsPrincipals;
 pub use quarantine_table::QuarantineTable;
 pub use replay_store::DynamoReplayStore;
 pub use s3control::client as s3control_client;
+pub use sweep_table::{Save, SweepTable, Taken};
 
 use crate::apply::Session;
 use crate::error::{Error, Result};
@@ -110,6 +114,27 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeoutException",
     "SlowDown",
 ];
+
+/// Whether a conditional DynamoDB write (`PutItem`, `UpdateItem`) was made: `false` when its
+/// condition did not hold.
+pub(crate) fn written<T, E>(
+    result: std::result::Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+) -> Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(aws_error("dynamodb", operation, e)),
+    }
+}
+
+/// A DynamoDB number.
+pub(crate) fn number(n: i64) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(n.to_string())
+}
 
 /// Turns an SDK error into [`Error::Aws`], keeping the service's code and message and telling
 /// transient failures (throttling, 5xx, timeouts, connection errors) from permanent ones.

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::aws_error;
+use super::{aws_error, number, written};
 use crate::error::{Error, Result};
 use crate::replay::{Claim, ClaimRequest, Record, ReplayStore, State};
 
@@ -64,18 +64,7 @@ impl DynamoReplayStore {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(aws_error("dynamodb", "UpdateItem", e)),
-        }
+        written(request.send().await, "UpdateItem")
     }
 }
 
@@ -85,10 +74,6 @@ fn now_text() -> String {
 
 fn list(items: &[String]) -> AttributeValue {
     AttributeValue::L(items.iter().map(|s| AttributeValue::S(s.clone())).collect())
-}
-
-fn number(n: i64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
 }
 
 impl ReplayStore for DynamoReplayStore {

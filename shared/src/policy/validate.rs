@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::{
     Baseline, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy, Pattern,
-    Policy, PolicyError, Quarantine, RateBudget, Response, Rule, SnapshotBlock, TagRules, ValuePattern,
+    Policy, PolicyError, Quarantine, RateBudget, Response, Rule, SnapshotBlock, Sweep, TagRules, ValuePattern,
 };
 use crate::ids::Region;
 
@@ -38,6 +38,8 @@ struct RawPolicy {
     baseline: RawBaseline,
     #[serde(default)]
     quarantine: RawQuarantine,
+    #[serde(default)]
+    sweep: RawSweep,
     environments: Spanned<BTreeMap<Spanned<String>, RawEnvironment>>,
 }
 
@@ -110,6 +112,13 @@ struct RawPasswordPolicy {
     max_age_days: Option<Spanned<i64>>,
     reuse_prevention: Option<Spanned<i64>>,
     hard_expiry: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    writes_per_second: Option<Spanned<i64>>,
+    account_time: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +345,16 @@ impl Validator<'_> {
         let naming = self.naming(raw.naming, &environments)?;
         let baseline = self.baseline(raw.baseline)?;
         let quarantine = self.quarantine(raw.quarantine)?;
+        let sweep = Sweep {
+            writes_per_second: u32::try_from(self.int(
+                "sweep.writes_per_second",
+                raw.sweep.writes_per_second,
+                2,
+                1..=100,
+            )?)
+            .unwrap_or(2),
+            account_time: self.duration("sweep.account_time", raw.sweep.account_time, "20s", 5..=600)?,
+        };
         Ok(Policy {
             freshness,
             clock_skew,
@@ -349,6 +368,7 @@ impl Validator<'_> {
             naming,
             baseline,
             quarantine,
+            sweep,
         })
     }
 

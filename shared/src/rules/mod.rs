@@ -88,6 +88,11 @@ impl Function {
         self == Function::AgentQuarantine
     }
 
+    /// Whether the function runs scheduled sweeps (`{"guardrail-sweep": ...}` inputs).
+    pub fn sweeps(self) -> bool {
+        self == Function::AccountBaseline
+    }
+
     /// The policy rule the function runs.
     pub fn rule(self) -> Rule {
         match self {

@@ -81,6 +81,7 @@ fn iam_action(call: &str) -> Option<String> {
     match (service, action) {
         ("s3", "GET:/v20180820/configuration/publicAccessBlock") => Some("s3:GetAccountPublicAccessBlock".into()),
         ("s3", "PUT:/v20180820/configuration/publicAccessBlock") => Some("s3:PutAccountPublicAccessBlock".into()),
+        ("lambda", "Invoke") => Some("lambda:InvokeFunction".into()),
         (_, a) if a.contains(':') || a.contains('/') => None,
         _ => Some(format!("{prefix}:{action}")),
     }

@@ -1,0 +1,234 @@
+//! The scheduled sweep in Lambda. Each invocation (a leg) takes the sweep's record, checks
+//! accounts until the time limit draws near, saves its place and sends itself the follow-up
+//! invocation; the leg that checks the last account sends the summary.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use super::account::Runner;
+use super::{INPUT_KEY, Progress, Request, Row, Start};
+use crate::alert::Notifier;
+use crate::apply::Session;
+use crate::aws::organization::{self, Selection};
+use crate::aws::{AwsActuator, AwsInspector, LambdaContinuation, MemberAccess, Save, SnsNotifier, SweepTable, Taken};
+use crate::config::Config;
+use crate::error::Result;
+use crate::event::Rejection;
+use crate::pipeline::{EventReport, Invocation, Outcome, Report, rejected};
+use crate::policy::{Policy, Rule};
+use crate::rules::Function;
+
+/// Progress is saved at least this often (and at the end of every leg), so an invocation that
+/// dies loses at most this much work.
+const SAVE_EVERY: Duration = Duration::seconds(5);
+
+/// A function's sweeps, wired to AWS.
+pub struct Sweeper {
+    pub function: Function,
+    pub policy: Arc<Policy>,
+    access: MemberAccess,
+    inspector: AwsInspector,
+    actuator: AwsActuator,
+    table: SweepTable,
+    notifier: SnsNotifier,
+    continuation: LambdaContinuation,
+}
+
+impl Sweeper {
+    /// Sweeps on the table, topic and policy of `config`; follow-ups invoke `function_name`.
+    pub fn new(function: Function, config: &Config, sdk: &SdkConfig, function_name: &str) -> Sweeper {
+        let policy = Arc::new(config.policy.clone());
+        let access = MemberAccess::new(sdk, policy.clone(), function);
+        Sweeper {
+            function,
+            inspector: AwsInspector::new(access.clone()),
+            actuator: AwsActuator::new(access.clone()),
+            access,
+            table: SweepTable::new(sdk, &config.table, function),
+            notifier: SnsNotifier::new(sdk, &config.topic_arn),
+            continuation: LambdaContinuation::new(sdk, function_name),
+            policy,
+        }
+    }
+
+    /// Handles one sweep request. A transient failure fails the invocation, so that Lambda
+    /// retries it (the retry resumes from the saved progress); any other failure is alerted and
+    /// not retried, since a retry cannot fix it.
+    pub async fn handle(&self, request: std::result::Result<Request, Rejection>, invocation: &Invocation) -> Report {
+        let (id, outcome, error) = match request {
+            Err(r) => (None, rejected(&r), None),
+            Ok(request) => {
+                let id = request.id();
+                match self.leg(&request, invocation).await {
+                    Ok(outcome) => (Some(id), outcome, None),
+                    Err(e) => {
+                        let outcome = Outcome::Failed {
+                            error_type: e.error_type(),
+                            error: e.to_string(),
+                        };
+                        if e.is_transient() {
+                            (Some(id), outcome, Some(e))
+                        } else {
+                            let alert = super::failure_alert(self.function, &id, &e, invocation.now);
+                            if let Err(e) = self.notifier.publish(&alert).await {
+                                warn!(error = %e, "could not send the sweep's failure alert");
+                            }
+                            (Some(id), outcome, None)
+                        }
+                    }
+                }
+            }
+        };
+        info!(
+            function = %self.function,
+            event = "sweep",
+            event_id = id.as_deref().unwrap_or("-"),
+            outcome = outcome.name(),
+            detail = ?outcome,
+            "event handled"
+        );
+        Report {
+            function: self.function,
+            events: vec![EventReport {
+                event: Some("sweep".into()),
+                id,
+                account: None,
+                outcome,
+            }],
+            error,
+        }
+    }
+
+    async fn leg(&self, request: &Request, invocation: &Invocation) -> Result<Outcome> {
+        let id = request.id();
+        if let Request::Start(start) = request
+            && let Err(r) = crate::gate::fresh(start.time, &self.policy, invocation.now)
+        {
+            return Ok(rejected(&r));
+        }
+        let owner = invocation.request_id.as_str();
+        let session = Session::new(self.function.name(), &format!("sweep-{id}"));
+        let mut progress = match self.table.take(&id, owner, invocation.now, invocation.deadline).await? {
+            Taken::Held(p) => *p,
+            Taken::Busy => return Ok(Outcome::InProgress),
+            Taken::Finished(p) => return Ok(Outcome::Duplicate { summary: p.headline() }),
+            Taken::Missing => match request {
+                Request::Continue { .. } => {
+                    return Ok(rejected(&Rejection::MalformedRecord {
+                        detail: format!("{INPUT_KEY}: no sweep {id} is recorded (records are kept 7 days)"),
+                    }));
+                }
+                Request::Start(start) => {
+                    let progress = self.list(&session, start, &id, invocation.now).await?;
+                    if !self.table.begin(&progress, owner, invocation.deadline).await? {
+                        return Ok(Outcome::InProgress);
+                    }
+                    progress
+                }
+            },
+        };
+        progress.legs += 1;
+
+        let log = |line: &str| info!(sweep = %id, "{line}");
+        let runner = Runner {
+            inspector: &self.inspector,
+            actuator: &self.actuator,
+            policy: &self.policy,
+            dry_run: progress.dry_run,
+            pace: Some(self.policy.sweep.writes_per_second),
+            log: &log,
+        };
+        let keep = Duration::from_std(self.policy.sweep.account_time).unwrap_or(Duration::seconds(20));
+        let mut checked = 0;
+        let mut saved = Utc::now();
+        while let Some(account) = progress.pending().cloned() {
+            // Each leg checks at least one account, so that a sweep always moves on.
+            if checked > 0 && Utc::now() + keep > invocation.deadline {
+                if !self.table.save(&progress, owner, Save::Release).await? {
+                    return Ok(Outcome::InProgress);
+                }
+                self.continuation
+                    .send(&Request::Continue { id: id.clone() }.to_input())
+                    .await?;
+                info!(sweep = %id, done = progress.next, total = progress.accounts.len(), "continued in a follow-up invocation");
+                return Ok(Outcome::Continued {
+                    done: progress.next,
+                    total: progress.accounts.len(),
+                });
+            }
+            log(&format!(
+                "account {account} ({}/{})",
+                progress.next + 1,
+                progress.accounts.len()
+            ));
+            let row = match runner.account(&session, &account).await {
+                Ok(run) => run.row(&account, ""),
+                Err(reason) => Row::failed(&account, "", Rule::Baseline, &reason),
+            };
+            progress.record(row);
+            checked += 1;
+            if Utc::now() - saved >= SAVE_EVERY {
+                if !self.table.save(&progress, owner, Save::Keep).await? {
+                    return Ok(Outcome::InProgress);
+                }
+                saved = Utc::now();
+            }
+        }
+
+        let now = Utc::now();
+        progress.finished.get_or_insert(now);
+        self.notifier.publish(&progress.summary(self.function, now)).await?;
+        if !self.table.save(&progress, owner, Save::Finish).await? {
+            warn!(sweep = %id, "the sweep's record was taken over before it could be marked finished");
+        }
+        Ok(Outcome::Swept {
+            summary: progress.headline(),
+        })
+    }
+
+    /// The accounts a new sweep covers, in the organization's order, each once; never the
+    /// management account.
+    async fn list(&self, session: &Session, start: &Start, id: &str, now: DateTime<Utc>) -> Result<Progress> {
+        let selections: Vec<Selection> = if start.accounts.is_empty() && start.ous.is_empty() {
+            vec![Selection::All]
+        } else {
+            start
+                .accounts
+                .iter()
+                .cloned()
+                .map(Selection::Account)
+                .chain(start.ous.iter().cloned().map(Selection::Ou))
+                .collect()
+        };
+        let mut seen = BTreeSet::new();
+        let mut accounts = Vec::new();
+        let mut notes = Vec::new();
+        let mut management = None;
+        for selection in &selections {
+            let members = organization::members(&self.access, session, selection).await?;
+            if let (Selection::Account(id), true) = (selection, members.accounts.is_empty()) {
+                notes.push(format!("account {id} is not a member of the organization: not checked"));
+            }
+            management = members.management;
+            for m in members.accounts {
+                if seen.insert(m.account.clone()) {
+                    accounts.push(m.account);
+                }
+            }
+        }
+        if let Some(m) = management
+            && let Some(i) = accounts.iter().position(|a| *a == m)
+        {
+            accounts.remove(i);
+            notes.push(format!("the management account {m} is never baselined: left out"));
+        }
+        info!(sweep = %id, accounts = accounts.len(), "sweep started");
+        let mut progress = Progress::new(id.to_string(), start.dry_run, now, accounts);
+        progress.notes = notes;
+        Ok(progress)
+    }
+}

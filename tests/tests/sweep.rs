@@ -1,0 +1,414 @@
+//! account-baseline's scheduled sweep against the emulator: the seeded organization (a dev
+//! account baselined and then drifted, prod and agents never baselined, sandbox in an OU no
+//! environment names) swept in legs that hand over through Lambda's asynchronous `Invoke`,
+//! which the emulator keeps and this test delivers as Lambda would.
+
+use chrono::{Duration, Utc};
+use guardrail::aws::{SweepTable, Taken};
+use guardrail::pipeline::{Invocation, Outcome, Report};
+use guardrail::policy::Policy;
+use guardrail::rules::Function;
+use guardrail::sweep::{INPUT_KEY, Progress, Request, Sweeper};
+use guardrail_tests::World;
+use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
+use guardrail_tests::events::{disable_ebs_encryption, event_id};
+use guardrail_tests::world::execution_identity;
+use serde_json::{Value, json};
+
+fn policy() -> Policy {
+    let mut p = Policy::builtin().expect("built-in policy");
+    // Quick enough for a test; the pacing itself is unit-tested.
+    p.sweep.writes_per_second = 50;
+    p
+}
+
+/// An invocation with `seconds` left before its time limit.
+fn invocation(seconds: i64) -> Invocation {
+    let now = Utc::now();
+    Invocation {
+        request_id: event_id(),
+        now,
+        deadline: now + Duration::seconds(seconds),
+    }
+}
+
+/// A scheduled start, as EventBridge Scheduler sends it, with `extra` fields.
+fn start(name: &str, extra: Value) -> Value {
+    let mut body = json!({"name": name, "time": Utc::now().to_rfc3339()});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    json!({ INPUT_KEY: body })
+}
+
+/// One leg: the input handled by the sweeper with `seconds` left.
+async fn leg(sweeper: &Sweeper, input: &Value, seconds: i64) -> Report {
+    let request = Request::from_input(input).expect("a sweep request");
+    let report = sweeper.handle(request, &invocation(seconds)).await;
+    assert_eq!(report.events.len(), 1, "{report:?}");
+    report
+}
+
+fn outcome(report: &Report) -> &Outcome {
+    &report.events[0].outcome
+}
+
+/// The follow-up invocation the last leg sent: exactly one, to account-baseline, by its
+/// execution role.
+fn follow_up(world: &World) -> Value {
+    let mut kept = world.emulator.take_invocations();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let invocation = kept.remove(0);
+    assert_eq!(invocation["function"], "guardrail-account-baseline");
+    let caller = invocation["caller"].as_str().unwrap_or_default();
+    assert!(
+        caller.ends_with(&format!(":user/{}", execution_identity(Function::AccountBaseline))),
+        "{caller}"
+    );
+    invocation["payload"].clone()
+}
+
+/// How often the account's EBS setting was read since `mark`: twice (two regions) per check.
+fn checks_of(world: &World, mark: usize, account: &str) -> usize {
+    world
+        .emulator
+        .calls_in(mark, account)
+        .iter()
+        .filter(|c| *c == "ec2.GetEbsEncryptionByDefault")
+        .count()
+        / 2
+}
+
+/// The sweep's record, as the table holds it.
+async fn record(world: &World, id: &str) -> Progress {
+    let item = world
+        .item(&format!("sweep#account-baseline#{id}"))
+        .await
+        .unwrap_or_else(|| panic!("no record of {id}"));
+    let text = item["progress"].as_s().expect("progress is a string");
+    serde_json::from_str(text).expect("progress JSON")
+}
+
+/// dev baselined by a sweep of its own, then its EBS default encryption turned off in us-west-2.
+async fn drifted_dev(world: &World, sweeper: &Sweeper) -> String {
+    let dev = world.org.account("dev").to_string();
+    let report = leg(sweeper, &start("dev-only", json!({"accounts": [dev]})), 60).await;
+    assert!(matches!(outcome(&report), Outcome::Swept { .. }), "{report:?}");
+    assert_eq!(world.alerts().await.len(), 1, "one summary for the dev-only sweep");
+    disable_ebs_encryption(&world.emulator, &dev, "us-west-2").await;
+    dev
+}
+
+#[tokio::test]
+async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_second_sweep_writes_nothing() {
+    let world = World::start().await;
+    let sweeper = world.sweeper(policy());
+    let dev = drifted_dev(&world, &sweeper).await;
+    let [prod, agents, sandbox] = ["prod", "agents", "sandbox"].map(|ou| world.org.account(ou).to_string());
+
+    // Legs of one second: each checks one account, saves its place and hands over.
+    let mark = world.emulator.call_lines().len();
+    let daily = start("daily", json!({}));
+    let id = Request::from_input(&daily).expect("request").expect("valid").id();
+    let report = leg(&sweeper, &daily, 1).await;
+    assert_eq!(
+        outcome(&report),
+        &Outcome::Continued { done: 1, total: 4 },
+        "{report:?}"
+    );
+    assert_eq!(record(&world, &id).await.next, 1);
+    let mut input = follow_up(&world);
+    assert_eq!(input, json!({ INPUT_KEY: {"continue": id} }));
+    for done in 2..=3 {
+        let report = leg(&sweeper, &input, 1).await;
+        assert_eq!(outcome(&report), &Outcome::Continued { done, total: 4 }, "{report:?}");
+        assert!(world.alerts().await.is_empty(), "no alert before the sweep ends");
+        input = follow_up(&world);
+    }
+    let report = leg(&sweeper, &input, 1).await;
+    let Outcome::Swept { summary } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(
+        summary,
+        "swept 4 account(s): 3 changed, 1 to review, 0 failed, 0 in place"
+    );
+    assert!(
+        world.emulator.take_invocations().is_empty(),
+        "the last leg hands over to nobody"
+    );
+
+    // Each account was checked once, in one leg, and exactly what was off was changed: dev's
+    // one region, both regions of prod and agents; sandbox's OU is no environment's.
+    for account in [&dev, &prod, &agents, &sandbox] {
+        assert_eq!(checks_of(&world, mark, account), 1, "{account}");
+    }
+    assert_eq!(
+        world.emulator.writes_in(mark, &dev),
+        ["ec2.EnableEbsEncryptionByDefault"]
+    );
+    for account in [&prod, &agents] {
+        let writes = world.emulator.writes_in(mark, account);
+        assert_eq!(
+            writes
+                .iter()
+                .filter(|c| *c == "ec2.EnableEbsEncryptionByDefault")
+                .count(),
+            2,
+            "{account}: {writes:?}"
+        );
+    }
+    assert_eq!(world.emulator.writes_in(mark, &sandbox), Vec::<String>::new());
+    // The management account (where the emulator also runs Guardrail and the management role)
+    // is never baselined: no setting of its own is written.
+    let management: Vec<String> = world
+        .emulator
+        .writes_in(mark, MANAGEMENT_ACCOUNT)
+        .into_iter()
+        .filter(|c| ["ec2.", "iam.", "s3."].iter().any(|s| c.starts_with(s)))
+        .collect();
+    assert_eq!(management, Vec::<String>::new());
+
+    // One summary for the whole sweep, with counts per account and rule.
+    let alerts = world.alerts().await;
+    assert_eq!(
+        alerts.len(),
+        1,
+        "{:?}",
+        alerts.iter().map(|a| &a.subject).collect::<Vec<_>>()
+    );
+    let alert = &alerts[0];
+    assert_eq!(alert.attributes["action"], "swept");
+    assert_eq!(alert.attributes["severity"], "medium");
+    assert_eq!(alert.attributes["event_id"], id);
+    let why: Vec<&str> = alert.body["why"]
+        .as_array()
+        .expect("why")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(why.len(), 4, "{why:?}");
+    assert!(
+        why.iter()
+            .any(|l| l.starts_with(&format!("{dev} ")) && l.contains("[dev]: baseline: 1 changed")),
+        "{why:?}"
+    );
+    assert!(
+        why.iter()
+            .any(|l| l.starts_with(&format!("{sandbox} ")) && l.contains("need(s) a person")),
+        "{why:?}"
+    );
+    let happened = alert.body["happened"].as_str().unwrap_or_default();
+    assert!(
+        happened.contains("4 account(s)") && happened.contains("in 4 invocation(s)"),
+        "{happened}"
+    );
+    let notes = alert.body["notes"].to_string();
+    assert!(
+        notes.contains(&format!("management account {MANAGEMENT_ACCOUNT}")),
+        "{notes}"
+    );
+
+    // The same scheduled run delivered again does nothing.
+    let mark = world.emulator.call_lines().len();
+    let report = leg(&sweeper, &daily, 60).await;
+    assert!(matches!(outcome(&report), Outcome::Duplicate { .. }), "{report:?}");
+    assert_eq!(
+        world.emulator.calls_since(mark),
+        ["dynamodb.UpdateItem"],
+        "one look at the record"
+    );
+    assert!(world.alerts().await.is_empty());
+
+    // The next day's sweep finds everything that can comply in place and writes nothing.
+    let mark = world.emulator.call_lines().len();
+    let report = leg(&sweeper, &start("daily-2", json!({})), 60).await;
+    let Outcome::Swept { summary } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(
+        summary,
+        "swept 4 account(s): 0 changed, 1 to review, 0 failed, 3 in place"
+    );
+    for account in [&dev, &prod, &agents, &sandbox] {
+        assert_eq!(
+            world.emulator.writes_in(mark, account),
+            Vec::<String>::new(),
+            "{account}"
+        );
+    }
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].attributes["severity"], "medium",
+        "sandbox still needs a person"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_sweep_resumes_where_it_stopped() {
+    let world = World::start().await;
+    let sweeper = world.sweeper(policy());
+    let ous = json!({"ous": ["prod", "dev"]});
+    let [prod, dev] = ["prod", "dev"].map(|ou| world.org.account(ou).to_string());
+
+    // The hand-over fails (Lambda's Invoke is down): the leg fails, so that Lambda retries it,
+    // with its one account done and saved.
+    world
+        .emulator
+        .inject_fault(json!({"service": "lambda", "action": "Invoke", "status": 503, "code": "ServiceException"}));
+    let mark = world.emulator.call_lines().len();
+    let input = start("nightly", ous);
+    let id = Request::from_input(&input).expect("request").expect("valid").id();
+    let report = leg(&sweeper, &input, 1).await;
+    assert!(
+        matches!(outcome(&report), Outcome::Failed { error_type, .. } if *error_type == "Guardrail.Transient"),
+        "{report:?}"
+    );
+    assert!(report.error.is_some(), "the invocation fails, for Lambda to retry it");
+    let saved = record(&world, &id).await;
+    assert_eq!((saved.next, saved.accounts.len()), (1, 2));
+    let first = saved.accounts[0].to_string();
+    let second = saved.accounts[1].to_string();
+    assert_eq!(
+        [&first, &second]
+            .map(|a| a.as_str())
+            .iter()
+            .filter(|a| [prod.as_str(), dev.as_str()].contains(a))
+            .count(),
+        2
+    );
+    assert_eq!(checks_of(&world, mark, &first), 1);
+    assert_eq!(checks_of(&world, mark, &second), 0);
+    assert!(
+        world.alerts().await.is_empty(),
+        "a transient failure is retried, not alerted"
+    );
+
+    // Lambda's retry of the same input carries on with the second account only.
+    world.emulator.clear_faults();
+    let mark = world.emulator.call_lines().len();
+    let report = leg(&sweeper, &input, 60).await;
+    assert!(matches!(outcome(&report), Outcome::Swept { .. }), "{report:?}");
+    assert_eq!(
+        checks_of(&world, mark, &first),
+        0,
+        "the account done before is not checked again"
+    );
+    assert_eq!(checks_of(&world, mark, &second), 1);
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    let happened = alerts[0].body["happened"].as_str().unwrap_or_default();
+    assert!(
+        happened.contains("2 account(s)") && happened.contains("in 2 invocation(s)"),
+        "{happened}"
+    );
+
+    // While one invocation holds a sweep, another delivery of it stands back.
+    let table = SweepTable::new(
+        world.function_config(Function::AccountBaseline),
+        &world.stack.table,
+        Function::AccountBaseline,
+    );
+    let now = Utc::now();
+    let held = table
+        .take("other@2026-11-23T00:00:00Z", "a", now, now + Duration::seconds(60))
+        .await;
+    assert!(matches!(held, Ok(Taken::Missing)), "{held:?}");
+    let mut progress = Progress::new("held@2026-11-23T00:00:00Z".into(), false, now, Vec::new());
+    assert!(
+        table
+            .begin(&progress, "a", now + Duration::seconds(60))
+            .await
+            .expect("begin")
+    );
+    assert!(
+        !table
+            .begin(&progress, "b", now + Duration::seconds(60))
+            .await
+            .expect("begin")
+    );
+    let busy = table.take(&progress.id, "b", now, now + Duration::seconds(60)).await;
+    assert!(matches!(busy, Ok(Taken::Busy)), "{busy:?}");
+    progress.next = 0;
+    assert!(
+        !table
+            .save(&progress, "b", guardrail::aws::Save::Keep)
+            .await
+            .expect("save"),
+        "b does not hold it"
+    );
+    let later = now + Duration::seconds(61);
+    let taken = table
+        .take(&progress.id, "b", later, later + Duration::seconds(60))
+        .await;
+    assert!(
+        matches!(taken, Ok(Taken::Held(_))),
+        "a lease that ran out is taken over: {taken:?}"
+    );
+    assert!(
+        !table
+            .save(&progress, "a", guardrail::aws::Save::Keep)
+            .await
+            .expect("save"),
+        "a lost it"
+    );
+}
+
+#[tokio::test]
+async fn unusable_sweep_requests_are_rejected_or_alerted_and_never_retried() {
+    let world = World::start().await;
+    let sweeper = world.sweeper(policy());
+    let mark = world.emulator.call_lines().len();
+
+    // Stale: a scheduled run replayed the next day.
+    let old = json!({ INPUT_KEY: {"name": "daily", "time": (Utc::now() - Duration::days(1)).to_rfc3339()} });
+    let report = leg(&sweeper, &old, 60).await;
+    assert!(
+        matches!(outcome(&report), Outcome::Rejected { code: "stale", .. }),
+        "{report:?}"
+    );
+    // Malformed: named with the reason.
+    let report = sweeper
+        .handle(
+            Request::from_input(&json!({ INPUT_KEY: {"time": Utc::now().to_rfc3339(), "ou": ["dev"]} }))
+                .expect("a sweep"),
+            &invocation(60),
+        )
+        .await;
+    let Outcome::Rejected { reason, .. } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(reason.contains("unknown key \"ou\""), "{reason}");
+    assert_eq!(world.emulator.call_lines().len(), mark, "rejected before any call");
+
+    // A follow-up for a sweep nobody recorded.
+    let report = leg(
+        &sweeper,
+        &json!({ INPUT_KEY: {"continue": "ghost@2026-11-23T00:00:00Z"} }),
+        60,
+    )
+    .await;
+    let Outcome::Rejected { reason, .. } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert!(
+        reason.contains("no sweep ghost@2026-11-23T00:00:00Z is recorded"),
+        "{reason}"
+    );
+
+    // An OU the organization does not have: alerted once, not retried.
+    let report = leg(&sweeper, &start("typo", json!({"ous": ["prdo"]})), 60).await;
+    assert!(matches!(outcome(&report), Outcome::Failed { .. }), "{report:?}");
+    assert!(report.error.is_none(), "a retry cannot fix the schedule's input");
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].attributes["severity"], "high");
+    assert_eq!(alerts[0].attributes["action"], "failed");
+    assert!(
+        alerts[0].body["why"].to_string().contains("no OU named \\\"prdo\\\""),
+        "{:?}",
+        alerts[0].body
+    );
+    assert!(world.emulator.take_invocations().is_empty());
+}
