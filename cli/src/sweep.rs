@@ -110,13 +110,18 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
     let mut rows = Vec::new();
     for (i, m) in members.iter().enumerate() {
         eprintln!("== [{}/{total}] account {} ({})", i + 1, m.account, m.name);
-        if management.as_ref() == Some(&m.account) {
+        let skipped = if management.as_ref() == Some(&m.account) {
+            Some("the organization's management account: Guardrail does not baseline it".to_string())
+        } else {
+            m.skipped()
+        };
+        if let Some(note) = skipped {
             rows.push(Line {
                 account: m.account.to_string(),
                 name: m.name.clone(),
                 environment: "-".into(),
                 tally: Tally::default(),
-                note: "the organization's management account: Guardrail does not baseline it".into(),
+                note,
             });
             continue;
         }

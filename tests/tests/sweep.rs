@@ -12,7 +12,7 @@ use guardrail::sweep::{INPUT_KEY, Progress, Request, Sweeper};
 use guardrail_tests::World;
 use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
 use guardrail_tests::events::{disable_ebs_encryption, event_id};
-use guardrail_tests::world::execution_identity;
+use guardrail_tests::world::{create_account, execution_identity};
 use serde_json::{Value, json};
 
 fn policy() -> Policy {
@@ -105,6 +105,14 @@ async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_s
     let sweeper = world.sweeper(policy());
     let dev = drifted_dev(&world, &sweeper).await;
     let [prod, agents, sandbox] = ["prod", "agents", "sandbox"].map(|ou| world.org.account(ou).to_string());
+    // A closed account stays listed for 90 days; no role can be assumed in it.
+    let closed = create_account(&world.config, "closed-app").await;
+    aws_sdk_organizations::Client::new(&world.config)
+        .close_account()
+        .account_id(&closed)
+        .send()
+        .await
+        .expect("CloseAccount");
 
     // Legs of one second: each checks one account, saves its place and hands over.
     let mark = world.emulator.call_lines().len();
@@ -208,6 +216,11 @@ async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_s
         notes.contains(&format!("management account {MANAGEMENT_ACCOUNT}")),
         "{notes}"
     );
+    assert!(
+        notes.contains(&format!("account {closed} (closed-app) is closed or closing")),
+        "{notes}"
+    );
+    assert_eq!(world.emulator.calls_in(mark, &closed), Vec::<String>::new());
 
     // The same scheduled run delivered again does nothing.
     let mark = world.emulator.call_lines().len();

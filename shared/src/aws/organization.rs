@@ -51,13 +51,29 @@ pub async fn members(access: &MemberAccess, session: &Session, selection: &Selec
 pub struct Member {
     pub account: AccountId,
     pub name: String,
+    /// `ACTIVE`; a `SUSPENDED` or `PENDING_CLOSURE` account is closed or closing, and no role
+    /// can be assumed in it.
+    pub active: bool,
 }
 
 fn member(a: aws_sdk_organizations::types::Account) -> Option<Member> {
     Some(Member {
         account: AccountId::parse(a.id()?)?,
         name: a.name().unwrap_or_default().to_string(),
+        active: a.status().is_none_or(|s| s.as_str() == "ACTIVE"),
     })
+}
+
+impl Member {
+    /// Why a sweep leaves this account out, if it does.
+    pub fn skipped(&self) -> Option<String> {
+        (!self.active).then(|| {
+            format!(
+                "account {} ({}) is closed or closing: not checked",
+                self.account, self.name
+            )
+        })
+    }
 }
 
 /// The organization's management account.

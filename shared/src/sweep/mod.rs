@@ -30,6 +30,8 @@ pub const INPUT_KEY: &str = "guardrail-sweep";
 /// Accounts with findings listed one by one in a sweep's record and summary; the rest are
 /// counted. Keeps the record within DynamoDB's item size and the alert within SNS's.
 const MAX_ROWS: usize = 200;
+/// OUs one sweep request may name.
+const MAX_OUS: usize = 50;
 /// The keys a request to start a sweep may have.
 const START_KEYS: [&str; 5] = ["name", "time", "accounts", "ous", "dry_run"];
 
@@ -159,6 +161,10 @@ fn parse(body: &Value) -> Result<Request, Rejection> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let ous = strings("ous")?;
+    // Each OU is a walk of the organization's tree: a request must not make thousands.
+    if ous.len() > MAX_OUS {
+        return Err(bad(format!("\"ous\" names {} OUs; at most {MAX_OUS}", ous.len())));
+    }
     if let Some(ou) = ous.iter().find(|ou| ou.trim().is_empty() || ou.chars().count() > 128) {
         return Err(bad(format!("\"ous\" holds {:?}, not an OU name", clip(ou, 80))));
     }

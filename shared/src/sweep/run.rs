@@ -215,8 +215,12 @@ impl Sweeper {
             }
             management = members.management;
             for m in members.accounts {
-                if seen.insert(m.account.clone()) {
-                    accounts.push(m.account);
+                if !seen.insert(m.account.clone()) {
+                    continue;
+                }
+                match m.skipped() {
+                    Some(why) => notes.push(why),
+                    None => accounts.push(m.account),
                 }
             }
         }

@@ -70,6 +70,10 @@ fn malformed_requests_are_rejected_with_the_reason() {
             "not a list",
         ),
         (json!({"time": "2026-11-23T03:00:00Z", "ous": [""]}), "not an OU name"),
+        (
+            json!({"time": "2026-11-23T03:00:00Z", "ous": vec!["dev"; 51]}),
+            "at most 50",
+        ),
         (json!({"time": "2026-11-23T03:00:00Z", "dry_run": "yes"}), "dry_run"),
         (json!({"time": "2026-11-23T03:00:00Z", "name": "a b"}), "\"name\""),
         (json!({"continue": "daily"}), "not a sweep id"),
