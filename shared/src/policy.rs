@@ -163,6 +163,8 @@ pub struct Sweep {
     /// Write calls a sweep makes per second in any one account, so that it never spends the
     /// account's own API budget (EC2 throttles mutating calls per account and region).
     pub writes_per_second: u32,
+    /// Accounts one invocation checks at the same time.
+    pub parallel_accounts: u32,
     /// Time an invocation keeps in hand to check one account: with less left before the Lambda
     /// time limit, the sweep continues in a follow-up invocation.
     pub account_time: Duration,
@@ -275,6 +277,7 @@ mod tests {
         assert_eq!(p.environments[0].ou, "prod");
         assert_eq!(p.environments[0].mode(Rule::Tags), Mode::Detect);
         assert_eq!(p.sweep.writes_per_second, 2);
+        assert_eq!(p.sweep.parallel_accounts, 4);
         assert_eq!(p.sweep.account_time, Duration::from_secs(20));
         assert_eq!(
             p.member_role_arn("aws", "111122223333", "tag-enforcer"),

@@ -15,10 +15,12 @@ use guardrail_tests::events::{disable_ebs_encryption, event_id};
 use guardrail_tests::world::{create_account, execution_identity};
 use serde_json::{Value, json};
 
-fn policy() -> Policy {
+/// The built-in policy, checking `parallel` accounts at a time.
+fn policy(parallel: u32) -> Policy {
     let mut p = Policy::builtin().expect("built-in policy");
     // Quick enough for a test; the pacing itself is unit-tested.
     p.sweep.writes_per_second = 50;
+    p.sweep.parallel_accounts = parallel;
     p
 }
 
@@ -102,7 +104,7 @@ async fn drifted_dev(world: &World, sweeper: &Sweeper) -> String {
 #[tokio::test]
 async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_second_sweep_writes_nothing() {
     let world = World::start().await;
-    let sweeper = world.sweeper(policy());
+    let sweeper = world.sweeper(policy(3));
     let dev = drifted_dev(&world, &sweeper).await;
     let [prod, agents, sandbox] = ["prod", "agents", "sandbox"].map(|ou| world.org.account(ou).to_string());
     // A closed account stays listed for 90 days; no role can be assumed in it.
@@ -114,25 +116,21 @@ async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_s
         .await
         .expect("CloseAccount");
 
-    // Legs of one second: each checks one account, saves its place and hands over.
+    // Legs of one second: each checks one batch of three accounts at once, saves its place and
+    // hands over.
     let mark = world.emulator.call_lines().len();
     let daily = start("daily", json!({}));
     let id = Request::from_input(&daily).expect("request").expect("valid").id();
     let report = leg(&sweeper, &daily, 1).await;
     assert_eq!(
         outcome(&report),
-        &Outcome::Continued { done: 1, total: 4 },
+        &Outcome::Continued { done: 3, total: 4 },
         "{report:?}"
     );
-    assert_eq!(record(&world, &id).await.next, 1);
-    let mut input = follow_up(&world);
+    assert_eq!(record(&world, &id).await.next, 3);
+    assert!(world.alerts().await.is_empty(), "no alert before the sweep ends");
+    let input = follow_up(&world);
     assert_eq!(input, json!({ INPUT_KEY: {"continue": id} }));
-    for done in 2..=3 {
-        let report = leg(&sweeper, &input, 1).await;
-        assert_eq!(outcome(&report), &Outcome::Continued { done, total: 4 }, "{report:?}");
-        assert!(world.alerts().await.is_empty(), "no alert before the sweep ends");
-        input = follow_up(&world);
-    }
     let report = leg(&sweeper, &input, 1).await;
     let Outcome::Swept { summary } = outcome(&report) else {
         panic!("{report:?}")
@@ -208,7 +206,7 @@ async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_s
     );
     let happened = alert.body["happened"].as_str().unwrap_or_default();
     assert!(
-        happened.contains("4 account(s)") && happened.contains("in 4 invocation(s)"),
+        happened.contains("4 account(s)") && happened.contains("in 2 invocation(s)"),
         "{happened}"
     );
     let notes = alert.body["notes"].to_string();
@@ -261,7 +259,7 @@ async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_s
 #[tokio::test]
 async fn an_interrupted_sweep_resumes_where_it_stopped() {
     let world = World::start().await;
-    let sweeper = world.sweeper(policy());
+    let sweeper = world.sweeper(policy(1));
     let ous = json!({"ous": ["prod", "dev"]});
     let [prod, dev] = ["prod", "dev"].map(|ou| world.org.account(ou).to_string());
 
@@ -371,7 +369,7 @@ async fn an_interrupted_sweep_resumes_where_it_stopped() {
 #[tokio::test]
 async fn unusable_sweep_requests_are_rejected_or_alerted_and_never_retried() {
     let world = World::start().await;
-    let sweeper = world.sweeper(policy());
+    let sweeper = world.sweeper(policy(1));
     let mark = world.emulator.call_lines().len();
 
     // Stale: a scheduled run replayed the next day.

@@ -118,6 +118,7 @@ struct RawPasswordPolicy {
 #[serde(deny_unknown_fields)]
 struct RawSweep {
     writes_per_second: Option<Spanned<i64>>,
+    parallel_accounts: Option<Spanned<i64>>,
     account_time: Option<Spanned<String>>,
 }
 
@@ -353,6 +354,13 @@ impl Validator<'_> {
                 1..=100,
             )?)
             .unwrap_or(2),
+            parallel_accounts: u32::try_from(self.int(
+                "sweep.parallel_accounts",
+                raw.sweep.parallel_accounts,
+                4,
+                1..=32,
+            )?)
+            .unwrap_or(4),
             account_time: self.duration("sweep.account_time", raw.sweep.account_time, "20s", 5..=600)?,
         };
         Ok(Policy {

@@ -1,5 +1,5 @@
 //! The scheduled sweep in Lambda. Each invocation (a leg) takes the sweep's record, checks
-//! accounts until the time limit draws near, saves its place and sends itself the follow-up
+//! accounts (`sweep.parallel_accounts` at a time) until the time limit draws near, saves its place and sends itself the follow-up
 //! invocation; the leg that checks the last account sends the summary.
 
 use std::collections::BTreeSet;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::join_all;
 use tracing::{info, warn};
 
 use super::account::Runner;
@@ -18,6 +19,7 @@ use crate::aws::{AwsActuator, AwsInspector, LambdaContinuation, MemberAccess, Sa
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::Rejection;
+use crate::ids::AccountId;
 use crate::pipeline::{EventReport, Invocation, Outcome, Report, rejected};
 use crate::policy::{Policy, Rule};
 use crate::rules::Function;
@@ -143,10 +145,11 @@ impl Sweeper {
             log: &log,
         };
         let keep = Duration::from_std(self.policy.sweep.account_time).unwrap_or(Duration::seconds(20));
+        let parallel = usize::try_from(self.policy.sweep.parallel_accounts).unwrap_or(1).max(1);
         let mut checked = 0;
         let mut saved = Utc::now();
-        while let Some(account) = progress.pending().cloned() {
-            // Each leg checks at least one account, so that a sweep always moves on.
+        while progress.pending().is_some() {
+            // Each leg checks at least one batch, so that a sweep always moves on.
             if checked > 0 && Utc::now() + keep > invocation.deadline {
                 if !self.table.save(&progress, owner, Save::Release).await? {
                     return Ok(Outcome::InProgress);
@@ -160,17 +163,28 @@ impl Sweeper {
                     total: progress.accounts.len(),
                 });
             }
+            // The next accounts at once; their results are recorded in order.
+            let batch: Vec<AccountId> = progress
+                .accounts
+                .iter()
+                .skip(progress.next)
+                .take(parallel)
+                .cloned()
+                .collect();
             log(&format!(
-                "account {account} ({}/{})",
+                "accounts {}-{} of {}",
                 progress.next + 1,
+                progress.next + batch.len(),
                 progress.accounts.len()
             ));
-            let row = match runner.account(&session, &account).await {
-                Ok(run) => run.row(&account, ""),
-                Err(reason) => Row::failed(&account, "", Rule::Baseline, &reason),
-            };
-            progress.record(row);
-            checked += 1;
+            let runs = join_all(batch.iter().map(|account| runner.account(&session, account))).await;
+            for (account, run) in batch.iter().zip(runs) {
+                progress.record(match run {
+                    Ok(run) => run.row(account, ""),
+                    Err(reason) => Row::failed(account, "", Rule::Baseline, &reason),
+                });
+            }
+            checked += batch.len();
             if Utc::now() - saved >= SAVE_EVERY {
                 if !self.table.save(&progress, owner, Save::Keep).await? {
                     return Ok(Outcome::InProgress);
