@@ -85,7 +85,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
     let sdk = guardrail::aws::load().await;
     let access = MemberAccess::new(&sdk, policy.clone(), Function::AccountBaseline);
     let session = guardrail::apply::Session::new("cli-sweep", "list");
-    let (management, members) = match organization::members(&access, &session, selection).await {
+    let (management, members) = match organization::members(&access, &session, std::slice::from_ref(selection)).await {
         Ok(m) => (m.management, m.accounts),
         Err(e) => {
             return unusable(

@@ -1,7 +1,7 @@
 //! The organization's accounts, for the sweep: every account, those under one OU at any depth,
 //! or one account.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use aws_sdk_organizations::Client;
 
@@ -16,7 +16,10 @@ use crate::ids::AccountId;
 #[derive(Clone, Debug, Default)]
 pub struct Members {
     pub management: Option<AccountId>,
+    /// Each selected account once, in the order the selections found them.
     pub accounts: Vec<Member>,
+    /// Accounts selected by id that are not in the organization.
+    pub missing: Vec<AccountId>,
 }
 
 /// Which accounts a sweep covers.
@@ -29,21 +32,32 @@ pub enum Selection {
     Account(AccountId),
 }
 
-/// The selected accounts (none when a selected account is not in the organization), read
-/// through the management role when the policy names one.
-pub async fn members(access: &MemberAccess, session: &Session, selection: &Selection) -> Result<Members> {
+/// The accounts of every selection, read through the management role when the policy names one.
+pub async fn members(access: &MemberAccess, session: &Session, selections: &[Selection]) -> Result<Members> {
     let orgs = Client::new(&access.management(session).await?);
-    let management = management_account(&orgs).await?;
-    let accounts = match selection {
-        Selection::All => all_accounts(&orgs).await?,
-        Selection::Ou(ou) => accounts_under(&orgs, ou).await?,
-        Selection::Account(id) => match orgs.describe_account().account_id(id.as_str()).send().await {
-            Ok(out) => out.account.and_then(member).into_iter().collect(),
-            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("AccountNotFoundException") => Vec::new(),
-            Err(e) => return Err(aws_error("organizations", "DescribeAccount", e)),
-        },
+    let mut found = Members {
+        management: management_account(&orgs).await?,
+        ..Members::default()
     };
-    Ok(Members { management, accounts })
+    let mut seen = BTreeSet::new();
+    for selection in selections {
+        let accounts = match selection {
+            Selection::All => all_accounts(&orgs).await?,
+            Selection::Ou(ou) => accounts_under(&orgs, ou).await?,
+            Selection::Account(id) => match orgs.describe_account().account_id(id.as_str()).send().await {
+                Ok(out) => out.account.and_then(member).into_iter().collect(),
+                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("AccountNotFoundException") => {
+                    found.missing.push(id.clone());
+                    Vec::new()
+                }
+                Err(e) => return Err(aws_error("organizations", "DescribeAccount", e)),
+            },
+        };
+        found
+            .accounts
+            .extend(accounts.into_iter().filter(|m| seen.insert(m.account.clone())));
+    }
+    Ok(found)
 }
 
 /// An account as Organizations lists it.

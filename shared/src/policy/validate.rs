@@ -347,20 +347,8 @@ impl Validator<'_> {
         let baseline = self.baseline(raw.baseline)?;
         let quarantine = self.quarantine(raw.quarantine)?;
         let sweep = Sweep {
-            writes_per_second: u32::try_from(self.int(
-                "sweep.writes_per_second",
-                raw.sweep.writes_per_second,
-                2,
-                1..=100,
-            )?)
-            .unwrap_or(2),
-            parallel_accounts: u32::try_from(self.int(
-                "sweep.parallel_accounts",
-                raw.sweep.parallel_accounts,
-                4,
-                1..=32,
-            )?)
-            .unwrap_or(4),
+            writes_per_second: self.count("sweep.writes_per_second", raw.sweep.writes_per_second, 2, 1..=100)?,
+            parallel_accounts: self.count("sweep.parallel_accounts", raw.sweep.parallel_accounts, 4, 1..=32)?,
             account_time: self.duration("sweep.account_time", raw.sweep.account_time, "20s", 5..=600)?,
         };
         Ok(Policy {
@@ -866,6 +854,19 @@ impl Validator<'_> {
                     format!("{} is outside {}..={}", v.get_ref(), range.start(), range.end()),
                 )
             })
+    }
+
+    /// A whole number of things, at least one: [`Validator::int`] for a positive range.
+    fn count(
+        &self,
+        key: &str,
+        value: Option<Spanned<i64>>,
+        default: u16,
+        range: std::ops::RangeInclusive<u16>,
+    ) -> Result<u32, PolicyError> {
+        let range = i32::from(*range.start())..=i32::from(*range.end());
+        let n = self.int(key, value, i32::from(default), range)?;
+        Ok(n.unsigned_abs())
     }
 
     fn duration(

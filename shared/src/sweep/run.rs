@@ -2,7 +2,6 @@
 //! accounts (`sweep.parallel_accounts` at a time) until the time limit draws near, saves its place and sends itself the follow-up
 //! invocation; the leg that checks the last account sends the summary.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
@@ -218,24 +217,18 @@ impl Sweeper {
                 .chain(start.ous.iter().cloned().map(Selection::Ou))
                 .collect()
         };
-        let mut seen = BTreeSet::new();
+        let members = organization::members(&self.access, session, &selections).await?;
+        let mut notes: Vec<String> = members
+            .missing
+            .iter()
+            .map(|id| format!("account {id} is not a member of the organization: not checked"))
+            .collect();
+        let management = members.management;
         let mut accounts = Vec::new();
-        let mut notes = Vec::new();
-        let mut management = None;
-        for selection in &selections {
-            let members = organization::members(&self.access, session, selection).await?;
-            if let (Selection::Account(id), true) = (selection, members.accounts.is_empty()) {
-                notes.push(format!("account {id} is not a member of the organization: not checked"));
-            }
-            management = members.management;
-            for m in members.accounts {
-                if !seen.insert(m.account.clone()) {
-                    continue;
-                }
-                match m.skipped() {
-                    Some(why) => notes.push(why),
-                    None => accounts.push(m.account),
-                }
+        for m in members.accounts {
+            match m.skipped() {
+                Some(why) => notes.push(why),
+                None => accounts.push(m.account),
             }
         }
         if let Some(m) = management
