@@ -64,6 +64,7 @@ pub enum NameSource {
 }
 
 /// One taggable resource type.
+#[derive(Debug, PartialEq, Eq)]
 pub struct ResourceType {
     pub event_source: &'static str,
     pub event_name: &'static str,
@@ -557,13 +558,13 @@ pub fn change_for(event_source: &str, event_name: &str) -> Option<&'static TagCh
         .find(|c| c.event_source == event_source && c.event_name == event_name)
 }
 
-/// A resource created by an API call, as the event describes it.
+/// A resource as the event that created it describes it, or as a sweep listed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Created {
     /// What the tagging call takes: an id, name, ARN or queue URL.
     pub id: String,
     pub name: Option<String>,
-    /// Tags the resource was created with.
+    /// Tags the resource was created with (an event) or has now (a sweep).
     pub tags: Vec<Tag>,
 }
 
@@ -596,6 +597,138 @@ pub fn created(rt: &ResourceType, call: &CloudTrailEvent) -> Result<Vec<Created>
             })
         })
         .collect()
+}
+
+/// The Resource Groups Tagging API's `ResourceTypeFilters` that list the table's kinds (IAM
+/// aside, which that API does not list): EC2 kinds one by one, other services whole.
+pub fn listed_types() -> Vec<&'static str> {
+    let mut filters: Vec<&'static str> = Vec::new();
+    for r in RESOURCE_TYPES {
+        let (service, _) = r.kind.split_once(':').unwrap_or((r.kind, ""));
+        let filter = if service == "ec2" { r.kind } else { service };
+        if service != "iam" && !filters.contains(&filter) {
+            filters.push(filter);
+        }
+    }
+    filters
+}
+
+/// The most resources one tagging action names: the Tagging API takes 20 ARNs a call; the
+/// others take one resource a call (IAM, SNS, ...) or many (EC2), kept to 100 so that a sweep's
+/// pacing stays fine-grained.
+pub const fn batch(api: TagApi) -> usize {
+    match api {
+        TagApi::Tagging => 20,
+        _ => 100,
+    }
+}
+
+/// A resource a sweep listed: its ARN and its tags as they are now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listed {
+    pub arn: String,
+    pub tags: Vec<Tag>,
+}
+
+/// A listed resource the table knows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    pub rt: &'static ResourceType,
+    pub resource: Created,
+    /// Its ARN, with the path of a role or user (protected principals are matched on it).
+    pub arn: String,
+}
+
+/// A listed resource as the table knows it: its entry and what its tagging call takes, read
+/// from the ARN. `None` for a kind the table does not know (route tables, Lambda versions, KMS
+/// aliases), a malformed ARN, or an ARN of another account than `account`.
+pub fn from_listed(listed: &Listed, account: &str) -> Option<Found> {
+    let arn = listed.arn.as_str();
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, owner, resource] = parts.as_slice() else {
+        return None;
+    };
+    if *prefix != "arn" || arn.chars().any(char::is_whitespace) || !(owner.is_empty() || *owner == account) {
+        return None;
+    }
+    let simple = |name: &str| !name.is_empty() && !name.contains(['/', ':']);
+    let by_arn = |kind: &str, name: Option<&str>| Some((kind.to_string(), arn.to_string(), name.map(str::to_string)));
+    let (kind, id, name) = match *service {
+        "ec2" => {
+            let (ty, id) = resource.split_once('/')?;
+            ec2_shaped(id).then(|| (format!("ec2:{ty}"), id.to_string(), None))?
+        }
+        "iam" => {
+            let (ty, path_name) = resource.split_once('/')?;
+            let name = path_name.rsplit('/').next().unwrap_or_default();
+            match ty {
+                "role" | "user" if iam_shaped(name) => (format!("iam:{ty}"), name.to_string(), Some(name.to_string())),
+                "policy" if iam_shaped(name) => by_arn("iam:policy", Some(name))?,
+                _ => return None,
+            }
+        }
+        "sns" if simple(resource) => by_arn("sns:topic", Some(resource))?,
+        "sqs" if simple(resource) => {
+            let domain = if *partition == "aws-cn" {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            let url = format!("https://sqs.{region}.{domain}/{owner}/{resource}");
+            ("sqs:queue".to_string(), url, Some(resource.to_string()))
+        }
+        "dynamodb" => by_arn(
+            "dynamodb:table",
+            Some(resource.strip_prefix("table/").filter(|n| simple(n))?),
+        )?,
+        "kms" => {
+            resource.strip_prefix("key/").filter(|k| simple(k))?;
+            by_arn("kms:key", None)?
+        }
+        "s3" if simple(resource) => by_arn("s3:bucket", Some(resource))?,
+        "lambda" => by_arn(
+            "lambda:function",
+            Some(resource.strip_prefix("function:").filter(|n| simple(n))?),
+        )?,
+        _ => return None,
+    };
+    let rt = RESOURCE_TYPES
+        .iter()
+        .find(|r| r.kind == kind && r.api != TagApi::Ec2VolumesOf)?;
+    let name = match rt.name {
+        NameSource::None => None,
+        NameSource::Tag => listed.tags.iter().find(|t| t.key == "Name").map(|t| t.value.clone()),
+        NameSource::Path(_) => name,
+    };
+    Some(Found {
+        rt,
+        resource: Created {
+            id,
+            name,
+            tags: listed.tags.clone(),
+        },
+        arn: arn.to_string(),
+    })
+}
+
+/// An EC2 resource id: a short lowercase prefix, a dash, 8 or 17 hex digits.
+fn ec2_shaped(id: &str) -> bool {
+    let Some((prefix, hex)) = id.split_once('-') else {
+        return false;
+    };
+    !prefix.is_empty()
+        && prefix.len() <= 8
+        && prefix.bytes().all(|b| b.is_ascii_lowercase())
+        && matches!(hex.len(), 8 | 17)
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An IAM role, user or policy name.
+fn iam_shaped(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 /// What a tag-change event did: to which resources, which tags it set and which keys it removed.
@@ -698,20 +831,12 @@ fn checked_id(api: TagApi, id: &str, call: &CloudTrailEvent) -> Result<String, R
     let account = call.account.as_ref().map(|a| a.as_str()).unwrap_or_default();
     match api {
         TagApi::Ec2 | TagApi::Ec2VolumesOf | TagApi::Ec2AndVolumes => {
-            let (prefix, hex) = id.split_once('-').ok_or_else(|| bad("is not an EC2 id"))?;
-            let shaped = !prefix.is_empty()
-                && prefix.len() <= 8
-                && prefix.bytes().all(|b| b.is_ascii_lowercase())
-                && matches!(hex.len(), 8 | 17)
-                && hex.bytes().all(|b| b.is_ascii_hexdigit());
-            if !shaped {
+            if !ec2_shaped(id) {
                 return Err(bad("is not an EC2 id"));
             }
         }
         TagApi::IamRole | TagApi::IamUser => {
-            let shaped = (1..=128).contains(&id.len())
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
-            if !shaped {
+            if !iam_shaped(id) {
                 return Err(bad("is not an IAM name"));
             }
         }
@@ -806,6 +931,120 @@ mod tests {
             .map(|t| format!("{}={}", t.key, t.value))
             .collect();
         assert_eq!(keys, ["k1=v1", "k2=v2", "k3=v3", "k4=v4"]);
+    }
+
+    fn listed(arn: &str, tags: &[(&str, &str)]) -> Option<(&'static str, Created)> {
+        let listed = Listed {
+            arn: arn.to_string(),
+            tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
+        };
+        from_listed(&listed, "111122223333").map(|f| (f.rt.kind, f.resource))
+    }
+
+    #[test]
+    fn listed_arns_give_the_kind_and_what_the_tagging_call_takes() {
+        let cases = [
+            (
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0f7c711dc84bedda0",
+                "ec2:instance",
+                "i-0f7c711dc84bedda0",
+                Some("web"),
+            ),
+            (
+                "arn:aws:ec2:us-east-1::snapshot/snap-12345678",
+                "ec2:snapshot",
+                "snap-12345678",
+                Some("web"),
+            ),
+            (
+                "arn:aws:iam::111122223333:role/agents/runner-1",
+                "iam:role",
+                "runner-1",
+                Some("runner-1"),
+            ),
+            (
+                "arn:aws:iam::111122223333:user/alice",
+                "iam:user",
+                "alice",
+                Some("alice"),
+            ),
+            (
+                "arn:aws:sns:us-east-1:111122223333:alerts",
+                "sns:topic",
+                "arn:aws:sns:us-east-1:111122223333:alerts",
+                Some("alerts"),
+            ),
+            (
+                "arn:aws:sqs:us-west-2:111122223333:jobs",
+                "sqs:queue",
+                "https://sqs.us-west-2.amazonaws.com/111122223333/jobs",
+                Some("jobs"),
+            ),
+            (
+                "arn:aws-cn:sqs:cn-north-1:111122223333:jobs",
+                "sqs:queue",
+                "https://sqs.cn-north-1.amazonaws.com.cn/111122223333/jobs",
+                Some("jobs"),
+            ),
+            (
+                "arn:aws:dynamodb:us-east-1:111122223333:table/orders",
+                "dynamodb:table",
+                "arn:aws:dynamodb:us-east-1:111122223333:table/orders",
+                Some("orders"),
+            ),
+            (
+                "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "kms:key",
+                "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                None,
+            ),
+            (
+                "arn:aws:s3:::my-bucket",
+                "s3:bucket",
+                "arn:aws:s3:::my-bucket",
+                Some("my-bucket"),
+            ),
+            (
+                "arn:aws:lambda:us-east-1:111122223333:function:resize",
+                "lambda:function",
+                "arn:aws:lambda:us-east-1:111122223333:function:resize",
+                Some("resize"),
+            ),
+        ];
+        for (arn, kind, id, name) in cases {
+            let (k, c) = listed(arn, &[("Name", "web")]).unwrap_or_else(|| panic!("{arn}"));
+            assert_eq!((k, c.id.as_str(), c.name.as_deref()), (kind, id, name), "{arn}");
+            assert_eq!(c.tags, vec![Tag::new("Name", "web")]);
+        }
+    }
+
+    #[test]
+    fn listed_arns_the_table_does_not_know_or_of_another_account_are_left_out() {
+        for arn in [
+            "arn:aws:ec2:us-east-1:111122223333:route-table/rtb-12345678",
+            "arn:aws:ec2:us-east-1:999999999999:instance/i-12345678",
+            "arn:aws:ec2:us-east-1:111122223333:instance/i-xyz",
+            "arn:aws:lambda:us-east-1:111122223333:function:resize:3",
+            "arn:aws:kms:us-east-1:111122223333:alias/aws/ebs",
+            "arn:aws:dynamodb:us-east-1:111122223333:table/orders/backup/01",
+            "arn:aws:s3:::my-bucket/key",
+            "arn:aws:iam::111122223333:role/bad name",
+            "arn:aws:rds:us-east-1:111122223333:db:main",
+            "not-an-arn",
+        ] {
+            assert_eq!(listed(arn, &[]), None, "{arn}");
+        }
+    }
+
+    #[test]
+    fn the_listing_filters_cover_every_kind_but_iam() {
+        let filters = listed_types();
+        for r in RESOURCE_TYPES.iter().filter(|r| !r.kind.starts_with("iam:")) {
+            let service = r.kind.split(':').next().unwrap_or_default();
+            assert!(filters.contains(&r.kind) || filters.contains(&service), "{}", r.kind);
+        }
+        assert!(!filters.iter().any(|f| f.starts_with("iam")));
+        assert!(filters.contains(&"ec2:instance") && !filters.contains(&"ec2"));
     }
 
     #[test]

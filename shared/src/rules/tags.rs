@@ -11,7 +11,7 @@ use crate::ids::{AccountId, Region, clip};
 use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation};
 use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, Policy, Rule};
 
-use super::resources::{self, Created, NameSource, ResourceType, TagApi, TagChange};
+use super::resources::{self, Created, Found, NameSource, ResourceType, TagApi, TagChange};
 
 /// Longest tag value AWS accepts.
 const MAX_TAG_VALUE: usize = 256;
@@ -34,6 +34,8 @@ struct Context<'a> {
     created_at: Option<String>,
     /// The ARN, with its path, of the role or user the call created.
     created_principal: Option<String>,
+    /// What the derived values come from, for the alert: the event, or a sweep's listing.
+    derives_from: &'static str,
 }
 
 impl Context<'_> {
@@ -101,19 +103,10 @@ fn context<'a>(
             principal: arn.to_string(),
         }));
     }
-    let Some(environment) = placement.environment.as_deref().and_then(|e| policy.environment(e)) else {
-        return Ok(Err(Ignored::UnmanagedAccount {
-            account: account.to_string(),
-            ou: placement.ou_name.clone(),
-        }));
+    let (environment, mode) = match managed(account, placement, policy) {
+        Ok(found) => found,
+        Err(reason) => return Ok(Err(reason)),
     };
-    let mode = environment.mode(Rule::Tags);
-    if mode == Mode::Off {
-        return Ok(Err(Ignored::RuleOff {
-            rule: Rule::Tags,
-            environment: environment.name.clone(),
-        }));
-    }
     Ok(Ok(Context {
         policy,
         account: account.clone(),
@@ -126,7 +119,30 @@ fn context<'a>(
             .event_time
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         created_principal: created_principal(call),
+        derives_from: "the event",
     }))
+}
+
+/// The account's environment and the tag rule's mode there, or why the rule does not run.
+fn managed<'a>(
+    account: &AccountId,
+    placement: &Placement,
+    policy: &'a Policy,
+) -> Result<(&'a Environment, Mode), Ignored> {
+    let Some(environment) = placement.environment.as_deref().and_then(|e| policy.environment(e)) else {
+        return Err(Ignored::UnmanagedAccount {
+            account: account.to_string(),
+            ou: placement.ou_name.clone(),
+        });
+    };
+    let mode = environment.mode(Rule::Tags);
+    if mode == Mode::Off {
+        return Err(Ignored::RuleOff {
+            rule: Rule::Tags,
+            environment: environment.name.clone(),
+        });
+    }
+    Ok((environment, mode))
 }
 
 /// The ARN (with its path) of the role or user a `CreateRole`/`CreateUser` call made, when it
@@ -205,7 +221,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
     }
     let mut plan = finish(
         &cx,
-        call,
+        call.principal.describe(),
         format!("{subject} created by {}", call.event_name),
         violations,
         groups,
@@ -316,11 +332,90 @@ pub fn plan_change(
     }
     let n = changed.resources.len();
     let subject = format!("a tag change on {n} resource(s) by {}", call.event_name);
-    let mut plan = finish(&cx, call, subject, violations, groups);
+    let mut plan = finish(&cx, call.principal.describe(), subject, violations, groups);
     // Drift on a protected tag is someone working around a control.
     plan.severity = Severity::High;
     plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
     Ok(Decision::Act { plan: Box::new(plan) })
+}
+
+/// Plans the tags and names of resources a sweep listed in one region of an account (IAM in
+/// the first of `baseline.regions`), as their creation would have: a wrong or missing
+/// Environment, a misspelled key, a disallowed value and a wrong EC2 name are fixed per mode. No
+/// creation event says who made them, so a missing Owner (or any key only an event gives) needs
+/// a person; nothing is contained (a sweep never stops an instance); a tag already there is not
+/// written again, so a second sweep writes nothing.
+pub fn plan_listed(
+    account: &AccountId,
+    region: &Region,
+    placement: &Placement,
+    listed: &[Found],
+    policy: &Policy,
+    cause: &str,
+) -> Decision {
+    let (environment, mode) = match managed(account, placement, policy) {
+        Ok(found) => found,
+        Err(reason) => return Decision::Ignore { reason },
+    };
+    let cx = Context {
+        policy,
+        account: account.clone(),
+        environment,
+        mode,
+        region: region.clone(),
+        owner: None,
+        created_by: None,
+        created_at: None,
+        created_principal: None,
+        derives_from: "a listed resource (no creation event tells)",
+    };
+    let mut violations = Vec::new();
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+    let mut untouched = Vec::new();
+    let mut compliant = Vec::new();
+    for Found { rt, resource, arn } in listed {
+        if matches!(rt.api, TagApi::IamRole | TagApi::IamUser) && policy.is_protected(arn) {
+            untouched.push(arn.clone());
+            continue;
+        }
+        let mut changes = Changes::default();
+        let before = violations.len();
+        tag_changes(&cx, &resource.id, &resource.tags, &mut changes, &mut violations);
+        naming(
+            &cx,
+            rt,
+            resource,
+            &mut changes,
+            &mut violations,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        if violations.len() == before {
+            compliant.push(resource.id.clone());
+        }
+        changes
+            .set
+            .retain(|key, (value, _)| !resource.tags.iter().any(|t| t.key == *key && t.value == *value));
+        if !changes.is_empty() {
+            let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
+            let remove: Vec<String> = changes.remove.keys().cloned().collect();
+            let group = groups.entry((rt.api, set, remove)).or_default();
+            group.resources.push(resource.id.clone());
+            group.previous.push(changes);
+        }
+    }
+    if violations.is_empty() {
+        return Decision::Ignore {
+            reason: Ignored::Compliant {
+                checked: listed.len() - untouched.len(),
+            },
+        };
+    }
+    let subject = format!("{} resource(s) listed in {region}", listed.len());
+    let mut plan = finish(&cx, cause.to_string(), subject, violations, groups);
+    plan.in_place = compliant;
+    plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
+    Decision::Act { plan: Box::new(plan) }
 }
 
 /// The API, the tags to set and the keys to remove that a group of resources shares.
@@ -335,7 +430,7 @@ struct Group {
 
 fn finish(
     cx: &Context<'_>,
-    call: &CloudTrailEvent,
+    cause: String,
     subject: String,
     violations: Vec<Violation>,
     groups: BTreeMap<GroupKey, Group>,
@@ -346,18 +441,21 @@ fn finish(
     plan.severity = if abac { Severity::High } else { Severity::Low };
     plan.environment = Some(cx.environment.name.clone());
     plan.region = Some(cx.region.clone());
-    plan.cause = call.principal.describe();
+    plan.cause = cause;
     plan.violations = violations;
     if cx.mode.fixes() {
         for ((api, set, remove), group) in with_volumes_merged(groups) {
             plan.undo.push(undo_for(api, &cx.region, &group));
-            plan.actions.push(Action::Tag {
-                api,
-                region: cx.region.clone(),
-                resources: group.resources,
-                set,
-                remove,
-            });
+            // As many calls as the API needs: the Tagging API takes 20 ARNs at a time.
+            for resources in group.resources.chunks(resources::batch(api)) {
+                plan.actions.push(Action::Tag {
+                    api,
+                    region: cx.region.clone(),
+                    resources: resources.to_vec(),
+                    set: set.clone(),
+                    remove: remove.clone(),
+                });
+            }
         }
     }
     plan
@@ -460,7 +558,10 @@ fn tag_changes(cx: &Context<'_>, resource: &str, tags: &[Tag], changes: &mut Cha
             }
             (None, None) => violations.push(report(
                 resource,
-                format!("required tag {key} is missing and cannot be derived from the event; set it by hand"),
+                format!(
+                    "required tag {key} is missing and cannot be derived from {}; set it by hand",
+                    cx.derives_from
+                ),
             )),
         }
     }
@@ -895,6 +996,7 @@ mod tests {
             created_by: None,
             created_at: None,
             created_principal: None,
+            derives_from: "the event",
         };
         assert_eq!(
             conforming_name(&cx, Some("Prod Cache #2"), "i-1").as_deref(),
@@ -942,5 +1044,165 @@ mod tests {
         assert_eq!(shell_quote("$(rm -rf ~)"), "'$(rm -rf ~)'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    /// What a sweep lists: the ARN and the tags as they are.
+    fn found(arn: &str, tags: &[(&str, &str)]) -> Found {
+        let listed = resources::Listed {
+            arn: arn.to_string(),
+            tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
+        };
+        resources::from_listed(&listed, "111122223333").unwrap_or_else(|| panic!("{arn}"))
+    }
+
+    fn sweep_policy() -> Policy {
+        crate::rules::baseline::tests::policy(|t| {
+            t.replace(
+                "[naming]\n",
+                "[naming.resources]\n\"ec2:instance\" = \"^{env}-[a-z0-9-]{3,48}$\"\n\"iam:role\" = \"^{env}-[A-Za-z0-9-]{3,48}$\"\n\n[naming]\n",
+            )
+        })
+    }
+
+    fn us_east_1() -> Region {
+        Region::parse("us-east-1").expect("region")
+    }
+
+    #[test]
+    fn a_sweep_fixes_exactly_what_it_can_leaves_owners_to_a_person_and_rewrites_nothing_in_place() {
+        let policy = sweep_policy();
+        let account = AccountId::parse("111122223333").expect("id");
+        let bucket = "arn:aws:s3:::dev-reports";
+        let topic = "arn:aws:sns:us-east-1:111122223333:dev-alerts";
+        let listed = [
+            // Compliant.
+            found(
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0",
+                &[("Environment", "dev"), ("Owner", "alice"), ("Name", "dev-web")],
+            ),
+            // Labelled prod to win ABAC access: corrected.
+            found(bucket, &[("Environment", "prod"), ("Owner", "bob")]),
+            // A misspelled key: renamed.
+            found(topic, &[("env", "dev"), ("Owner", "carol")]),
+            // No Owner, and no event to take one from: a person's job.
+            found("arn:aws:iam::111122223333:role/dev-builder", &[("Environment", "dev")]),
+            // Misnamed and already marked: reported again, not written again.
+            found(
+                "arn:aws:iam::111122223333:role/runner",
+                &[("Environment", "dev"), ("Owner", "dave"), (VIOLATION_TAG, "naming")],
+            ),
+            // Protected: not even looked at.
+            found(
+                "arn:aws:iam::111122223333:role/aws-service-role/ops.amazonaws.com/AWSServiceRoleForOps",
+                &[],
+            ),
+        ];
+        let plan = plan_of(plan_listed(
+            &account,
+            &us_east_1(),
+            &dev("111122223333"),
+            &listed,
+            &policy,
+            "sweep s@t",
+        ));
+        assert_eq!(plan.in_place, ["i-0123456789abcdef0"]);
+        assert_eq!(plan.cause, "sweep s@t");
+        let actions: Vec<String> = plan.actions.iter().map(ToString::to_string).collect();
+        assert_eq!(plan.actions.len(), 2, "{actions:?}");
+        let tagged = |api: TagApi, id: &str, set: &[Tag], remove: &[&str]| {
+            plan.actions.iter().any(|a| {
+                matches!(a, Action::Tag { api: a_api, resources, set: s, remove: r, .. }
+                    if *a_api == api && resources == &[id.to_string()] && s == set && r.iter().map(String::as_str).eq(remove.iter().copied()))
+            })
+        };
+        assert!(
+            tagged(TagApi::Tagging, bucket, &[Tag::new("Environment", "dev")], &[]),
+            "{actions:?}"
+        );
+        assert!(
+            tagged(TagApi::Sns, topic, &[Tag::new("Environment", "dev")], &["env"]),
+            "{actions:?}"
+        );
+        let by_resource = |id: &str| -> Vec<(bool, &str)> {
+            plan.violations
+                .iter()
+                .filter(|v| v.resource == id)
+                .map(|v| (v.fixable, v.problem.as_str()))
+                .collect()
+        };
+        let builder = by_resource("dev-builder");
+        assert!(
+            matches!(builder.as_slice(), [(false, p)] if p.contains("Owner is missing") && p.contains("no creation event")),
+            "{builder:?}"
+        );
+        let runner = by_resource("runner");
+        assert!(
+            matches!(runner.as_slice(), [(false, p)] if p.contains("does not match")),
+            "{runner:?}"
+        );
+        assert!(
+            plan.notes.iter().any(|n| n.contains("AWSServiceRoleForOps")),
+            "{:?}",
+            plan.notes
+        );
+        assert_eq!(plan.severity, Severity::High, "a wrong Environment is an ABAC attempt");
+    }
+
+    #[test]
+    fn a_sweep_writes_at_most_twenty_arns_per_tagging_call_and_nothing_in_detect_mode() {
+        let account = AccountId::parse("111122223333").expect("id");
+        let listed: Vec<Found> = (0..45)
+            .map(|i| found(&format!("arn:aws:s3:::dev-bucket-{i}"), &[("Owner", "ops")]))
+            .collect();
+        let plan = plan_of(plan_listed(
+            &account,
+            &us_east_1(),
+            &dev("111122223333"),
+            &listed,
+            &sweep_policy(),
+            "sweep",
+        ));
+        let sizes: Vec<usize> = plan
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Tag { resources, .. } => resources.len(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(sizes, [20, 20, 5]);
+
+        let detect = crate::rules::baseline::tests::policy(|t| t.replace("tags = \"fix\"", "tags = \"detect\""));
+        let plan = plan_of(plan_listed(
+            &account,
+            &us_east_1(),
+            &dev("111122223333"),
+            &listed,
+            &detect,
+            "sweep",
+        ));
+        assert_eq!(plan.mode, Mode::Detect);
+        assert!(plan.actions.is_empty());
+        assert_eq!(plan.violations.len(), 45);
+    }
+
+    #[test]
+    fn a_sweep_of_an_account_outside_every_environment_changes_nothing() {
+        let account = AccountId::parse("111122223333").expect("id");
+        let sandbox = Placement {
+            environment: None,
+            ..dev("111122223333")
+        };
+        let listed = [found("arn:aws:s3:::anything", &[])];
+        let decision = plan_listed(&account, &us_east_1(), &sandbox, &listed, &sweep_policy(), "sweep");
+        assert!(
+            matches!(
+                decision,
+                Decision::Ignore {
+                    reason: Ignored::UnmanagedAccount { .. }
+                }
+            ),
+            "{decision:?}"
+        );
     }
 }
