@@ -127,11 +127,14 @@ deploy: package
 		CountTaggedAgents=$(COUNT_TAGGED_AGENTS)
 
 # make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
+# [SWEEP_OPERATOR_ROLE=name: a role of the security account that may run `guardrail sweep --rules tags`]
+comma := ,
 deploy-member:
 	@test -n "$(ORG_ROOT_OR_OUS)" -a -n "$(SECURITY_ACCOUNT)" -a -n "$(BUS_ARN)" -a -n "$(REGIONS)" || { echo "set ORG_ROOT_OR_OUS, SECURITY_ACCOUNT, BUS_ARN and REGIONS (see README: Deploy)" >&2; exit 2; }
 	aws cloudformation create-stack-set --stack-set-name guardrail-member-roles --template-body file://infra/member-roles.yaml \
 		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
-		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=SecurityAccountId,ParameterValue=$(SECURITY_ACCOUNT)
+		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=SecurityAccountId,ParameterValue=$(SECURITY_ACCOUNT) \
+		$(if $(SWEEP_OPERATOR_ROLE),ParameterKey=SweepOperatorRoleName$(comma)ParameterValue=$(SWEEP_OPERATOR_ROLE))
 	aws cloudformation create-stack-instances --stack-set-name guardrail-member-roles \
 		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions us-east-1
 	aws cloudformation create-stack-set --stack-set-name guardrail-forwarding --template-body file://infra/forwarding.yaml \

@@ -1,6 +1,7 @@
-//! `guardrail sweep [--account ID | --ou NAME] [--dry-run]`: the account baseline checked (and,
-//! per mode, restored) in every account of the organization or of one OU, with progress on
-//! stderr and a table of findings per account.
+//! `guardrail sweep [--account ID | --ou NAME] [--rules baseline,tags] [--dry-run]`: the account
+//! baseline and every listed resource's tags checked (and, per mode, restored) in every account
+//! of the organization or of one OU, with progress on stderr and a table of findings per account
+//! and rule.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,11 +9,11 @@ use std::sync::Arc;
 
 use guardrail::apply::Session;
 use guardrail::aws::organization::{self, Selection};
-use guardrail::aws::{AwsActuator, AwsInspector, MemberAccess};
+use guardrail::aws::{AwsActuator, AwsDirectory, AwsInspector, Inventory, MemberAccess};
 use guardrail::ids::AccountId;
 use guardrail::policy::{Policy, Rule};
 use guardrail::rules::Function;
-use guardrail::sweep::{Row, Runner, Tally};
+use guardrail::sweep::{Row, Runner, TagRunner, Tally};
 use serde::Serialize;
 
 use crate::{Format, unusable};
@@ -28,6 +29,9 @@ pub struct Args {
     /// name OUs).
     #[arg(long)]
     ou: Option<String>,
+    /// What to check: the account baseline, every listed resource's tags, or both.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Check::Baseline, Check::Tags])]
+    rules: Vec<Check>,
     /// Show what would change; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -38,11 +42,30 @@ pub struct Args {
     format: Format,
 }
 
-/// One account's line of the summary.
+/// A rule a sweep can check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Check {
+    /// The account baseline, through `guardrail-account-baseline`.
+    Baseline,
+    /// Every listed resource's tags, through `guardrail-tag-enforcer`.
+    Tags,
+}
+
+impl Check {
+    fn rule(self) -> Rule {
+        match self {
+            Check::Baseline => Rule::Baseline,
+            Check::Tags => Rule::Tags,
+        }
+    }
+}
+
+/// One account's line of the summary, for one rule.
 #[derive(Serialize)]
 struct Line {
     account: String,
     name: String,
+    rule: &'static str,
     environment: String,
     #[serde(flatten)]
     tally: Tally,
@@ -50,11 +73,12 @@ struct Line {
 }
 
 impl Line {
-    fn new(row: Row) -> Line {
+    fn new(row: Row, rule: Rule) -> Line {
         Line {
             tally: row.total(),
             account: row.account,
             name: row.name,
+            rule: rule.name(),
             environment: row.environment.unwrap_or_else(|| "-".into()),
             note: row.note,
         }
@@ -85,7 +109,11 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
     let sdk = guardrail::aws::load().await;
     let access = MemberAccess::new(&sdk, policy.clone(), Function::AccountBaseline);
     let session = guardrail::apply::Session::new("cli-sweep", "list");
-    let (management, members) = match organization::members(&access, &session, std::slice::from_ref(selection)).await {
+    let listed = match access.management(&session).await {
+        Ok(organizations) => organization::members(&organizations, std::slice::from_ref(selection)).await,
+        Err(e) => Err(e),
+    };
+    let (management, members) = match listed {
         Ok(m) => (m.management, m.accounts),
         Err(e) => {
             return unusable(
@@ -98,20 +126,36 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         return unusable(COMMAND, format!("account {id} is not a member of the organization"));
     }
     let inspector = AwsInspector::new(access.clone());
-    let runner = Runner {
+    let log = |line: &str| eprintln!("{line}");
+    let baseline = Runner {
         inspector: &inspector,
         actuator: &AwsActuator::new(access.clone()),
         policy: &policy,
         dry_run: args.dry_run,
         pace: Some(policy.sweep.writes_per_second),
-        log: &|line| eprintln!("{line}"),
+        log: &log,
+    };
+    let sdk = access.base().clone();
+    let tag_access = MemberAccess::new(&sdk, policy.clone(), Function::TagEnforcer);
+    let directory = AwsDirectory::without_table(Function::TagEnforcer, &sdk, policy.clone());
+    let inventory = Inventory::new(tag_access.clone());
+    let tag_actuator = AwsActuator::new(tag_access);
+    let tags = TagRunner {
+        directory: &directory,
+        inventory: &inventory,
+        actuator: &tag_actuator,
+        policy: &policy,
+        dry_run: args.dry_run,
+        pace: Some(policy.sweep.writes_per_second),
+        log: &log,
+        cause: "guardrail sweep",
     };
     let total = members.len();
     let mut rows = Vec::new();
     for (i, m) in members.iter().enumerate() {
         eprintln!("== [{}/{total}] account {} ({})", i + 1, m.account, m.name);
         let skipped = if management.as_ref() == Some(&m.account) {
-            Some("the organization's management account: Guardrail does not baseline it".to_string())
+            Some("the organization's management account: Guardrail never acts in it".to_string())
         } else {
             m.skipped()
         };
@@ -119,6 +163,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
             rows.push(Line {
                 account: m.account.to_string(),
                 name: m.name.clone(),
+                rule: "-",
                 environment: "-".into(),
                 tally: Tally::default(),
                 note,
@@ -126,11 +171,20 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
             continue;
         }
         let session = Session::new("cli-sweep", m.account.as_str());
-        let row = match runner.account(&session, &m.account).await {
-            Ok(run) => run.row(&m.account, &m.name),
-            Err(reason) => Row::failed(&m.account, &m.name, Rule::Baseline, &reason),
-        };
-        rows.push(Line::new(row));
+        for check in &args.rules {
+            let run = match check {
+                Check::Baseline => baseline
+                    .account(&session, &m.account)
+                    .await
+                    .map(|run| run.row(&m.account, &m.name)),
+                Check::Tags => tags
+                    .account(&session, &m.account)
+                    .await
+                    .map(|run| run.row(&m.account, &m.name)),
+            };
+            let row = run.unwrap_or_else(|reason| Row::failed(&m.account, &m.name, check.rule(), &reason));
+            rows.push(Line::new(row, check.rule()));
+        }
     }
     print(&rows, args.format, args.dry_run);
     if rows.iter().any(|r| r.tally.failed > 0) {
@@ -143,7 +197,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
 fn print(rows: &[Line], format: Format, dry_run: bool) {
     let sum = |f: fn(&Tally) -> usize| rows.iter().map(|r| f(&r.tally)).sum::<usize>();
     let totals = serde_json::json!({
-        "accounts": rows.len(),
+        "accounts": rows.iter().map(|r| r.account.as_str()).collect::<std::collections::BTreeSet<_>>().len(),
         "in_place": sum(|r| r.in_place),
         "changed": sum(|r| r.changed),
         "would_change": sum(|r| r.would_change),
@@ -163,6 +217,7 @@ fn print(rows: &[Line], format: Format, dry_run: bool) {
             vec![
                 r.account.clone(),
                 r.name.clone(),
+                r.rule.to_string(),
                 r.environment.clone(),
                 r.tally.in_place.to_string(),
                 r.tally.changed.to_string(),
@@ -177,6 +232,7 @@ fn print(rows: &[Line], format: Format, dry_run: bool) {
         &[
             "account",
             "name",
+            "rule",
             "environment",
             "in place",
             "changed",
@@ -187,9 +243,10 @@ fn print(rows: &[Line], format: Format, dry_run: bool) {
         ],
         &table,
     );
+    let accounts: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.account.as_str()).collect();
     println!(
         "{} account(s){}: {} changed, {} would change, {} need a person, {} failed",
-        rows.len(),
+        accounts.len(),
         if dry_run { " (dry run)" } else { "" },
         sum(|r| r.changed),
         sum(|r| r.would_change),

@@ -84,9 +84,9 @@ async fn unusable_accounts_exit_2_with_one_line() {
     }
 }
 
-/// The sweep's JSON rows by account id.
+/// The baseline sweep's JSON rows by account id.
 fn sweep(world: &World, args: &[&str]) -> (Option<i32>, std::collections::BTreeMap<String, Value>, String) {
-    let mut all = vec!["sweep", "--format", "json"];
+    let mut all = vec!["sweep", "--rules", "baseline", "--format", "json"];
     all.extend_from_slice(args);
     let out = tokio::task::block_in_place(|| guardrail(world, &all));
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -162,12 +162,67 @@ async fn a_sweep_fixes_exactly_what_is_not_compliant_and_a_second_sweep_writes_n
     assert!(rows.values().all(|r| r["changed"] == 0), "{rows:?}");
     assert_eq!(writes(&world, mark), Vec::<String>::new());
 
-    // One OU, and the table for people.
+    // Resources' tags too: a bucket in dev labelled prod is put right, once.
+    let in_dev = world.emulator.config_as(&dev).await;
+    aws_sdk_s3::Client::new(&in_dev)
+        .create_bucket()
+        .bucket("dev-exports")
+        .send()
+        .await
+        .expect("CreateBucket");
+    aws_sdk_s3::Client::new(&in_dev)
+        .put_bucket_tagging()
+        .bucket("dev-exports")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("Environment")
+                        .value("prod")
+                        .build()
+                        .expect("tag"),
+                )
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("Owner")
+                        .value("ops")
+                        .build()
+                        .expect("tag"),
+                )
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("PutBucketTagging");
+    for expected in [1, 0] {
+        let mark = world.emulator.calls().len();
+        let out = tokio::task::block_in_place(|| {
+            guardrail(
+                &world,
+                &["sweep", "--rules", "tags", "--account", &dev, "--format", "json"],
+            )
+        });
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        let row = &v["accounts"][0];
+        assert_eq!(
+            (row["rule"].as_str(), row["changed"].as_u64()),
+            (Some("tags"), Some(expected)),
+            "{v}"
+        );
+        let written = writes(&world, mark);
+        assert_eq!(written.len(), expected as usize, "{written:?}");
+    }
+
+    // One OU, both rules, and the table for people.
     let out = tokio::task::block_in_place(|| guardrail(&world, &["sweep", "--ou", "dev", "--dry-run"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.starts_with("account "), "{text}");
     assert!(text.contains(&dev) && !text.contains(&prod), "{text}");
+    assert!(text.contains(" baseline ") && text.contains(" tags "), "{text}");
     assert!(
         text.contains("1 account(s) (dry run): 0 changed, 0 would change"),
         "{text}"

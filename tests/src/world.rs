@@ -318,11 +318,10 @@ impl World {
         guardrail::lambda::aws_pipeline(function, self.guardrail_config(policy), self.function_config(function))
     }
 
-    /// account-baseline's sweeps on this world's table, topic and accounts, as the Lambda wires
+    /// A function's sweeps on this world's table, topic and accounts, as the Lambda wires
     /// them; follow-up invocations go to the emulator, which keeps them
     /// ([`Emulator::take_invocations`]).
-    pub fn sweeper(&self, policy: guardrail::policy::Policy) -> guardrail::sweep::Sweeper {
-        let function = Function::AccountBaseline;
+    pub fn sweeper(&self, function: Function, policy: guardrail::policy::Policy) -> guardrail::sweep::Sweeper {
         guardrail::sweep::Sweeper::new(
             function,
             &self.guardrail_config(policy),

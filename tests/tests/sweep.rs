@@ -104,7 +104,7 @@ async fn drifted_dev(world: &World, sweeper: &Sweeper) -> String {
 #[tokio::test]
 async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_second_sweep_writes_nothing() {
     let world = World::start().await;
-    let sweeper = world.sweeper(policy(3));
+    let sweeper = world.sweeper(Function::AccountBaseline, policy(3));
     let dev = drifted_dev(&world, &sweeper).await;
     let [prod, agents, sandbox] = ["prod", "agents", "sandbox"].map(|ou| world.org.account(ou).to_string());
     // A closed account stays listed for 90 days; no role can be assumed in it.
@@ -259,7 +259,7 @@ async fn a_sweep_in_legs_fixes_exactly_what_is_not_compliant_alerts_once_and_a_s
 #[tokio::test]
 async fn an_interrupted_sweep_resumes_where_it_stopped() {
     let world = World::start().await;
-    let sweeper = world.sweeper(policy(1));
+    let sweeper = world.sweeper(Function::AccountBaseline, policy(1));
     let ous = json!({"ous": ["prod", "dev"]});
     let [prod, dev] = ["prod", "dev"].map(|ou| world.org.account(ou).to_string());
 
@@ -369,7 +369,7 @@ async fn an_interrupted_sweep_resumes_where_it_stopped() {
 #[tokio::test]
 async fn unusable_sweep_requests_are_rejected_or_alerted_and_never_retried() {
     let world = World::start().await;
-    let sweeper = world.sweeper(policy(1));
+    let sweeper = world.sweeper(Function::AccountBaseline, policy(1));
     let mark = world.emulator.call_lines().len();
 
     // Stale: a scheduled run replayed the next day.
@@ -422,4 +422,272 @@ async fn unusable_sweep_requests_are_rejected_or_alerted_and_never_retried() {
         alerts[0].body
     );
     assert!(world.emulator.take_invocations().is_empty());
+}
+
+/// The tags of the resource `arn` as the account's Tagging API reads them now.
+async fn tags_of(config: &aws_config::SdkConfig, arn: &str) -> std::collections::BTreeMap<String, String> {
+    aws_sdk_resourcegroupstagging::Client::new(config)
+        .get_resources()
+        .resource_arn_list(arn)
+        .send()
+        .await
+        .expect("GetResources")
+        .resource_tag_mapping_list()
+        .iter()
+        .flat_map(|m| m.tags())
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+async fn topic(config: &aws_config::SdkConfig, name: &str, tags: &[(&str, &str)]) -> String {
+    let sns = aws_sdk_sns::Client::new(config);
+    let arn = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn
+        .expect("topic ARN");
+    let tags = tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_sns::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+                .expect("tag")
+        })
+        .collect();
+    sns.tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .expect("TagResource");
+    arn
+}
+
+async fn bucket(config: &aws_config::SdkConfig, name: &str, tags: &[(&str, &str)]) -> String {
+    let client = aws_sdk_resourcegroupstagging::Client::new(config);
+    aws_sdk_s3::Client::new(config)
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("CreateBucket");
+    let arn = format!("arn:aws:s3:::{name}");
+    client
+        .tag_resources()
+        .resource_arn_list(&arn)
+        .set_tags(Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+        .send()
+        .await
+        .expect("TagResources");
+    arn
+}
+
+async fn role(config: &aws_config::SdkConfig, name: &str, tags: &[(&str, &str)]) {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+                .expect("tag")
+        })
+        .collect();
+    aws_sdk_iam::Client::new(config)
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .expect("CreateRole");
+}
+
+#[tokio::test]
+async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a_second_sweep_writes_nothing() {
+    let world = World::start().await;
+    let [dev, prod, agents, sandbox] = ["dev", "prod", "agents", "sandbox"].map(|ou| world.org.account(ou).to_string());
+
+    // dev: one compliant bucket; a topic labelled prod (an ABAC grab); an instance (with its
+    // volume and interface) tagged with a misspelled key; a role nobody owns; a protected
+    // role; and, in the second region, a table without Environment.
+    let in_dev = world.emulator.config_as(&dev).await;
+    let ok_bucket = bucket(&in_dev, "dev-reports", &[("Environment", "dev"), ("Owner", "alice")]).await;
+    let grab = topic(&in_dev, "dev-alerts", &[("Environment", "prod"), ("Owner", "bob")]).await;
+    let instance = guardrail_tests::events::run_instance(&in_dev, &[("env", "dev"), ("Owner", "carol")]).await;
+    role(&in_dev, "dev-builder", &[("Environment", "dev")]).await;
+    role(&in_dev, "break-glass-oncall", &[]).await;
+    let in_dev_west = in_dev.to_builder().region(aws_config::Region::new("us-west-2")).build();
+    let table = aws_sdk_dynamodb::Client::new(&in_dev_west)
+        .create_table()
+        .table_name("dev-orders")
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .tags(
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key("Owner")
+                .value("dan")
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("CreateTable")
+        .table_description
+        .and_then(|d| d.table_arn)
+        .expect("table ARN");
+
+    // prod: a queue claiming dev (tagged through SQS's own call, as the sweep must write it).
+    let in_prod = world.emulator.config_as(&prod).await;
+    let queue_url = aws_sdk_sqs::Client::new(&in_prod)
+        .create_queue()
+        .queue_name("prod-jobs")
+        .tags("Environment", "dev")
+        .tags("Owner", "erin")
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .expect("queue URL");
+    // agents: compliant. sandbox: no environment's OU, so nothing there is touched.
+    let in_agents = world.emulator.config_as(&agents).await;
+    bucket(
+        &in_agents,
+        "agents-scratch",
+        &[("Environment", "agents"), ("Owner", "bot")],
+    )
+    .await;
+    let in_sandbox = world.emulator.config_as(&sandbox).await;
+    let loose = bucket(&in_sandbox, "sandbox-anything", &[("Environment", "prod")]).await;
+
+    let sweeper = world.sweeper(Function::TagEnforcer, policy(2));
+    let mark = world.emulator.call_lines().len();
+    let daily = start("daily", json!({}));
+    let id = Request::from_input(&daily).expect("request").expect("valid").id();
+    let report = leg(&sweeper, &daily, 60).await;
+    let Outcome::Swept { summary } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(
+        summary,
+        "swept 4 account(s): 2 changed, 1 to review, 0 failed, 1 in place"
+    );
+
+    // Exactly the non-compliant resources were written, each with the call its kind takes.
+    let mut dev_writes = world.emulator.writes_in(mark, &dev);
+    dev_writes.sort();
+    assert_eq!(
+        dev_writes,
+        [
+            "dynamodb.TagResource",
+            "ec2.CreateTags",
+            "ec2.DeleteTags",
+            "sns.TagResource"
+        ]
+    );
+    assert_eq!(world.emulator.writes_in(mark, &prod), ["sqs.TagQueue"]);
+    for account in [&agents, &sandbox] {
+        assert_eq!(
+            world.emulator.writes_in(mark, account),
+            Vec::<String>::new(),
+            "{account}"
+        );
+    }
+    assert_eq!(tags_of(&in_dev, &grab).await["Environment"], "dev");
+    assert_eq!(tags_of(&in_dev, &ok_bucket).await.len(), 2);
+    let instance_tags = guardrail_tests::events::ec2_tags(&in_dev, &instance).await;
+    assert_eq!(
+        (
+            instance_tags.get("Environment").map(String::as_str),
+            instance_tags.get("env")
+        ),
+        (Some("dev"), None),
+        "{instance_tags:?}"
+    );
+    assert_eq!(tags_of(&in_dev_west, &table).await["Environment"], "dev");
+    let queue_tags = aws_sdk_sqs::Client::new(&in_prod)
+        .list_queue_tags()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .expect("ListQueueTags")
+        .tags
+        .unwrap_or_default();
+    assert_eq!(queue_tags["Environment"], "prod");
+    assert_eq!(tags_of(&in_sandbox, &loose).await["Environment"], "prod");
+    let break_glass = aws_sdk_iam::Client::new(&in_dev)
+        .list_role_tags()
+        .role_name("break-glass-oncall")
+        .send()
+        .await
+        .expect("ListRoleTags");
+    assert!(break_glass.tags().is_empty(), "a protected role is never tagged");
+
+    // One summary, the tag rule's, counting resources.
+    let alerts = world.alerts().await;
+    assert_eq!(
+        alerts.len(),
+        1,
+        "{:?}",
+        alerts.iter().map(|a| &a.subject).collect::<Vec<_>>()
+    );
+    let alert = &alerts[0];
+    assert_eq!(
+        (
+            alert.attributes["action"].as_str(),
+            alert.attributes["rule"].as_str(),
+            alert.attributes["event_id"].as_str()
+        ),
+        ("swept", "tags", id.as_str())
+    );
+    let why = alert.body["why"].to_string();
+    // The topic, the table, the instance and its volume (moto leaves the interface untagged at
+    // launch, so the Tagging API does not list it); the unowned role needs a person.
+    assert!(
+        why.contains(&format!("{dev} ")) && why.contains("tags: 4 changed, 1 need(s) a person"),
+        "{why}"
+    );
+    assert!(
+        why.contains(&format!("{prod} ")) && why.contains("tags: 1 changed"),
+        "{why}"
+    );
+    assert!(why.contains(&format!("{sandbox} ")), "{why}");
+    assert!(world.emulator.take_invocations().is_empty());
+
+    // The next sweep finds what can comply in place and writes nothing.
+    let mark = world.emulator.call_lines().len();
+    let report = leg(&sweeper, &start("daily-2", json!({})), 60).await;
+    let Outcome::Swept { summary } = outcome(&report) else {
+        panic!("{report:?}")
+    };
+    assert_eq!(
+        summary,
+        "swept 4 account(s): 0 changed, 2 to review, 0 failed, 2 in place"
+    );
+    for account in [&dev, &prod, &agents, &sandbox] {
+        assert_eq!(
+            world.emulator.writes_in(mark, account),
+            Vec::<String>::new(),
+            "{account}"
+        );
+    }
+    assert_eq!(world.alerts().await.len(), 1);
 }

@@ -1,5 +1,6 @@
 //! End to end: the real `tag-enforcer` binary serving the Lambda runtime API of `cargo lambda
-//! watch`, invoked with the sample event from `events/`, acting on the emulator.
+//! watch`, invoked with the sample event from `events/`, acting on the emulator, then with a
+//! sweep request.
 
 use guardrail_tests::World;
 use guardrail_tests::events::{ec2_tags, launch, launch_event};
@@ -71,4 +72,25 @@ async fn tag_enforcer_binary_fixes_tags_records_the_event_and_alerts_once() {
         })
         .collect();
     assert_eq!(counted, ["applied/applied", "duplicate/duplicate"], "{logs}");
+
+    // A sweep request to the same binary goes to its sweeper: the instance and its volume,
+    // fixed above, are found in place, and the one summary says so.
+    let sweep = serde_json::json!({"guardrail-sweep": {
+        "name": "e2e", "time": chrono::Utc::now().to_rfc3339(), "accounts": [account], "dry_run": true
+    }});
+    let swept = tokio::task::block_in_place(|| function.invoke(&sweep)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(swept[0]["outcome"], "swept", "{swept}");
+    assert_eq!(
+        swept[0]["summary"],
+        "swept 1 account(s) (dry run): 0 changed, 0 to review, 0 failed, 1 in place"
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        (
+            alerts[0].attributes.get("action").map(String::as_str),
+            alerts[0].attributes.get("rule").map(String::as_str)
+        ),
+        (Some("swept"), Some("tags"))
+    );
 }

@@ -41,7 +41,8 @@ pub struct AwsDirectory {
     /// Whose records this container reads and fills.
     function: Function,
     ddb: aws_sdk_dynamodb::Client,
-    table: String,
+    /// `None`: no records, Organizations every time (the CLI, which has no table).
+    table: Option<String>,
     base: SdkConfig,
     policy: Arc<Policy>,
     memory: Mutex<HashMap<AccountId, (Membership, Instant)>>,
@@ -55,12 +56,20 @@ impl AwsDirectory {
         AwsDirectory {
             function,
             ddb: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Some(table.into()),
             base: config.clone(),
             policy,
             memory: Mutex::new(HashMap::new()),
             organizations_credentials: Mutex::new(None),
             management: Mutex::new(None),
+        }
+    }
+
+    /// A directory without records: every lookup asks Organizations (once per container).
+    pub fn without_table(function: Function, config: &SdkConfig, policy: Arc<Policy>) -> Self {
+        AwsDirectory {
+            table: None,
+            ..AwsDirectory::new(function, config, "", policy)
         }
     }
 
@@ -70,10 +79,13 @@ impl AwsDirectory {
     }
 
     async fn read_record(&self, account: &AccountId) -> Result<Option<Placement>> {
+        let Some(table) = &self.table else {
+            return Ok(None);
+        };
         let out = self
             .ddb
             .get_item()
-            .table_name(&self.table)
+            .table_name(table)
             .key("pk", Self::pk(self.function, account))
             .send()
             .await
@@ -97,11 +109,14 @@ impl AwsDirectory {
     }
 
     async fn save(&self, reader: Function, p: &Placement) -> Result<()> {
+        let Some(table) = &self.table else {
+            return Ok(());
+        };
         let now = Utc::now();
         let mut request = self
             .ddb
             .put_item()
-            .table_name(&self.table)
+            .table_name(table)
             .item("pk", Self::pk(reader, &p.account))
             .item(
                 "resolved_at",
@@ -125,8 +140,14 @@ impl AwsDirectory {
     }
 
     async fn organizations(&self) -> Result<aws_sdk_organizations::Client> {
+        Ok(aws_sdk_organizations::Client::new(&self.organizations_config().await?))
+    }
+
+    /// How this function reads Organizations: through `roles.organizations` when the policy
+    /// names it, else with its own credentials (a delegated administrator).
+    pub async fn organizations_config(&self) -> Result<SdkConfig> {
         let Some(role_arn) = &self.policy.organizations_role else {
-            return Ok(aws_sdk_organizations::Client::new(&self.base));
+            return Ok(self.base.clone());
         };
         let cached = self
             .organizations_credentials
@@ -148,12 +169,11 @@ impl AwsDirectory {
                 c
             }
         };
-        let config = self
+        Ok(self
             .base
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .build();
-        Ok(aws_sdk_organizations::Client::new(&config))
+            .build())
     }
 
     /// Walks up from the account until an OU the policy names, or the root.

@@ -7,8 +7,9 @@ use aws_sdk_organizations::Client;
 
 use aws_sdk_organizations::error::ProvideErrorMetadata;
 
-use super::{MemberAccess, aws_error};
-use crate::apply::Session;
+use aws_config::SdkConfig;
+
+use super::aws_error;
 use crate::error::{Error, Result};
 use crate::ids::AccountId;
 
@@ -32,9 +33,10 @@ pub enum Selection {
     Account(AccountId),
 }
 
-/// The accounts of every selection, read through the management role when the policy names one.
-pub async fn members(access: &MemberAccess, session: &Session, selections: &[Selection]) -> Result<Members> {
-    let orgs = Client::new(&access.management(session).await?);
+/// The accounts of every selection, read with `organizations` (the management role for
+/// account-baseline, the directory's Organizations access for tag-enforcer).
+pub async fn members(organizations: &SdkConfig, selections: &[Selection]) -> Result<Members> {
+    let orgs = Client::new(organizations);
     let mut found = Members {
         management: management_account(&orgs).await?,
         ..Members::default()

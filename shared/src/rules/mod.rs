@@ -90,7 +90,7 @@ impl Function {
 
     /// Whether the function runs scheduled sweeps (`{"guardrail-sweep": ...}` inputs).
     pub fn sweeps(self) -> bool {
-        self == Function::AccountBaseline
+        matches!(self, Function::AccountBaseline | Function::TagEnforcer)
     }
 
     /// The policy rule the function runs.

@@ -367,7 +367,7 @@ pub fn plan_listed(
         created_by: None,
         created_at: None,
         created_principal: None,
-        derives_from: "a listed resource (no creation event tells)",
+        derives_from: "a sweep (only its creation event could tell)",
     };
     let mut violations = Vec::new();
     let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
@@ -1132,7 +1132,7 @@ mod tests {
         };
         let builder = by_resource("dev-builder");
         assert!(
-            matches!(builder.as_slice(), [(false, p)] if p.contains("Owner is missing") && p.contains("no creation event")),
+            matches!(builder.as_slice(), [(false, p)] if p.contains("Owner is missing") && p.contains("only its creation event")),
             "{builder:?}"
         );
         let runner = by_resource("runner");

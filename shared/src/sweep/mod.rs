@@ -1,16 +1,21 @@
-//! Sweeps: the baseline checked (and, per mode, restored) in many accounts, from the CLI
-//! (`guardrail sweep`) or on a schedule in account-baseline, whose progress is kept in DynamoDB
-//! so that a follow-up invocation carries on where the last one stopped. One summary per sweep.
+//! Sweeps: the baseline, and every listed resource's tags, checked (and, per mode, restored) in
+//! many accounts, from the CLI (`guardrail sweep`) or on a schedule in account-baseline and
+//! tag-enforcer, whose progress is kept in DynamoDB so that a follow-up invocation carries on
+//! where the last one stopped. One summary per sweep.
 
 #[cfg(feature = "aws")]
 mod account;
 #[cfg(feature = "aws")]
 mod run;
+#[cfg(feature = "aws")]
+mod tags;
 
 #[cfg(feature = "aws")]
 pub use account::{AccountRun, Apply, Runner, StepRow, apply_steps};
 #[cfg(feature = "aws")]
 pub use run::Sweeper;
+#[cfg(feature = "aws")]
+pub use tags::{TagRun, TagRunner};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -441,7 +446,7 @@ impl Progress {
         Alert {
             function,
             severity,
-            rule: Rule::Baseline.name().to_string(),
+            rule: function.rule().name().to_string(),
             action: "swept".into(),
             title: self.headline(),
             account: None,
@@ -484,7 +489,7 @@ pub fn failure_alert(function: Function, id: &str, error: &crate::Error, now: Da
     Alert {
         function,
         severity: Severity::High,
-        rule: Rule::Baseline.name().to_string(),
+        rule: function.rule().name().to_string(),
         action: "failed".into(),
         title: format!("sweep {id} stopped"),
         account: None,

@@ -1,5 +1,6 @@
-//! The scheduled sweep in Lambda. Each invocation (a leg) takes the sweep's record, checks
-//! accounts (`sweep.parallel_accounts` at a time) until the time limit draws near, saves its place and sends itself the follow-up
+//! The scheduled sweep in Lambda (account-baseline's baseline, tag-enforcer's resources). Each
+//! invocation (a leg) takes the sweep's record, checks accounts (`sweep.parallel_accounts` at a
+//! time) until the time limit draws near, saves its place and sends itself the follow-up
 //! invocation; the leg that checks the last account sends the summary.
 
 use std::sync::Arc;
@@ -9,18 +10,22 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
 use tracing::{info, warn};
 
-use super::account::Runner;
+use super::account::{Log, Runner};
+use super::tags::TagRunner;
 use super::{INPUT_KEY, Progress, Request, Row, Start};
 use crate::alert::Notifier;
 use crate::apply::Session;
 use crate::aws::organization::{self, Selection};
-use crate::aws::{AwsActuator, AwsInspector, LambdaContinuation, MemberAccess, Save, SnsNotifier, SweepTable, Taken};
+use crate::aws::{
+    AwsActuator, AwsDirectory, AwsInspector, Inventory, LambdaContinuation, MemberAccess, Save, SnsNotifier,
+    SweepTable, Taken,
+};
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::Rejection;
 use crate::ids::AccountId;
 use crate::pipeline::{EventReport, Invocation, Outcome, Report, rejected};
-use crate::policy::{Policy, Rule};
+use crate::policy::Policy;
 use crate::rules::Function;
 
 /// Progress is saved at least this often (and at the end of every leg), so an invocation that
@@ -32,11 +37,19 @@ pub struct Sweeper {
     pub function: Function,
     pub policy: Arc<Policy>,
     access: MemberAccess,
-    inspector: AwsInspector,
+    checks: Checks,
     actuator: AwsActuator,
     table: SweepTable,
     notifier: SnsNotifier,
     continuation: LambdaContinuation,
+}
+
+/// What a function's sweep checks in each account, and what it reads to do so.
+enum Checks {
+    /// account-baseline: the baseline, read by the inspector.
+    Baseline(AwsInspector),
+    /// tag-enforcer: every listed resource's tags; the directory gives the environment.
+    Tags(Box<AwsDirectory>, Inventory),
 }
 
 impl Sweeper {
@@ -44,15 +57,63 @@ impl Sweeper {
     pub fn new(function: Function, config: &Config, sdk: &SdkConfig, function_name: &str) -> Sweeper {
         let policy = Arc::new(config.policy.clone());
         let access = MemberAccess::new(sdk, policy.clone(), function);
+        let checks = match function {
+            Function::TagEnforcer => Checks::Tags(
+                Box::new(AwsDirectory::new(function, sdk, config.table.clone(), policy.clone())),
+                Inventory::new(access.clone()),
+            ),
+            _ => Checks::Baseline(AwsInspector::new(access.clone())),
+        };
         Sweeper {
             function,
-            inspector: AwsInspector::new(access.clone()),
+            checks,
             actuator: AwsActuator::new(access.clone()),
             access,
             table: SweepTable::new(sdk, &config.table, function),
             notifier: SnsNotifier::new(sdk, &config.topic_arn),
             continuation: LambdaContinuation::new(sdk, function_name),
             policy,
+        }
+    }
+
+    /// Checks one account: its row of the sweep.
+    async fn check(&self, session: &Session, account: &AccountId, dry_run: bool, id: &str, log: Log<'_>) -> Row {
+        let pace = Some(self.policy.sweep.writes_per_second);
+        let run = match &self.checks {
+            Checks::Baseline(inspector) => Runner {
+                inspector,
+                actuator: &self.actuator,
+                policy: &self.policy,
+                dry_run,
+                pace,
+                log,
+            }
+            .account(session, account)
+            .await
+            .map(|run| run.row(account, "")),
+            Checks::Tags(directory, inventory) => TagRunner {
+                directory,
+                inventory,
+                actuator: &self.actuator,
+                policy: &self.policy,
+                dry_run,
+                pace,
+                log,
+                cause: &format!("sweep {id}"),
+            }
+            .account(session, account)
+            .await
+            .map(|run| run.row(account, "")),
+        };
+        run.unwrap_or_else(|reason| Row::failed(account, "", self.function.rule(), &reason))
+    }
+
+    /// How the sweep reads Organizations: account-baseline through the management role,
+    /// tag-enforcer as its directory does.
+    async fn organizations(&self, session: &Session) -> Result<SdkConfig> {
+        match &self.checks {
+            Checks::Baseline(_) => self.access.management(session).await,
+            Checks::Tags(directory, _) => directory.organizations_config().await,
         }
     }
 
@@ -135,14 +196,6 @@ impl Sweeper {
         progress.legs += 1;
 
         let log = |line: &str| info!(sweep = %id, "{line}");
-        let runner = Runner {
-            inspector: &self.inspector,
-            actuator: &self.actuator,
-            policy: &self.policy,
-            dry_run: progress.dry_run,
-            pace: Some(self.policy.sweep.writes_per_second),
-            log: &log,
-        };
         let keep = Duration::from_std(self.policy.sweep.account_time).unwrap_or(Duration::seconds(20));
         let parallel = usize::try_from(self.policy.sweep.parallel_accounts).unwrap_or(1).max(1);
         let mut checked = 0;
@@ -176,12 +229,15 @@ impl Sweeper {
                 progress.next + batch.len(),
                 progress.accounts.len()
             ));
-            let runs = join_all(batch.iter().map(|account| runner.account(&session, account))).await;
-            for (account, run) in batch.iter().zip(runs) {
-                progress.record(match run {
-                    Ok(run) => run.row(account, ""),
-                    Err(reason) => Row::failed(account, "", Rule::Baseline, &reason),
-                });
+            let dry_run = progress.dry_run;
+            let rows = join_all(
+                batch
+                    .iter()
+                    .map(|account| self.check(&session, account, dry_run, &id, &log)),
+            )
+            .await;
+            for row in rows {
+                progress.record(row);
             }
             checked += batch.len();
             if Utc::now() - saved >= SAVE_EVERY {
@@ -217,7 +273,7 @@ impl Sweeper {
                 .chain(start.ous.iter().cloned().map(Selection::Ou))
                 .collect()
         };
-        let members = organization::members(&self.access, session, &selections).await?;
+        let members = organization::members(&self.organizations(session).await?, &selections).await?;
         let mut notes: Vec<String> = members
             .missing
             .iter()
@@ -235,7 +291,9 @@ impl Sweeper {
             && let Some(i) = accounts.iter().position(|a| *a == m)
         {
             accounts.remove(i);
-            notes.push(format!("the management account {m} is never baselined: left out"));
+            notes.push(format!(
+                "the management account {m} is left out: Guardrail never acts in it"
+            ));
         }
         info!(sweep = %id, accounts = accounts.len(), "sweep started");
         let mut progress = Progress::new(id.to_string(), start.dry_run, now, accounts);
