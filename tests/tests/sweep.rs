@@ -10,9 +10,10 @@ use guardrail::policy::Policy;
 use guardrail::rules::Function;
 use guardrail::sweep::{INPUT_KEY, Progress, Request, Sweeper};
 use guardrail_tests::World;
+use guardrail_tests::agents::{agent_role, agent_user};
 use guardrail_tests::emulator::MANAGEMENT_ACCOUNT;
 use guardrail_tests::events::{disable_ebs_encryption, event_id};
-use guardrail_tests::world::{create_account, execution_identity};
+use guardrail_tests::world::{create_account, create_table, execution_identity};
 use serde_json::{Value, json};
 
 /// The built-in policy, checking `parallel` accounts at a time.
@@ -487,27 +488,6 @@ async fn bucket(config: &aws_config::SdkConfig, name: &str, tags: &[(&str, &str)
     arn
 }
 
-async fn role(config: &aws_config::SdkConfig, name: &str, tags: &[(&str, &str)]) {
-    let tags = tags
-        .iter()
-        .map(|(k, v)| {
-            aws_sdk_iam::types::Tag::builder()
-                .key(*k)
-                .value(*v)
-                .build()
-                .expect("tag")
-        })
-        .collect();
-    aws_sdk_iam::Client::new(config)
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .expect("CreateRole");
-}
-
 #[tokio::test]
 async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a_second_sweep_writes_nothing() {
     let world = World::start().await;
@@ -520,27 +500,14 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
     let ok_bucket = bucket(&in_dev, "dev-reports", &[("Environment", "dev"), ("Owner", "alice")]).await;
     let grab = topic(&in_dev, "dev-alerts", &[("Environment", "prod"), ("Owner", "bob")]).await;
     let instance = guardrail_tests::events::run_instance(&in_dev, &[("env", "dev"), ("Owner", "carol")]).await;
-    role(&in_dev, "dev-builder", &[("Environment", "dev")]).await;
-    role(&in_dev, "break-glass-oncall", &[]).await;
+    agent_role(&in_dev, "dev-builder", "/", &[("Environment", "dev")]).await;
+    agent_role(&in_dev, "break-glass-oncall", "/", &[]).await;
+    agent_user(&in_dev, "dev-ci", &[("Environment", "dev"), ("Owner", "ops")], 0).await;
     let in_dev_west = in_dev.to_builder().region(aws_config::Region::new("us-west-2")).build();
-    let table = aws_sdk_dynamodb::Client::new(&in_dev_west)
-        .create_table()
-        .table_name("dev-orders")
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
+    let table = create_table(&in_dev_west, "dev-orders").await;
+    aws_sdk_dynamodb::Client::new(&in_dev_west)
+        .tag_resource()
+        .resource_arn(&table)
         .tags(
             aws_sdk_dynamodb::types::Tag::builder()
                 .key("Owner")
@@ -550,10 +517,7 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
         )
         .send()
         .await
-        .expect("CreateTable")
-        .table_description
-        .and_then(|d| d.table_arn)
-        .expect("table ARN");
+        .expect("TagResource");
 
     // prod: a queue claiming dev (tagged through SQS's own call, as the sweep must write it).
     let in_prod = world.emulator.config_as(&prod).await;
@@ -578,11 +542,21 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
     let in_sandbox = world.emulator.config_as(&sandbox).await;
     let loose = bucket(&in_sandbox, "sandbox-anything", &[("Environment", "prod")]).await;
 
+    // Legs of one second, two accounts at a time: two legs, handing over once.
     let sweeper = world.sweeper(Function::TagEnforcer, policy(2));
     let mark = world.emulator.call_lines().len();
     let daily = start("daily", json!({}));
     let id = Request::from_input(&daily).expect("request").expect("valid").id();
-    let report = leg(&sweeper, &daily, 60).await;
+    let report = leg(&sweeper, &daily, 1).await;
+    assert_eq!(
+        outcome(&report),
+        &Outcome::Continued { done: 2, total: 4 },
+        "{report:?}"
+    );
+    let mut kept = world.emulator.take_invocations();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["function"], "guardrail-tag-enforcer");
+    let report = leg(&sweeper, &kept.remove(0)["payload"], 1).await;
     let Outcome::Swept { summary } = outcome(&report) else {
         panic!("{report:?}")
     };
@@ -672,15 +646,24 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
     assert!(why.contains(&format!("{sandbox} ")), "{why}");
     assert!(world.emulator.take_invocations().is_empty());
 
-    // The next sweep finds what can comply in place and writes nothing.
+    // The next sweep, of the four OUs by name, finds what can comply in place and writes
+    // nothing; so does one of dev alone.
     let mark = world.emulator.call_lines().len();
-    let report = leg(&sweeper, &start("daily-2", json!({})), 60).await;
+    let ous = json!({"ous": ["dev", "prod", "agents", "sandbox"]});
+    let report = leg(&sweeper, &start("daily-2", ous), 60).await;
     let Outcome::Swept { summary } = outcome(&report) else {
         panic!("{report:?}")
     };
     assert_eq!(
         summary,
         "swept 4 account(s): 0 changed, 2 to review, 0 failed, 2 in place"
+    );
+    let report = leg(&sweeper, &start("dev-only", json!({"accounts": [dev]})), 60).await;
+    assert_eq!(
+        outcome(&report),
+        &Outcome::Swept {
+            summary: "swept 1 account(s): 0 changed, 1 to review, 0 failed, 0 in place".into()
+        }
     );
     for account in [&dev, &prod, &agents, &sandbox] {
         assert_eq!(
@@ -689,5 +672,5 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
             "{account}"
         );
     }
-    assert_eq!(world.alerts().await.len(), 1);
+    assert_eq!(world.alerts().await.len(), 2);
 }

@@ -3,6 +3,9 @@
 //! users (which that API does not list), through the function's member role.
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use futures_util::{StreamExt, stream};
 
 use super::{MemberAccess, aws_error};
 use crate::apply::Session;
@@ -47,8 +50,8 @@ impl Inventory {
     }
 
     /// Every IAM role and user of the account with its tags: `ListRoles`/`ListUsers` do not
-    /// return tags, so each one's are read with `ListRoleTags`/`ListUserTags`. A principal
-    /// deleted between the two calls is left out.
+    /// return tags, so each one's are read with `ListRoleTags`/`ListUserTags`, [`TAG_READS`] at a
+    /// time. A principal deleted between the two calls is left out.
     pub async fn principals(&self, session: &Session, account: &AccountId, region: &Region) -> Result<Vec<Listed>> {
         let config = self.access.config(session, account, region).await?;
         let iam = aws_sdk_iam::Client::new(&config);
@@ -68,45 +71,62 @@ impl Inventory {
             .try_collect()
             .await
             .map_err(|e| aws_error("iam", "ListUsers", e))?;
-        let mut listed = Vec::with_capacity(roles.len() + users.len());
-        for role in roles {
-            let tags = match iam
-                .list_role_tags()
-                .role_name(role.role_name())
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-            {
-                Ok(tags) => tags,
-                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchEntity") => continue,
-                Err(e) => return Err(aws_error("iam", "ListRoleTags", e)),
-            };
-            listed.push(Listed {
-                arn: role.arn,
-                tags: tags.iter().map(|t| Tag::new(t.key(), t.value())).collect(),
-            });
-        }
-        for user in users {
-            let tags = match iam
-                .list_user_tags()
-                .user_name(user.user_name())
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-            {
-                Ok(tags) => tags,
-                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchEntity") => continue,
-                Err(e) => return Err(aws_error("iam", "ListUserTags", e)),
-            };
-            listed.push(Listed {
-                arn: user.arn,
-                tags: tags.iter().map(|t| Tag::new(t.key(), t.value())).collect(),
-            });
-        }
+        let roles = roles.into_iter().map(|r| (r.role_name, r.arn));
+        let mut listed = with_tags(roles, |name| async {
+            let read = iam.list_role_tags().role_name(name).into_paginator().items().send();
+            read.try_collect().await.map_err(|e| missing_or("ListRoleTags", e))
+        })
+        .await?;
+        let users = users.into_iter().map(|u| (u.user_name, u.arn));
+        listed.extend(
+            with_tags(users, |name| async {
+                let read = iam.list_user_tags().user_name(name).into_paginator().items().send();
+                read.try_collect().await.map_err(|e| missing_or("ListUserTags", e))
+            })
+            .await?,
+        );
         Ok(listed)
     }
+}
+
+/// IAM tag reads in flight at once for one account: quick enough for an account with a few
+/// thousand roles within a sweep's time per account, gentle on IAM's per-account call rate.
+const TAG_READS: usize = 8;
+
+/// `None` for a principal IAM no longer knows, else the error.
+fn missing_or<E>(operation: &'static str, e: SdkError<E, HttpResponse>) -> Option<crate::Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let gone = e.as_service_error().and_then(|s| s.code()) == Some("NoSuchEntity");
+    (!gone).then(|| aws_error("iam", operation, e))
+}
+
+/// Each `(name, arn)` with the tags `read(name)` gives, in order, [`TAG_READS`] at a time;
+/// a principal whose read says it is gone (`Err(None)`) is left out.
+async fn with_tags<F, Fut>(principals: impl Iterator<Item = (String, String)>, read: F) -> Result<Vec<Listed>>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = std::result::Result<Vec<aws_sdk_iam::types::Tag>, Option<crate::Error>>>,
+{
+    let reads: Vec<_> = stream::iter(principals)
+        .map(|(name, arn)| {
+            let tags = read(name);
+            async move { (arn, tags.await) }
+        })
+        .buffered(TAG_READS)
+        .collect()
+        .await;
+    let mut listed = Vec::with_capacity(reads.len());
+    for (arn, tags) in reads {
+        match tags {
+            Ok(tags) => listed.push(Listed {
+                arn,
+                tags: tags.iter().map(|t| Tag::new(t.key(), t.value())).collect(),
+            }),
+            Err(None) => {}
+            Err(Some(e)) => return Err(e),
+        }
+    }
+    Ok(listed)
 }

@@ -196,13 +196,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
                 &mut containment,
                 &mut notes,
             );
-            if !changes.is_empty() {
-                let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
-                let remove: Vec<String> = changes.remove.keys().cloned().collect();
-                let group = groups.entry((rt.api, set, remove)).or_default();
-                group.resources.push(resource.id.clone());
-                group.previous.push(changes);
-            }
+            group(&mut groups, rt.api, &resource.id, changes);
         }
     }
     if violations.is_empty() {
@@ -315,13 +309,7 @@ pub fn plan_change(
                 ));
             }
         }
-        if !changes.is_empty() {
-            let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
-            let remove: Vec<String> = changes.remove.keys().cloned().collect();
-            let group = groups.entry((change.api, set, remove)).or_default();
-            group.resources.push(resource.clone());
-            group.previous.push(changes);
-        }
+        group(&mut groups, change.api, resource, changes);
     }
     if violations.is_empty() {
         return Ok(Decision::Ignore {
@@ -396,13 +384,7 @@ pub fn plan_listed(
         changes
             .set
             .retain(|key, (value, _)| !resource.tags.iter().any(|t| t.key == *key && t.value == *value));
-        if !changes.is_empty() {
-            let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
-            let remove: Vec<String> = changes.remove.keys().cloned().collect();
-            let group = groups.entry((rt.api, set, remove)).or_default();
-            group.resources.push(resource.id.clone());
-            group.previous.push(changes);
-        }
+        group(&mut groups, rt.api, &resource.id, changes);
     }
     if violations.is_empty() {
         return Decision::Ignore {
@@ -426,6 +408,18 @@ type GroupKey = (TagApi, Vec<Tag>, Vec<String>);
 struct Group {
     resources: Vec<String>,
     previous: Vec<Changes>,
+}
+
+/// Puts a resource that needs `changes` into the group of resources needing the same.
+fn group(groups: &mut BTreeMap<GroupKey, Group>, api: TagApi, resource: &str, changes: Changes) {
+    if changes.is_empty() {
+        return;
+    }
+    let set: Vec<Tag> = changes.set.iter().map(|(k, (v, _))| Tag::new(k, v)).collect();
+    let remove: Vec<String> = changes.remove.keys().cloned().collect();
+    let group = groups.entry((api, set, remove)).or_default();
+    group.resources.push(resource.to_string());
+    group.previous.push(changes);
 }
 
 fn finish(
