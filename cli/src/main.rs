@@ -1,9 +1,11 @@
 //! `guardrail`: the operator CLI. Ask what Guardrail would do with an event, check a policy,
-//! baseline an account, sweep the organization, release a quarantine, run the local demo.
+//! baseline an account, sweep the organization, release a quarantine, pause Guardrail, run the
+//! local demo.
 
 mod baseline;
 mod check_policy;
 mod demo;
+mod pause;
 mod plan;
 mod redrive;
 mod release;
@@ -76,6 +78,13 @@ enum Command {
     /// Exit 0 when every message was redriven, 1 when some are left in the queue, 2 when the
     /// queue cannot be read.
     Redrive(redrive::Args),
+    /// Pause Guardrail org-wide (the kill switch): every function only detects, within a
+    /// minute, and every alert says so and why. Needs the security account's credentials.
+    ///
+    /// Exit 0 when paused, 2 when the switch cannot be written.
+    Pause(pause::PauseArgs),
+    /// End a pause: the functions act again, per the policy's modes, within a minute.
+    Resume(pause::Common),
     /// Start a local AWS emulator, seed an organization, replay events/ through the functions and
     /// show what happened and which alerts went out.
     Demo(demo::Args),
@@ -99,6 +108,8 @@ fn main() -> ExitCode {
         Command::Pattern { function, policy } => pattern(&function, policy.as_deref()),
         Command::Demo(args) => demo::run(&args),
         Command::Redrive(args) => redrive::run(&args),
+        Command::Pause(args) => pause::pause(&args),
+        Command::Resume(args) => pause::resume(&args),
     }
 }
 

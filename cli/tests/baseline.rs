@@ -246,3 +246,35 @@ async fn an_unknown_ou_or_account_exits_2_with_what_to_do() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_and_resume_write_the_kill_switch_with_who_and_why() {
+    use guardrail::pause::{Pause, Switch};
+    let world = World::start().await;
+    let read = || async {
+        guardrail::aws::SsmSwitch::new(&world.config, Some("/guardrail/pause".into()))
+            .state()
+            .await
+            .expect("read the switch")
+    };
+    let out = tokio::task::block_in_place(|| guardrail(&world, &["pause", "--reason", "bad policy push INC-42"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Guardrail is paused"));
+    let Pause::Paused { detail } = read().await else {
+        panic!("not paused")
+    };
+    assert!(
+        detail.starts_with("paused by arn:aws:") && detail.ends_with(": bad policy push INC-42"),
+        "{detail}"
+    );
+
+    let out = tokio::task::block_in_place(|| guardrail(&world, &["resume", "--format", "json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["paused"], false, "{v}");
+    assert_eq!(read().await, Pause::Active);
+
+    let out = tokio::task::block_in_place(|| guardrail(&world, &["pause", "--reason", " "]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason must say why"));
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::aws::{
     AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, DynamoReplayStore, MemberAccess, QuarantineTable,
-    SnsNotifier,
+    SnsNotifier, SsmSwitch,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -26,6 +26,7 @@ impl Ports for AwsPorts {
     type Notifier = SnsNotifier;
     type Facts = AwsFacts;
     type Actuator = AwsActuator;
+    type Switch = SsmSwitch;
 }
 
 /// A function wired to AWS.
@@ -46,6 +47,7 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
             table: QuarantineTable::new(sdk, &config.table),
         },
         actuator: AwsActuator::new(access).with_table(QuarantineTable::new(sdk, &config.table)),
+        switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
         policy,
     }
 }

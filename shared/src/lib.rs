@@ -17,6 +17,7 @@ pub mod ids;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod metrics;
+pub mod pause;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
 use crate::facts::{Facts, Membership, PrincipalFacts, RateKey};
 use crate::gate;
+use crate::pause::{Pause, Switch};
 use crate::plan::{Decision, Ignored, Plan};
 use crate::policy::Policy;
 use crate::quarantine::PrincipalRef;
@@ -36,6 +37,7 @@ pub trait Ports {
     type Notifier: Notifier;
     type Facts: Facts;
     type Actuator: Actuator;
+    type Switch: Switch;
 }
 
 /// One function wired to its ports.
@@ -46,6 +48,8 @@ pub struct Pipeline<P: Ports> {
     pub notifier: P::Notifier,
     pub facts: P::Facts,
     pub actuator: P::Actuator,
+    /// The kill switch, asked before any plan that would change something.
+    pub switch: P::Switch,
 }
 
 /// A claim this delivery holds.
@@ -371,9 +375,18 @@ impl<P: Ports> Pipeline<P> {
         match decision {
             Err(r) => Ok(rejected(&r)),
             Ok(Decision::Ignore { reason }) => Ok(ignored(&reason)),
-            Ok(Decision::Act { plan }) => match event.replay_key() {
+            Ok(Decision::Act { mut plan }) => match event.replay_key() {
                 Err(r) => Ok(rejected(&r)),
-                Ok(key) => self.act(event, &plan, &key, &session, invocation).await,
+                Ok(key) => {
+                    if !plan.actions.is_empty() {
+                        match self.switch.state().await {
+                            Ok(Pause::Paused { detail }) => crate::pause::hold(&mut plan, &detail),
+                            Ok(Pause::Active) => {}
+                            Err(e) => return self.fail_before_plan(event, e, invocation).await,
+                        }
+                    }
+                    self.act(event, &plan, &key, &session, invocation).await
+                }
             },
         }
     }
@@ -653,6 +666,7 @@ mod tests {
         type Notifier = Alerts;
         type Facts = StaticFacts;
         type Actuator = Flaky;
+        type Switch = Pause;
     }
 
     fn pipeline(broken: Option<TagApi>) -> Pipeline<Fakes> {
@@ -669,6 +683,7 @@ mod tests {
                 broken: Mutex::new(broken),
                 inner: RecordingActuator::default(),
             },
+            switch: Pause::Active,
         }
     }
 

@@ -155,6 +155,14 @@ pub struct Policy {
     pub baseline: Baseline,
     pub quarantine: Quarantine,
     pub sweep: Sweep,
+    pub safety: Safety,
+}
+
+/// The rails that let people stop Guardrail acting.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Safety {
+    /// The SSM parameter of the kill switch (`guardrail pause`); `None`: no switch.
+    pub pause_parameter: Option<String>,
 }
 
 /// How a sweep paces itself.
@@ -279,6 +287,7 @@ mod tests {
         assert_eq!(p.sweep.writes_per_second, 2);
         assert_eq!(p.sweep.parallel_accounts, 4);
         assert_eq!(p.sweep.account_time, Duration::from_secs(20));
+        assert_eq!(p.safety.pause_parameter.as_deref(), Some("/guardrail/pause"));
         assert_eq!(
             p.member_role_arn("aws", "111122223333", "tag-enforcer"),
             "arn:aws:iam::111122223333:role/guardrail-tag-enforcer"
@@ -381,6 +390,12 @@ mod tests {
                 "sweep.account_time",
                 3,
                 "outside",
+            ),
+            (
+                "version = 1\n[safety]\npause_parameter = \"guardrail pause\"\n[environments.prod]\n",
+                "safety.pause_parameter",
+                3,
+                "not an SSM parameter name",
             ),
             ("version = 2\n[environments.prod]\n", "version", 1, "version 1"),
             (

@@ -205,6 +205,7 @@ fn the_scp_is_one_aws_accepts_and_spares_only_guardrail() {
         "ForwardingRulesStay",
         "QuarantineStaysUntilReleased",
         "GuardrailTagsAreGuardrails",
+        "OnlyPeopleOnCallPauseGuardrail",
     ] {
         assert!(sids.contains(needed), "{needed} is missing from the SCP");
     }

@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::{
     Baseline, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy, Pattern,
-    Policy, PolicyError, Quarantine, RateBudget, Response, Rule, SnapshotBlock, Sweep, TagRules, ValuePattern,
+    Policy, PolicyError, Quarantine, RateBudget, Response, Rule, Safety, SnapshotBlock, Sweep, TagRules, ValuePattern,
 };
 use crate::ids::Region;
 
@@ -40,6 +40,8 @@ struct RawPolicy {
     quarantine: RawQuarantine,
     #[serde(default)]
     sweep: RawSweep,
+    #[serde(default)]
+    safety: RawSafety,
     environments: Spanned<BTreeMap<Spanned<String>, RawEnvironment>>,
 }
 
@@ -120,6 +122,12 @@ struct RawSweep {
     writes_per_second: Option<Spanned<i64>>,
     parallel_accounts: Option<Spanned<i64>>,
     account_time: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    pause_parameter: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -351,6 +359,13 @@ impl Validator<'_> {
             parallel_accounts: self.count("sweep.parallel_accounts", raw.sweep.parallel_accounts, 4, 1..=32)?,
             account_time: self.duration("sweep.account_time", raw.sweep.account_time, "20s", 5..=600)?,
         };
+        let safety = Safety {
+            pause_parameter: self.parameter_name(
+                "safety.pause_parameter",
+                raw.safety.pause_parameter,
+                "/guardrail/pause",
+            )?,
+        };
         Ok(Policy {
             freshness,
             clock_skew,
@@ -365,7 +380,36 @@ impl Validator<'_> {
             baseline,
             quarantine,
             sweep,
+            safety,
         })
+    }
+
+    /// An SSM parameter name (`/a/b`), `default` when absent; `None` when set empty.
+    fn parameter_name(
+        &self,
+        key: &str,
+        raw: Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<Option<String>, PolicyError> {
+        let Some(raw) = raw else {
+            return Ok(Some(default.to_string()));
+        };
+        let span = raw.span();
+        let name = raw.into_inner();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let shaped = name.starts_with('/')
+            && name.len() <= 1011
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+        if !shaped {
+            return Err(self.err(
+                key,
+                span,
+                format!("{name:?} is not an SSM parameter name (/guardrail/pause); empty turns the switch off"),
+            ));
+        }
+        Ok(Some(name))
     }
 
     fn naming(&self, raw: RawNaming, environments: &[Environment]) -> Result<Naming, PolicyError> {

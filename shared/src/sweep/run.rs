@@ -17,13 +17,14 @@ use crate::alert::Notifier;
 use crate::apply::Session;
 use crate::aws::organization::{self, Selection};
 use crate::aws::{
-    AwsActuator, AwsDirectory, AwsInspector, Inventory, LambdaContinuation, MemberAccess, Save, SnsNotifier,
+    AwsActuator, AwsDirectory, AwsInspector, Inventory, LambdaContinuation, MemberAccess, Save, SnsNotifier, SsmSwitch,
     SweepTable, Taken,
 };
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::Rejection;
 use crate::ids::AccountId;
+use crate::pause::{Pause, Switch};
 use crate::pipeline::{EventReport, Invocation, Outcome, Report, rejected};
 use crate::policy::Policy;
 use crate::rules::Function;
@@ -42,6 +43,7 @@ pub struct Sweeper {
     table: SweepTable,
     notifier: SnsNotifier,
     continuation: LambdaContinuation,
+    switch: SsmSwitch,
 }
 
 /// What a function's sweep checks in each account, and what it reads to do so.
@@ -72,6 +74,7 @@ impl Sweeper {
             table: SweepTable::new(sdk, &config.table, function),
             notifier: SnsNotifier::new(sdk, &config.topic_arn),
             continuation: LambdaContinuation::new(sdk, function_name),
+            switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
             policy,
         }
     }
@@ -194,6 +197,17 @@ impl Sweeper {
             },
         };
         progress.legs += 1;
+        // Paused, a leg only reports, and the summary says so.
+        let held = match self.switch.state().await? {
+            Pause::Paused { detail } => Some(detail),
+            Pause::Active => None,
+        };
+        if let Some(detail) = &held {
+            let note = format!("Guardrail was paused ({detail}): the accounts checked meanwhile were only reported");
+            if !progress.notes.contains(&note) {
+                progress.notes.push(note);
+            }
+        }
 
         let log = |line: &str| info!(sweep = %id, "{line}");
         let keep = Duration::from_std(self.policy.sweep.account_time).unwrap_or(Duration::seconds(20));
@@ -229,7 +243,7 @@ impl Sweeper {
                 progress.next + batch.len(),
                 progress.accounts.len()
             ));
-            let dry_run = progress.dry_run;
+            let dry_run = progress.dry_run || held.is_some();
             let rows = join_all(
                 batch
                     .iter()
