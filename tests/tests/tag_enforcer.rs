@@ -283,14 +283,20 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let mark = world.emulator.calls().len();
     let retry = fixed.handle(event, &invocation()).await;
     assert!(matches!(outcomes(&retry)[..], [Outcome::Applied { .. }]), "{retry:?}");
-    // Finished steps are not repeated: claim, publish, complete; no AssumeRole, no CreateTags.
+    // Finished steps are not repeated: the kill switch (a new container reads it once), claim,
+    // publish, complete; no AssumeRole, no CreateTags.
     let calls = world.emulator.calls_since(mark);
     assert_eq!(
         calls
             .iter()
             .filter(|c| !c.starts_with("dynamodb.GetItem") && !c.starts_with("organizations."))
             .collect::<Vec<_>>(),
-        ["dynamodb.UpdateItem", "sns.Publish", "dynamodb.UpdateItem"],
+        [
+            "ssm.GetParameter",
+            "dynamodb.UpdateItem",
+            "sns.Publish",
+            "dynamodb.UpdateItem"
+        ],
         "{calls:?}"
     );
     assert_eq!(world.alerts().await.len(), 1);
