@@ -113,8 +113,8 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         Ok(organizations) => organization::members(&organizations, std::slice::from_ref(selection)).await,
         Err(e) => Err(e),
     };
-    let (management, members) = match listed {
-        Ok(m) => (m.management, m.accounts),
+    let members = match listed {
+        Ok(m) => m,
         Err(e) => {
             return unusable(
                 COMMAND,
@@ -122,7 +122,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
             );
         }
     };
-    if let (Selection::Account(id), true) = (selection, members.is_empty()) {
+    if let (Selection::Account(id), true) = (selection, members.accounts.is_empty()) {
         return unusable(COMMAND, format!("account {id} is not a member of the organization"));
     }
     let inspector = AwsInspector::new(access.clone());
@@ -135,7 +135,6 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         pace: Some(policy.sweep.writes_per_second),
         log: &log,
     };
-    let sdk = access.base().clone();
     let tag_access = MemberAccess::new(&sdk, policy.clone(), Function::TagEnforcer);
     let directory = AwsDirectory::without_table(Function::TagEnforcer, &sdk, policy.clone());
     let inventory = Inventory::new(tag_access.clone());
@@ -150,16 +149,11 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         log: &log,
         cause: "guardrail sweep",
     };
-    let total = members.len();
+    let total = members.accounts.len();
     let mut rows = Vec::new();
-    for (i, m) in members.iter().enumerate() {
+    for (i, m) in members.accounts.iter().enumerate() {
         eprintln!("== [{}/{total}] account {} ({})", i + 1, m.account, m.name);
-        let skipped = if management.as_ref() == Some(&m.account) {
-            Some("the organization's management account: Guardrail never acts in it".to_string())
-        } else {
-            m.skipped()
-        };
-        if let Some(note) = skipped {
+        if let Some(note) = members.skipped(m) {
             rows.push(Line {
                 account: m.account.to_string(),
                 name: m.name.clone(),

@@ -80,15 +80,17 @@ fn member(a: aws_sdk_organizations::types::Account) -> Option<Member> {
     })
 }
 
-impl Member {
-    /// Why a sweep leaves this account out, if it does.
-    pub fn skipped(&self) -> Option<String> {
-        (!self.active).then(|| {
-            format!(
-                "account {} ({}) is closed or closing: not checked",
-                self.account, self.name
-            )
-        })
+impl Members {
+    /// Why a sweep leaves `m` out, if it does: the management account, where Guardrail never
+    /// acts, and closed or closing accounts.
+    pub fn skipped(&self, m: &Member) -> Option<String> {
+        if self.management.as_ref() == Some(&m.account) {
+            return Some(format!(
+                "the management account {} is left out: Guardrail never acts in it",
+                m.account
+            ));
+        }
+        (!m.active).then(|| format!("account {} ({}) is closed or closing: not checked", m.account, m.name))
     }
 }
 

@@ -124,7 +124,7 @@ fn context<'a>(
 }
 
 /// The account's environment and the tag rule's mode there, or why the rule does not run.
-fn managed<'a>(
+pub fn managed<'a>(
     account: &AccountId,
     placement: &Placement,
     policy: &'a Policy,

@@ -293,21 +293,12 @@ impl Sweeper {
             .iter()
             .map(|id| format!("account {id} is not a member of the organization: not checked"))
             .collect();
-        let management = members.management;
         let mut accounts = Vec::new();
-        for m in members.accounts {
-            match m.skipped() {
+        for m in &members.accounts {
+            match members.skipped(m) {
                 Some(why) => notes.push(why),
-                None => accounts.push(m.account),
+                None => accounts.push(m.account.clone()),
             }
-        }
-        if let Some(m) = management
-            && let Some(i) = accounts.iter().position(|a| *a == m)
-        {
-            accounts.remove(i);
-            notes.push(format!(
-                "the management account {m} is left out: Guardrail never acts in it"
-            ));
         }
         info!(sweep = %id, accounts = accounts.len(), "sweep started");
         let mut progress = Progress::new(id.to_string(), start.dry_run, now, accounts);

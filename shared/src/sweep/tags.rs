@@ -14,7 +14,7 @@ use crate::ids::AccountId;
 use crate::plan::{Action, Decision, Ignored, Plan};
 use crate::policy::{Policy, Rule};
 use crate::rules::resources::{Found, from_listed};
-use crate::rules::tags::plan_listed;
+use crate::rules::tags::{managed, plan_listed};
 
 /// One account's tag check: counts of resources, and what a person should look at.
 #[derive(Clone, Debug, Default)]
@@ -84,9 +84,7 @@ impl<A: Actuator> TagRunner<'_, A> {
         };
         // An account outside every environment, or with the rule off, is not listed at all; the
         // first needs a person to place it (as the baseline's sweep says too).
-        if let Decision::Ignore { reason } = plan_listed(account, home, &placement, &[], self.policy, self.cause)
-            && !matches!(reason, Ignored::Compliant { .. })
-        {
+        if let Err(reason) = managed(account, &placement, self.policy) {
             if matches!(reason, Ignored::UnmanagedAccount { .. }) {
                 run.tally.needs_a_person = 1;
             }
@@ -135,14 +133,11 @@ impl<A: Actuator> TagRunner<'_, A> {
         run: &mut TagRun,
     ) {
         let plan: Plan = match plan_listed(account, region, placement, found, self.policy, self.cause) {
-            Decision::Ignore {
-                reason: Ignored::Compliant { checked },
-            } => {
-                run.tally.in_place += checked;
-                return;
-            }
+            // Only compliance here: `account` checked that the rule runs in the account.
             Decision::Ignore { reason } => {
-                run.nothing = Some(reason.to_string());
+                if let Ignored::Compliant { checked } = reason {
+                    run.tally.in_place += checked;
+                }
                 return;
             }
             Decision::Act { plan } => *plan,
