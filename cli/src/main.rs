@@ -2,6 +2,7 @@
 //! baseline an account, sweep the organization, release a quarantine, pause Guardrail, run the
 //! local demo.
 
+mod audit;
 mod baseline;
 mod check_policy;
 mod demo;
@@ -85,6 +86,12 @@ enum Command {
     Pause(pause::PauseArgs),
     /// End a pause: the functions act again, per the policy's modes, within a minute.
     Resume(pause::Common),
+    /// Show what Guardrail did or planned, from the audit ledger: every action taken, failed,
+    /// held back or detected, per resource, with its values before and after and who caused it.
+    /// Needs dynamodb:Query on the ledger table in the security account.
+    ///
+    /// Exit 0 when the ledger could be read, 2 when not.
+    Audit(audit::Args),
     /// Start a local AWS emulator, seed an organization, replay events/ through the functions and
     /// show what happened and which alerts went out.
     Demo(demo::Args),
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
         Command::Redrive(args) => redrive::run(&args),
         Command::Pause(args) => pause::pause(&args),
         Command::Resume(args) => pause::resume(&args),
+        Command::Audit(args) => audit::run(&args),
     }
 }
 

@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> ExitCode {
             return unusable(
                 COMMAND,
                 format!(
-                    "{e}\n(release reads the quarantine record from Guardrail's table and alerts on its topic: set the same GUARDRAIL_TABLE and GUARDRAIL_TOPIC_ARN as the functions)"
+                    "{e}\n(release reads the quarantine record from Guardrail's table and alerts on its topic: set the same GUARDRAIL_TABLE, GUARDRAIL_LEDGER_TABLE and GUARDRAIL_TOPIC_ARN as the functions)"
                 ),
             );
         }

@@ -1,5 +1,5 @@
-//! Function configuration from the environment: `GUARDRAIL_TABLE`, `GUARDRAIL_TOPIC_ARN` and
-//! `GUARDRAIL_POLICY`. Anything missing or invalid fails the init, naming the variable.
+//! Function configuration from the environment: `GUARDRAIL_TABLE`, `GUARDRAIL_LEDGER_TABLE`,
+//! `GUARDRAIL_TOPIC_ARN` and `GUARDRAIL_POLICY`. Anything missing or invalid fails the init, naming the variable.
 
 use crate::error::{Error, Result};
 use crate::policy::Policy;
@@ -7,12 +7,15 @@ use crate::policy::Policy;
 pub const TABLE_VAR: &str = "GUARDRAIL_TABLE";
 pub const TOPIC_VAR: &str = "GUARDRAIL_TOPIC_ARN";
 pub const POLICY_VAR: &str = "GUARDRAIL_POLICY";
+pub const LEDGER_VAR: &str = "GUARDRAIL_LEDGER_TABLE";
 
 /// What every function needs besides its AWS clients.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The DynamoDB table (replay records, account directory).
     pub table: String,
+    /// The audit ledger's DynamoDB table.
+    pub ledger_table: String,
     /// The SNS topic alerts go to.
     pub topic_arn: String,
     pub policy: Policy,
@@ -35,6 +38,16 @@ impl Config {
                 "{TABLE_VAR}={table:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
             )));
         }
+        let ledger_table = get(LEDGER_VAR).filter(|t| !t.is_empty()).ok_or_else(|| {
+            Error::config(format!(
+                "{LEDGER_VAR} is not set: set it to the audit ledger table's name"
+            ))
+        })?;
+        if !is_table_name(&ledger_table) {
+            return Err(Error::config(format!(
+                "{LEDGER_VAR}={ledger_table:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)"
+            )));
+        }
         let topic_arn = get(TOPIC_VAR)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::config(format!("{TOPIC_VAR} is not set: set it to the alert topic's ARN")))?;
@@ -46,6 +59,7 @@ impl Config {
         let (policy, policy_origin) = load_policy(get(POLICY_VAR).filter(|p| !p.is_empty()).as_deref())?;
         Ok(Config {
             table,
+            ledger_table,
             topic_arn,
             policy,
             policy_origin,
@@ -95,7 +109,11 @@ mod tests {
 
     #[test]
     fn complete_configuration_uses_the_builtin_policy() {
-        let c = Config::from_vars(vars(&[(TABLE_VAR, "guardrail"), (TOPIC_VAR, TOPIC)]));
+        let c = Config::from_vars(vars(&[
+            (TABLE_VAR, "guardrail"),
+            (LEDGER_VAR, "guardrail-ledger"),
+            (TOPIC_VAR, TOPIC),
+        ]));
         let c = c.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.policy_origin, "built-in");
     }
@@ -103,16 +121,29 @@ mod tests {
     #[test]
     fn every_problem_names_its_variable() {
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-            (vec![(TOPIC_VAR, TOPIC)], TABLE_VAR),
-            (vec![(TABLE_VAR, "t t"), (TOPIC_VAR, TOPIC)], TABLE_VAR),
-            (vec![(TABLE_VAR, "guardrail")], TOPIC_VAR),
+            (vec![(TOPIC_VAR, TOPIC), (LEDGER_VAR, "l-l")], TABLE_VAR),
             (
-                vec![(TABLE_VAR, "guardrail"), (TOPIC_VAR, "guardrail-alerts")],
+                vec![(TABLE_VAR, "t t"), (TOPIC_VAR, TOPIC), (LEDGER_VAR, "l-l")],
+                TABLE_VAR,
+            ),
+            (vec![(TABLE_VAR, "guardrail"), (TOPIC_VAR, TOPIC)], LEDGER_VAR),
+            (
+                vec![(TABLE_VAR, "guardrail"), (TOPIC_VAR, TOPIC), (LEDGER_VAR, "a b")],
+                LEDGER_VAR,
+            ),
+            (vec![(TABLE_VAR, "guardrail"), (LEDGER_VAR, "l-l")], TOPIC_VAR),
+            (
+                vec![
+                    (TABLE_VAR, "guardrail"),
+                    (LEDGER_VAR, "l-l"),
+                    (TOPIC_VAR, "guardrail-alerts"),
+                ],
                 TOPIC_VAR,
             ),
             (
                 vec![
                     (TABLE_VAR, "guardrail"),
+                    (LEDGER_VAR, "l-l"),
                     (TOPIC_VAR, TOPIC),
                     (POLICY_VAR, "/nonexistent/p.toml"),
                 ],

@@ -9,8 +9,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::aws::{
-    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, DynamoReplayStore, MemberAccess, QuarantineTable,
-    SnsNotifier, SsmSwitch,
+    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, DynamoReplayStore, LedgerTable, MemberAccess,
+    QuarantineTable, SnsNotifier, SsmSwitch,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -27,6 +27,7 @@ impl Ports for AwsPorts {
     type Facts = AwsFacts;
     type Actuator = AwsActuator;
     type Switch = SsmSwitch;
+    type Ledger = LedgerTable;
 }
 
 /// A function wired to AWS.
@@ -48,6 +49,7 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
         },
         actuator: AwsActuator::new(access).with_table(QuarantineTable::new(sdk, &config.table)),
         switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
+        ledger: LedgerTable::new(sdk, &config.ledger_table, policy.safety.ledger_days),
         policy,
     }
 }

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod ids;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod ledger;
 pub mod metrics;
 pub mod pause;
 pub mod pipeline;

@@ -71,7 +71,7 @@ pub fn hold(plan: &mut Plan, detail: &str) {
         return;
     }
     plan.mode = Mode::Detect;
-    plan.actions.clear();
+    plan.hold_back(crate::plan::Hold::Paused);
     plan.undo.clear();
     plan.placement = None;
     plan.notes.insert(

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
 use crate::facts::{Facts, Membership, PrincipalFacts, RateKey};
 use crate::gate;
+use crate::ledger::{self, Ledger, Ran};
 use crate::pause::{Pause, Switch};
 use crate::plan::{Decision, Ignored, Plan};
 use crate::policy::Policy;
@@ -38,6 +39,7 @@ pub trait Ports {
     type Facts: Facts;
     type Actuator: Actuator;
     type Switch: Switch;
+    type Ledger: Ledger;
 }
 
 /// One function wired to its ports.
@@ -50,6 +52,8 @@ pub struct Pipeline<P: Ports> {
     pub actuator: P::Actuator,
     /// The kill switch, asked before any plan that would change something.
     pub switch: P::Switch,
+    /// The audit ledger: every action taken or planned.
+    pub ledger: P::Ledger,
 }
 
 /// A claim this delivery holds.
@@ -474,6 +478,7 @@ impl<P: Ports> Pipeline<P> {
         session: &Session,
         invocation: &Invocation,
     ) -> Result<Outcome> {
+        let event_key = key;
         let key = format!("{}#{key}", self.function);
         let owner = invocation.request_id.as_str();
         let event_time = event.time().unwrap_or(invocation.now);
@@ -484,16 +489,22 @@ impl<P: Ports> Pipeline<P> {
         let mut done = claimed.done.clone();
 
         let mut failures: Vec<(String, Error)> = Vec::new();
-        let remaining: Vec<_> = plan.actions.iter().filter(|a| !done.contains(&a.id())).collect();
+        // Steps done by an earlier attempt are in the ledger already, unless writing it failed:
+        // recording them again stores nothing twice.
+        let mut ran: Vec<(&crate::plan::Action, Ran)> = Vec::new();
+        let (earlier, remaining): (Vec<_>, Vec<_>) = plan.actions.iter().partition(|a| done.contains(&a.id()));
+        ran.extend(earlier.into_iter().map(|a| (a, Ran::Applied)));
         for (i, action) in remaining.iter().enumerate() {
             if action.needs_all_before() && !(failures.is_empty() && plan.unchecked.is_empty()) {
+                let message = "not run: it runs once every step before it has succeeded";
+                ran.push((action, Ran::NotRun(message.into())));
                 failures.push((
                     action.to_string(),
                     Error::Aws {
                         service: "guardrail",
                         operation: "apply",
                         code: "WaitingForEarlierSteps".into(),
-                        message: "not run: it runs once every step before it has succeeded".into(),
+                        message: message.into(),
                         transient: true,
                     },
                 ));
@@ -502,6 +513,7 @@ impl<P: Ports> Pipeline<P> {
             match self.actuator.apply(session, &plan.account, action).await {
                 Ok(()) => {
                     done.push(action.id());
+                    ran.push((action, Ran::Applied));
                     // The last step's completion is saved with the final record.
                     if i + 1 < remaining.len() {
                         self.store.progress(&key, owner, &done).await?;
@@ -509,9 +521,24 @@ impl<P: Ports> Pipeline<P> {
                 }
                 Err(e) => {
                     warn!(function = %self.function, action = %action, error = %e, "action failed");
+                    ran.push((action, Ran::Failed(e.to_string())));
                     failures.push((action.to_string(), e));
                 }
             }
+        }
+        let source = ledger::Source {
+            function: self.function,
+            event: event_key,
+            time: event_time,
+            recorded: invocation.now,
+            attempt: claimed.attempt,
+        };
+        let entries = ledger::entries(&source, plan, &ran);
+        let mut ledger_failed = false;
+        if let Err(e) = self.ledger.append(&entries).await {
+            warn!(function = %self.function, error = %e, "could not write the audit ledger");
+            ledger_failed = true;
+            failures.push((format!("record {} audit ledger entries", entries.len()), e));
         }
         for u in &plan.unchecked {
             failures.push((
@@ -560,7 +587,7 @@ impl<P: Ports> Pipeline<P> {
             });
         }
 
-        let total = plan.actions.len() + plan.unchecked.len();
+        let total = plan.actions.len() + plan.unchecked.len() + usize::from(ledger_failed);
         let failed = failures.len();
         // Written down before the failures are turned into the event's error.
         let failed_lines: Vec<String> = failures.iter().map(|(a, e)| format!("FAILED: {a}: {e}")).collect();
@@ -667,6 +694,7 @@ mod tests {
         type Facts = StaticFacts;
         type Actuator = Flaky;
         type Switch = Pause;
+        type Ledger = crate::ledger::MemoryLedger;
     }
 
     fn pipeline(broken: Option<TagApi>) -> Pipeline<Fakes> {
@@ -684,6 +712,7 @@ mod tests {
                 inner: RecordingActuator::default(),
             },
             switch: Pause::Active,
+            ledger: crate::ledger::MemoryLedger::default(),
         }
     }
 
@@ -772,5 +801,30 @@ mod tests {
             .map(|a| a.iter().map(|x| x.action.clone()).collect())
             .unwrap_or_default();
         assert_eq!(actions, ["failed", "tagged"]);
+
+        // The ledger: each resource's step once as applied, whatever the attempt that recorded
+        // it, and each failed attempt of the volumes' step on its own.
+        let entries = p.ledger.entries();
+        let count = |outcome, resource: &str| {
+            entries
+                .iter()
+                .filter(|e| e.outcome == outcome && e.resource == resource)
+                .count()
+        };
+        use crate::ledger::Outcome as Entry;
+        assert_eq!(count(Entry::Applied, "i-00000000000000001"), 2, "{entries:#?}");
+        assert_eq!(count(Entry::Failed, "i-00000000000000002"), 3);
+        assert_eq!(entries.len(), 4 + 6);
+        let relabelled = entries
+            .iter()
+            .find(|e| e.resource == "i-00000000000000001" && e.action.starts_with("set Environment=dev"))
+            .expect("the instance's entry");
+        assert_eq!(relabelled.before.get("Environment"), Some(&Some("prod".to_string())));
+        assert_eq!(relabelled.before.get("Owner"), Some(&None));
+        assert_eq!(relabelled.after.get("Environment"), Some(&Some("dev".to_string())));
+        assert_eq!(
+            (relabelled.event.as_str(), relabelled.cause.as_str()),
+            ("cloudtrail#e-1", "IAMUser arn:aws:iam::111122223333:user/bob")
+        );
     }
 }

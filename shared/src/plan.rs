@@ -1,5 +1,6 @@
 //! What a rule decided: ignore the event (and why), or a plan of violations and actions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -362,6 +363,43 @@ impl Action {
         }
     }
 
+    /// The resources the action changes, as the ledger names them: the ids it tags or stops,
+    /// the principal's ARN; `None` for account-wide steps, which the rule names.
+    pub fn targets(&self) -> Option<Vec<String>> {
+        let principal = |p: &PrincipalRef| vec![format!("arn:aws:iam::{}:{}/{}", p.account, p.kind.name(), p.name)];
+        match self {
+            Action::Tag { resources, .. } => Some(resources.clone()),
+            Action::StopInstances { instances, .. } => Some(instances.clone()),
+            Action::Deny { principal: p, .. } | Action::RemoveDeny { principal: p, .. } => Some(principal(p)),
+            Action::SetAccessKeys { user, .. } => Some(principal(user)),
+            Action::SaveQuarantine { record } => Some(principal(&record.principal)),
+            _ => None,
+        }
+    }
+
+    /// What the action leaves in place, as the ledger's "after" (`None`: removed).
+    pub fn after(&self) -> BTreeMap<String, Option<String>> {
+        let one = |k: &str, v: String| BTreeMap::from([(k.to_string(), Some(v))]);
+        match self {
+            Action::Tag { set, remove, .. } => set
+                .iter()
+                .map(|t| (t.key.clone(), Some(t.value.clone())))
+                .chain(remove.iter().map(|k| (k.clone(), None)))
+                .collect(),
+            Action::TagAccount { tags } => tags.iter().map(|t| (t.key.clone(), Some(t.value.clone()))).collect(),
+            Action::StopInstances { .. } => one("state", "stopped".into()),
+            Action::MoveAccount { to_id, to_name, .. } => one("ou", format!("{to_name} ({to_id})")),
+            Action::SetAccountAlias { alias } => one("alias", alias.clone()),
+            Action::Deny { policy_name, .. } => one(&format!("inline policy {policy_name}"), self.to_string()),
+            Action::RemoveDeny { policy_name, .. } => BTreeMap::from([(format!("inline policy {policy_name}"), None)]),
+            Action::SetAccessKeys { keys, active, .. } => {
+                let status = if *active { "Active" } else { "Inactive" };
+                keys.iter().map(|k| (k.clone(), Some(status.to_string()))).collect()
+            }
+            other => one("state", other.to_string()),
+        }
+    }
+
     /// Whether the action may run only once every action and check before it succeeded: the
     /// account leaves the root (where the bootstrap role is reachable) only fully baselined.
     pub fn needs_all_before(&self) -> bool {
@@ -531,6 +569,36 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Where the account belongs once the plan is applied, for the account directory.
     pub placement: Option<Placement>,
+    /// What each action replaces on each of its resources, for the ledger.
+    pub before: Vec<Before>,
+    /// Actions held back instead of taken, and why: the ledger records them as planned.
+    pub withheld: Vec<Action>,
+    pub held: Option<Hold>,
+}
+
+/// The values one action replaces on one resource (`None`: the value was not set).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Before {
+    /// The action's [`Action::id`].
+    pub action: String,
+    pub resource: String,
+    pub values: BTreeMap<String, Option<String>>,
+}
+
+/// Why a plan's actions were held back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hold {
+    /// The kill switch is on.
+    Paused,
+}
+
+impl Hold {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hold::Paused => "paused",
+        }
+    }
 }
 
 impl Plan {
@@ -554,7 +622,27 @@ impl Plan {
             unchecked: Vec::new(),
             notes: Vec::new(),
             placement: None,
+            before: Vec::new(),
+            withheld: Vec::new(),
+            held: None,
         }
+    }
+
+    /// Records what `action` (the last one pushed) replaces on `resource`.
+    pub fn record_before(&mut self, resource: &str, values: BTreeMap<String, Option<String>>) {
+        if let Some(action) = self.actions.last() {
+            self.before.push(Before {
+                action: action.id(),
+                resource: resource.to_string(),
+                values,
+            });
+        }
+    }
+
+    /// Holds every action back (`hold`), keeping them for the ledger.
+    pub fn hold_back(&mut self, hold: Hold) {
+        self.withheld.append(&mut self.actions);
+        self.held = Some(hold);
     }
 
     /// Resources the plan is about, each once, in order.

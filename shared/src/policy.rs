@@ -163,6 +163,8 @@ pub struct Policy {
 pub struct Safety {
     /// The SSM parameter of the kill switch (`guardrail pause`); `None`: no switch.
     pub pause_parameter: Option<String>,
+    /// How long the audit ledger keeps an entry (DynamoDB TTL), in days.
+    pub ledger_days: u32,
 }
 
 /// How a sweep paces itself.

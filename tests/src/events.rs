@@ -263,3 +263,14 @@ pub async fn disable_ebs_encryption(emulator: &crate::Emulator, account: &str, r
         .await
         .expect("DisableEbsEncryptionByDefault");
 }
+
+/// An agent's launch in `ou`'s account, labelled `Environment=prod`: what the tag rule relabels
+/// (the instance and its volume). Returns the instance and its CloudTrail event.
+pub async fn mislabelled_launch(world: &crate::World, ou: &str) -> (String, Value) {
+    let account = world.org.account(ou).to_string();
+    let member = world.emulator.config_as(&account).await;
+    let tags = [("Environment", "prod")];
+    let launched = launch(&member, &tags).await;
+    let event = launch_event(&account, &[&launched], &tags);
+    (launched.instance, event)
+}

@@ -198,11 +198,14 @@ pub fn assert_init_fails_loudly(binary: &str) {
         "arn:aws:sns:us-east-1:123456789012:guardrail-alerts",
     );
     let table = ("GUARDRAIL_TABLE", "guardrail");
+    let ledger = ("GUARDRAIL_LEDGER_TABLE", "guardrail-ledger");
     let err = run(&[topic]);
     assert!(err.contains("GUARDRAIL_TABLE is not set"), "{err}");
-    let err = run(&[table]);
+    let err = run(&[table, topic]);
+    assert!(err.contains("GUARDRAIL_LEDGER_TABLE is not set"), "{err}");
+    let err = run(&[table, ledger]);
     assert!(err.contains("GUARDRAIL_TOPIC_ARN is not set"), "{err}");
-    let err = run(&[table, ("GUARDRAIL_TOPIC_ARN", "guardrail-alerts")]);
+    let err = run(&[table, ledger, ("GUARDRAIL_TOPIC_ARN", "guardrail-alerts")]);
     assert!(
         err.contains("GUARDRAIL_TOPIC_ARN=\"guardrail-alerts\" is not an SNS topic ARN"),
         "{err}"
@@ -217,7 +220,7 @@ pub fn assert_init_fails_loudly(binary: &str) {
         "version = 1\n[environments.prod.modes]\nquarantine = \"isolate\"\n",
     )
     .expect("write policy");
-    let err = run(&[table, topic, ("GUARDRAIL_POLICY", bad.to_str().expect("path"))]);
+    let err = run(&[table, ledger, topic, ("GUARDRAIL_POLICY", bad.to_str().expect("path"))]);
     let _ = std::fs::remove_file(&bad);
     assert!(
         err.contains("line 3: environments.prod.modes.quarantine: unknown mode"),

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_json::Value;
 
@@ -101,6 +102,8 @@ pub async fn create_account(config: &SdkConfig, name: &str) -> String {
 /// Guardrail's resources in the central account.
 pub struct Stack {
     pub table: String,
+    /// The audit ledger's table.
+    pub ledger: String,
     pub topic_arn: String,
     pub alerts_queue_url: String,
 }
@@ -133,11 +136,53 @@ pub async fn create_table(config: &SdkConfig, name: &str) -> String {
         .expect("the table's ARN")
 }
 
-/// Creates the table (string key `pk`, TTL on `expires_at`), the alert topic, and a queue
-/// subscribed to it.
+/// Creates the audit ledger's table as `infra/template.yaml` does: key `account` and `entry`,
+/// indexes `by-resource` and `by-day` (checked against the template by `tests/infra.rs`).
+pub async fn create_ledger_table(config: &SdkConfig, name: &str) {
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    let index = |name: &str, hash: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash))
+            .key_schema(key("entry", KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .expect("index")
+    };
+    let mut request = aws_sdk_dynamodb::Client::new(config)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("account", KeyType::Hash))
+        .key_schema(key("entry", KeyType::Range))
+        .global_secondary_indexes(index("by-resource", "resource"))
+        .global_secondary_indexes(index("by-day", "day"));
+    for name in guardrail::ledger::ATTRIBUTES {
+        request = request.attribute_definitions(attribute(name));
+    }
+    request.send().await.expect("CreateTable (ledger)");
+}
+
+/// Creates the table (string key `pk`, TTL on `expires_at`), the ledger, the alert topic, and
+/// a queue subscribed to it.
 pub async fn create_stack(config: &SdkConfig) -> Stack {
     let table = "guardrail".to_string();
     create_table(config, &table).await;
+    let ledger = "guardrail-ledger".to_string();
+    create_ledger_table(config, &ledger).await;
     let ddb = aws_sdk_dynamodb::Client::new(config);
     ddb.update_time_to_live()
         .table_name(&table)
@@ -185,6 +230,7 @@ pub async fn create_stack(config: &SdkConfig) -> Stack {
         .expect("Subscribe");
     Stack {
         table,
+        ledger,
         topic_arn,
         alerts_queue_url,
     }
@@ -307,6 +353,7 @@ impl World {
         }
         guardrail::config::Config {
             table: self.stack.table.clone(),
+            ledger_table: self.stack.ledger.clone(),
             topic_arn: self.stack.topic_arn.clone(),
             policy,
             policy_origin: "test".into(),
@@ -334,9 +381,18 @@ impl World {
     pub fn function_env(&self) -> Vec<(String, String)> {
         let mut env = self.emulator.env();
         env.push(("GUARDRAIL_TABLE".into(), self.stack.table.clone()));
+        env.push(("GUARDRAIL_LEDGER_TABLE".into(), self.stack.ledger.clone()));
         env.push(("GUARDRAIL_TOPIC_ARN".into(), self.stack.topic_arn.clone()));
         env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
         env
+    }
+
+    /// The audit ledger's entries a query asks for, read as `guardrail audit` reads them.
+    pub async fn ledger(&self, query: &guardrail::ledger::Query) -> Vec<guardrail::ledger::Entry> {
+        guardrail::aws::LedgerTable::new(&self.config, &self.stack.ledger, 400)
+            .query(query, chrono::Utc::now())
+            .await
+            .expect("query the ledger")
     }
 
     /// Writes a raw item of the Guardrail table: string attributes only.

@@ -1,12 +1,13 @@
 //! The templates in `infra/` against the code: event rules equal to the patterns the functions
-//! decode, no wildcard grants but where an API requires one, and an SCP AWS would accept.
+//! decode, no wildcard grants but where an API requires one, and an SCP AWS would accept, the
+//! audit ledger's table and the dashboard as the code writes and emits them.
 
 use std::collections::BTreeSet;
 
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
 use guardrail_tests::infra::{policy_file, role_statements, rules};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Which function each rule name feeds, and which of the function's patterns it must carry.
 fn expected(name: &str) -> Option<(Function, &'static str)> {
@@ -214,12 +215,30 @@ fn the_scp_is_one_aws_accepts_and_spares_only_guardrail() {
 #[test]
 fn leading_keys_conditions_admit_each_functions_own_items_only() {
     let statements = guardrail_tests::infra::role_statements();
+    let on_ledger =
+        |s: &&guardrail_tests::infra::Statement| Value::Array(s.resources.clone()).to_string().contains("Ledger");
+    // Guardrail's table, not the ledger (below).
     let admits = |role: &str, action: &str, key: &str| {
         statements
             .iter()
             .filter(|s| s.owner == role && s.allow && s.actions.iter().any(|a| a == action))
+            .filter(|s| !on_ledger(s))
             .any(|s| s.admits_key(key).expect("a known operator"))
     };
+    // The ledger: each function may put new entries and do nothing else with it.
+    for role in [
+        "guardrail-tag-enforcer-lambda",
+        "guardrail-agent-quarantine-lambda",
+        "guardrail-account-baseline-lambda",
+    ] {
+        let grants: Vec<&String> = statements
+            .iter()
+            .filter(|s| s.owner == role && s.allow)
+            .filter(on_ledger)
+            .flat_map(|s| &s.actions)
+            .collect();
+        assert_eq!(grants, ["dynamodb:PutItem"], "{role} on the ledger");
+    }
     let enforcer = "guardrail-tag-enforcer-lambda";
     assert!(admits(
         enforcer,
@@ -252,4 +271,91 @@ fn leading_keys_conditions_admit_each_functions_own_items_only() {
         "dynamodb:PutItem",
         "account#111122223333"
     ));
+}
+
+#[test]
+fn the_ledger_table_is_the_one_the_code_writes_and_nobody_may_rewrite_it() {
+    let t = guardrail_tests::infra::template("template.yaml");
+    let ledger = &t["Resources"]["Ledger"]["Properties"];
+    let strings = |v: &Value, field: &str| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x[field].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut attributes = strings(&ledger["AttributeDefinitions"], "AttributeName");
+    attributes.sort();
+    let mut expected = guardrail::ledger::ATTRIBUTES.map(str::to_string).to_vec();
+    expected.sort();
+    assert_eq!(attributes, expected);
+    assert_eq!(strings(&ledger["KeySchema"], "AttributeName"), ["account", "entry"]);
+    let indexes: Vec<(String, Vec<String>)> = ledger["GlobalSecondaryIndexes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i["IndexName"].as_str().unwrap_or_default().to_string(),
+                strings(&i["KeySchema"], "AttributeName"),
+            )
+        })
+        .collect();
+    // The names and keys `LedgerTable::query` and the test world use.
+    assert_eq!(
+        indexes,
+        [
+            (
+                "by-resource".to_string(),
+                vec!["resource".to_string(), "entry".to_string()]
+            ),
+            ("by-day".to_string(), vec!["day".to_string(), "entry".to_string()]),
+        ]
+    );
+    assert_eq!(ledger["TimeToLiveSpecification"]["AttributeName"], "expires_at");
+    assert_eq!(
+        ledger["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(ledger["DeletionProtectionEnabled"], true);
+    let deny = &ledger["ResourcePolicy"]["PolicyDocument"]["Statement"][0];
+    assert_eq!((&deny["Effect"], &deny["Principal"]), (&json!("Deny"), &json!("*")));
+    for action in ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"] {
+        assert!(
+            deny["Action"].as_array().is_some_and(|a| a.contains(&json!(action))),
+            "{action} must be denied: {deny}"
+        );
+    }
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"][guardrail::config::LEDGER_VAR],
+        json!({"Ref": "Ledger"})
+    );
+}
+
+#[test]
+fn the_dashboard_shows_the_counters_the_functions_emit() {
+    let t = guardrail_tests::infra::template("template.yaml");
+    let body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("a !Sub body");
+    let body: Value = serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1")).expect("JSON body");
+    let mut shown = BTreeSet::new();
+    for widget in body["widgets"].as_array().into_iter().flatten() {
+        for m in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let m: Vec<&str> = m.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            assert_eq!(m.first(), Some(&guardrail::metrics::NAMESPACE), "{m:?}");
+            assert_eq!(m.get(2), Some(&"Rule"), "{m:?}");
+            shown.insert((m[1].to_string(), m[3].to_string()));
+        }
+    }
+    let mut emitted = BTreeSet::new();
+    for metric in guardrail::metrics::RULE_METRICS {
+        for rule in guardrail::policy::Rule::ALL {
+            emitted.insert((metric.to_string(), rule.name().to_string()));
+        }
+    }
+    assert_eq!(
+        shown, emitted,
+        "every counter of every rule, and nothing the code does not emit"
+    );
 }

@@ -11,21 +11,11 @@ use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
 use guardrail::sweep::{INPUT_KEY, Request};
-use guardrail_tests::events::{ec2_tags, launch, launch_event};
+use guardrail_tests::events::{ec2_tags, mislabelled_launch};
 use guardrail_tests::{World, invocation, outcomes};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SWITCH: &str = "/guardrail/pause";
-
-/// An agent's launch in dev, labelled prod: the tag rule would fix it.
-async fn mislabelled_launch(world: &World) -> (String, Value) {
-    let account = world.org.account("dev").to_string();
-    let member = world.emulator.config_as(&account).await;
-    let tags = [("Environment", "prod")];
-    let launched = launch(&member, &tags).await;
-    let event = launch_event(&account, &[&launched], &tags);
-    (launched.instance, event)
-}
 
 #[tokio::test]
 async fn a_pause_turns_every_plan_into_detect_within_the_cache_period_and_a_resume_undoes_it() {
@@ -39,7 +29,7 @@ async fn a_pause_turns_every_plan_into_detect_within_the_cache_period_and_a_resu
         .with_fresh(Duration::from_secs(1));
 
     // No parameter yet: Guardrail acts.
-    let (instance, event) = mislabelled_launch(&world).await;
+    let (instance, event) = mislabelled_launch(&world, "dev").await;
     let report = p.handle(event, &invocation()).await;
     assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
     assert_eq!(ec2_tags(&in_dev, &instance).await["Environment"], "dev");
@@ -56,7 +46,7 @@ async fn a_pause_turns_every_plan_into_detect_within_the_cache_period_and_a_resu
         .await
         .expect("pause");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (instance_2, event) = mislabelled_launch(&world).await;
+    let (instance_2, event) = mislabelled_launch(&world, "dev").await;
     let mark = world.emulator.calls().len();
     let report = p.handle(event, &invocation()).await;
     assert!(
@@ -79,7 +69,7 @@ async fn a_pause_turns_every_plan_into_detect_within_the_cache_period_and_a_resu
     assert_eq!(alerts[0].attributes["action"], "detected");
     // A container started now sees the pause at once.
     let fresh = world.pipeline(Function::TagEnforcer, Policy::builtin().expect("policy"));
-    let (_, event) = mislabelled_launch(&world).await;
+    let (_, event) = mislabelled_launch(&world, "dev").await;
     let report = fresh.handle(event, &invocation()).await;
     assert!(
         matches!(outcomes(&report)[..], [Outcome::Detected { .. }]),
@@ -118,7 +108,7 @@ async fn a_pause_turns_every_plan_into_detect_within_the_cache_period_and_a_resu
         .await
         .expect("resume");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (instance_3, event) = mislabelled_launch(&world).await;
+    let (instance_3, event) = mislabelled_launch(&world, "dev").await;
     let report = p.handle(event, &invocation()).await;
     assert!(
         matches!(outcomes(&report)[..], [Outcome::Applied { .. }]),

@@ -284,7 +284,8 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let retry = fixed.handle(event, &invocation()).await;
     assert!(matches!(outcomes(&retry)[..], [Outcome::Applied { .. }]), "{retry:?}");
     // Finished steps are not repeated: the kill switch (a new container reads it once), claim,
-    // publish, complete; no AssumeRole, no CreateTags.
+    // the ledger entries of the steps done (put again, stored once), publish, complete; no
+    // AssumeRole, no CreateTags.
     let calls = world.emulator.calls_since(mark);
     assert_eq!(
         calls
@@ -294,6 +295,8 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
         [
             "ssm.GetParameter",
             "dynamodb.UpdateItem",
+            "dynamodb.PutItem",
+            "dynamodb.PutItem",
             "sns.Publish",
             "dynamodb.UpdateItem"
         ],

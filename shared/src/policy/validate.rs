@@ -128,6 +128,7 @@ struct RawSweep {
 #[serde(deny_unknown_fields)]
 struct RawSafety {
     pause_parameter: Option<Spanned<String>>,
+    ledger_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -365,6 +366,7 @@ impl Validator<'_> {
                 raw.safety.pause_parameter,
                 "/guardrail/pause",
             )?,
+            ledger_days: self.count("safety.ledger_days", raw.safety.ledger_days, 400, 1..=3650)?,
         };
         Ok(Policy {
             freshness,

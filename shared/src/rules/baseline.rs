@@ -1,6 +1,8 @@
 //! The account baseline: from a new account's current state, the steps that bring it in line
 //! with the policy. Every check reads the current state first and plans only what differs.
 
+use std::collections::BTreeMap;
+
 use crate::alert::Severity;
 use crate::event::{Event, Rejection};
 use crate::facts::{AccountFacts, OuRef, Placement, Reading, RegionFacts, S3PublicAccessBlock, Scope};
@@ -275,8 +277,11 @@ impl Builder {
 
     fn fix(&mut self, what: &str, problem: impl Into<String>, action: Action, undo: Option<String>) {
         self.checked += 1;
-        self.plan.fixable_violation(what, problem);
+        let problem = problem.into();
         self.plan.actions.push(action);
+        self.plan
+            .record_before(what, BTreeMap::from([("state".to_string(), Some(problem.clone()))]));
+        self.plan.fixable_violation(what, problem);
         self.plan.undo.extend(undo);
     }
 

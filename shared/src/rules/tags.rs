@@ -82,6 +82,15 @@ impl Changes {
     fn is_empty(&self) -> bool {
         self.set.is_empty() && self.remove.is_empty()
     }
+
+    /// The values the change replaces, for the ledger.
+    fn before(&self) -> BTreeMap<String, Option<String>> {
+        self.set
+            .iter()
+            .map(|(k, (_, previous))| (k.clone(), previous.clone()))
+            .chain(self.remove.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            .collect()
+    }
 }
 
 /// The environment and mode the account gives the rule, or why the rule does not run.
@@ -441,7 +450,8 @@ fn finish(
         for ((api, set, remove), group) in with_volumes_merged(groups) {
             plan.undo.push(undo_for(api, &cx.region, &group));
             // As many calls as the API needs: the Tagging API takes 20 ARNs at a time.
-            for resources in group.resources.chunks(resources::batch(api)) {
+            let size = resources::batch(api);
+            for (n, resources) in group.resources.chunks(size).enumerate() {
                 plan.actions.push(Action::Tag {
                     api,
                     region: cx.region.clone(),
@@ -449,6 +459,13 @@ fn finish(
                     set: set.clone(),
                     remove: remove.clone(),
                 });
+                // `previous` lists the resources' changes in their order (a merged volumes
+                // group's come after them).
+                for (i, resource) in resources.iter().enumerate() {
+                    if let Some(changes) = group.previous.get(n * size + i) {
+                        plan.record_before(resource, changes.before());
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,68 @@
+//! `guardrail audit` against the emulator: the ledger entries tag-enforcer wrote, by account and
+//! by resource, as a table, JSON and CSV; a bad --since is refused with what to write instead.
+
+use std::process::{Command, Output};
+
+use guardrail::policy::Policy;
+use guardrail::rules::Function;
+use guardrail_tests::events::{launch, launch_event};
+use guardrail_tests::{World, invocation};
+use serde_json::Value;
+
+fn guardrail(world: &World, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .arg("audit")
+        .args(args)
+        .env_clear()
+        .envs(world.function_env())
+        .output()
+        .expect("run guardrail")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_lists_what_guardrail_did_by_account_and_resource_in_three_formats() {
+    let world = World::start().await;
+    let dev = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&dev).await;
+    let tags = [("Environment", "prod")];
+    let launched = launch(&member, &tags).await;
+    let event = launch_event(&dev, &[&launched], &tags);
+    let p = world.pipeline(Function::TagEnforcer, Policy::builtin().expect("policy"));
+    let report = p.handle(event, &invocation()).await;
+    assert!(report.error.is_none(), "{report:?}");
+    let instance = launched.instance.as_str();
+
+    let json: Value =
+        serde_json::from_str(&stdout(&guardrail(&world, &["--account", &dev, "--format", "json"]))).expect("JSON");
+    let entries = json.as_array().expect("an array of entries");
+    let relabel = entries
+        .iter()
+        .find(|e| e["resource"] == instance && e["after"]["Environment"] == "dev")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(relabel["before"]["Environment"], "prod");
+    assert_eq!(relabel["outcome"], "applied");
+
+    let csv = stdout(&guardrail(&world, &["--resource", instance, "--format", "csv"]));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time,account,rule,outcome,resource,action,before,after,cause,event")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.contains(instance)), "{csv}");
+    assert!(rows.iter().any(|r| r.contains("Environment=prod")), "{csv}");
+
+    // Without an account or resource: the last 7 days of every account.
+    let table = stdout(&guardrail(&world, &[]));
+    assert!(table.starts_with("time"), "{table}");
+    assert!(table.contains(instance) && table.contains("applied"), "{table}");
+
+    let bad = guardrail(&world, &["--since", "last week"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("(7d, 12h)"));
+}
