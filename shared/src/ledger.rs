@@ -357,13 +357,13 @@ mod tests {
             remove: vec!["env".into()],
         };
         plan.actions.push(action.clone());
-        plan.record_before(
-            "i-1",
+        plan.record_before([(
+            "i-1".to_string(),
             Values::from([
                 ("Environment".into(), Some("prod".into())),
                 ("env".into(), Some("x".into())),
             ]),
-        );
+        )]);
         (plan, action)
     }
 

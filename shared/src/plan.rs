@@ -628,15 +628,16 @@ impl Plan {
         }
     }
 
-    /// Records what `action` (the last one pushed) replaces on `resource`.
-    pub fn record_before(&mut self, resource: &str, values: BTreeMap<String, Option<String>>) {
-        if let Some(action) = self.actions.last() {
-            self.before.push(Before {
-                action: action.id(),
-                resource: resource.to_string(),
-                values,
-            });
-        }
+    /// Records what the last action pushed replaces on each of its resources.
+    pub fn record_before(&mut self, values: impl IntoIterator<Item = (String, BTreeMap<String, Option<String>>)>) {
+        let Some(action) = self.actions.last().map(Action::id) else {
+            return;
+        };
+        self.before.extend(values.into_iter().map(|(resource, values)| Before {
+            action: action.clone(),
+            resource,
+            values,
+        }));
     }
 
     /// Holds every action back (`hold`), keeping them for the ledger.

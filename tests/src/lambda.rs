@@ -109,6 +109,17 @@ impl WatchedFunction {
         serde_json::from_str(stdout.trim()).map_err(|e| format!("response {stdout:?}: {e}"))
     }
 
+    /// Sends the function a dry-run sweep of one account, as the schedule sends a sweep, and
+    /// returns the sweep's summary (it fails unless the sweep finished in one invocation).
+    pub fn dry_run_sweep(&self, account: &str) -> String {
+        let request = serde_json::json!({ guardrail::sweep::INPUT_KEY: {
+            "name": "e2e", "time": chrono::Utc::now().to_rfc3339(), "accounts": [account], "dry_run": true
+        }});
+        let swept = self.invoke(&request).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(swept[0]["outcome"], "swept", "{swept}");
+        swept[0]["summary"].as_str().unwrap_or_default().to_string()
+    }
+
     /// Starts an invocation without waiting for it (the test kills the function meanwhile).
     pub fn invoke_detached(&self, event: &Value) -> Child {
         let file = std::env::temp_dir().join(format!(

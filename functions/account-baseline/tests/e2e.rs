@@ -52,13 +52,9 @@ async fn account_baseline_binary_baselines_a_new_account_once() {
 
     // A sweep request to the same binary goes to its sweeper: the account is found in place,
     // and the one summary says so.
-    let sweep = serde_json::json!({"guardrail-sweep": {
-        "name": "e2e", "time": chrono::Utc::now().to_rfc3339(), "accounts": [account], "dry_run": true
-    }});
-    let swept = tokio::task::block_in_place(|| function.invoke(&sweep)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(swept[0]["outcome"], "swept", "{swept}");
+    let summary = tokio::task::block_in_place(|| function.dry_run_sweep(&account));
     assert_eq!(
-        swept[0]["summary"],
+        summary,
         "swept 1 account(s) (dry run): 0 changed, 0 to review, 0 failed, 1 in place"
     );
     let alerts = world.alerts().await;

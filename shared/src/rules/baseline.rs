@@ -279,8 +279,10 @@ impl Builder {
         self.checked += 1;
         let problem = problem.into();
         self.plan.actions.push(action);
-        self.plan
-            .record_before(what, BTreeMap::from([("state".to_string(), Some(problem.clone()))]));
+        self.plan.record_before([(
+            what.to_string(),
+            BTreeMap::from([("state".to_string(), Some(problem.clone()))]),
+        )]);
         self.plan.fixable_violation(what, problem);
         self.plan.undo.extend(undo);
     }

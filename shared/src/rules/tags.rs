@@ -194,17 +194,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
                 untouched.push(arn);
                 continue;
             }
-            let mut changes = Changes::default();
-            tag_changes(&cx, &resource.id, &resource.tags, &mut changes, &mut violations);
-            naming(
-                &cx,
-                rt,
-                resource,
-                &mut changes,
-                &mut violations,
-                &mut containment,
-                &mut notes,
-            );
+            let changes = check(&cx, rt, resource, &mut violations, &mut containment, &mut notes);
             group(&mut groups, rt.api, &resource.id, changes);
         }
     }
@@ -375,18 +365,9 @@ pub fn plan_listed(
             untouched.push(arn.clone());
             continue;
         }
-        let mut changes = Changes::default();
         let before = violations.len();
-        tag_changes(&cx, &resource.id, &resource.tags, &mut changes, &mut violations);
-        naming(
-            &cx,
-            rt,
-            resource,
-            &mut changes,
-            &mut violations,
-            &mut Vec::new(),
-            &mut Vec::new(),
-        );
+        // A sweep contains nothing: no containment, and so no note about it.
+        let mut changes = check(&cx, rt, resource, &mut violations, &mut Vec::new(), &mut Vec::new());
         if violations.len() == before {
             compliant.push(resource.id.clone());
         }
@@ -461,11 +442,8 @@ fn finish(
                 });
                 // `previous` lists the resources' changes in their order (a merged volumes
                 // group's come after them).
-                for (i, resource) in resources.iter().enumerate() {
-                    if let Some(changes) = group.previous.get(n * size + i) {
-                        plan.record_before(resource, changes.before());
-                    }
-                }
+                let previous = group.previous.iter().skip(n * size);
+                plan.record_before(resources.iter().zip(previous).map(|(r, c)| (r.clone(), c.before())));
             }
         }
     }
@@ -515,6 +493,22 @@ fn report(resource: &str, problem: String) -> Violation {
         problem,
         fixable: false,
     }
+}
+
+/// The tag changes one resource needs, its violations, and (in enforce mode) the containment
+/// of a name that cannot be changed.
+fn check(
+    cx: &Context<'_>,
+    rt: &ResourceType,
+    resource: &Created,
+    violations: &mut Vec<Violation>,
+    containment: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) -> Changes {
+    let mut changes = Changes::default();
+    tag_changes(cx, &resource.id, &resource.tags, &mut changes, violations);
+    naming(cx, rt, resource, &mut changes, violations, containment, notes);
+    changes
 }
 
 /// Spelling, required keys and allowed values of one resource's tags.
