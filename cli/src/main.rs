@@ -4,6 +4,7 @@
 
 mod audit;
 mod baseline;
+mod breaker;
 mod check_policy;
 mod demo;
 mod pause;
@@ -86,6 +87,12 @@ enum Command {
     Pause(pause::PauseArgs),
     /// End a pause: the functions act again, per the policy's modes, within a minute.
     Resume(pause::Common),
+    /// A rule's blast-radius breaker in one account: `status`, or `reset` once a person has
+    /// checked what tripped it. Needs the security account's credentials.
+    Breaker {
+        #[command(subcommand)]
+        command: breaker::Command,
+    },
     /// Show what Guardrail did or planned, from the audit ledger: every action taken, failed,
     /// held back or detected, per resource, with its values before and after and who caused it.
     /// Needs dynamodb:Query on the ledger table in the security account.
@@ -118,6 +125,7 @@ fn main() -> ExitCode {
         Command::Pause(args) => pause::pause(&args),
         Command::Resume(args) => pause::resume(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Breaker { command } => breaker::run(&command),
     }
 }
 
@@ -142,6 +150,17 @@ fn pattern(function: &str, policy: Option<&std::path::Path>) -> ExitCode {
 fn unusable(command: &str, reason: impl std::fmt::Display) -> ExitCode {
     eprintln!("guardrail {command}: {reason}");
     ExitCode::from(2)
+}
+
+/// The ARN of the credentials this shell runs with, for records of who did what.
+async fn caller(sdk: &guardrail::aws::SdkConfig) -> Result<String, String> {
+    match aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await {
+        Ok(me) => Ok(me.arn().unwrap_or("unknown").to_string()),
+        Err(e) => Err(format!(
+            "{}\n(run with credentials of the security account)",
+            aws_sdk_sts::error::DisplayErrorContext(e)
+        )),
+    }
 }
 
 /// The runtime of a command that calls AWS, or the exit status when none can start.

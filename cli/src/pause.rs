@@ -53,14 +53,9 @@ fn set(command: &str, reason: Option<&str>, args: &Common) -> ExitCode {
     };
     runtime.block_on(async {
         let sdk = guardrail::aws::load().await;
-        let by = match aws_sdk_sts::Client::new(&sdk).get_caller_identity().send().await {
-            Ok(me) => me.arn().unwrap_or("unknown").to_string(),
-            Err(e) => {
-                return unusable(
-                    command,
-                    format!("{}\n(run with credentials of the security account)", aws_sdk_sts::error::DisplayErrorContext(e)),
-                );
-            }
+        let by = match crate::caller(&sdk).await {
+            Ok(by) => by,
+            Err(e) => return unusable(command, e),
         };
         let now = chrono::Utc::now();
         let value = match reason {

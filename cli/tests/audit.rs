@@ -1,5 +1,6 @@
-//! `guardrail audit` against the emulator: the ledger entries tag-enforcer wrote, by account and
-//! by resource, as a table, JSON and CSV; a bad --since is refused with what to write instead.
+//! `guardrail audit` and `guardrail breaker` against the emulator: the ledger entries tag-enforcer
+//! wrote, by account and by resource, as a table, JSON and CSV (a bad --since is refused with what
+//! to write instead); a tripped breaker's status, and a reset that says who and why.
 
 use std::process::{Command, Output};
 
@@ -65,4 +66,78 @@ async fn audit_lists_what_guardrail_did_by_account_and_resource_in_three_formats
     let bad = guardrail(&world, &["--since", "last week"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("(7d, 12h)"));
+}
+
+fn run(world: &World, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(args)
+        .env_clear()
+        .envs(world.function_env())
+        .output()
+        .expect("run guardrail")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn breaker_status_shows_a_trip_and_reset_records_who_and_why_and_closes_it() {
+    let world = World::start().await;
+    let dev = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&dev).await;
+    let text = guardrail::policy::BUILTIN_POLICY.replace("\ntags = 500\n", "\ntags = 1\n");
+    let file = std::env::temp_dir().join(format!("guardrail-breaker-{}.toml", std::process::id()));
+    std::fs::write(&file, &text).expect("write the policy");
+    let policy_file = file.to_str().expect("path");
+    let p = world.pipeline(
+        Function::TagEnforcer,
+        Policy::from_toml(&text, "breaker.toml").expect("policy"),
+    );
+    let tags = [("Environment", "prod")];
+    let launched = launch(&member, &tags).await;
+    p.handle(launch_event(&dev, &[&launched], &tags), &invocation()).await;
+
+    let target = ["--rule", "tags", "--account", dev.as_str(), "--policy", policy_file];
+    let status = |format: &str| {
+        let out = run(
+            &world,
+            &[&["breaker", "status"][..], &target, &["--format", format]].concat(),
+        );
+        stdout(&out)
+    };
+    let json: Value = serde_json::from_str(&status("json")).expect("JSON");
+    assert_eq!(
+        (json["limit"].as_u64(), json["window"].as_str()),
+        (Some(1), Some("1h")),
+        "{json:#}"
+    );
+    assert!(json["tripped"]["changes"].as_u64() > Some(1), "{json:#}");
+    let text_status = status("text");
+    assert!(
+        text_status.contains("tripped:  yes")
+            && text_status.contains(&format!("guardrail breaker reset --rule tags --account {dev}")),
+        "{text_status}"
+    );
+
+    // A reset must say what was checked.
+    let refused = run(&world, &[&["breaker", "reset", "--reason", " "][..], &target].concat());
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--reason must say"));
+    let reset = run(
+        &world,
+        &[
+            &["breaker", "reset", "--reason", "INC-9 checked", "--format", "json"][..],
+            &target,
+        ]
+        .concat(),
+    );
+    let json: Value = serde_json::from_str(&stdout(&reset)).expect("JSON");
+    assert_eq!(json["reset"], true);
+    assert!(json["tripped"].is_object(), "the state it closed: {json:#}");
+    let json: Value = serde_json::from_str(&status("json")).expect("JSON");
+    assert!(json["tripped"].is_null() && json["counted"] == 0, "{json:#}");
+    let last = json["last_reset"].as_str().unwrap_or_default();
+    assert!(last.contains("INC-9 checked") && last.contains("arn:aws:"), "{last}");
+
+    let unknown = run(&world, &["breaker", "status", "--rule", "tag", "--account", &dev]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("use tags, baseline or quarantine"));
+    let _ = std::fs::remove_file(file);
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ids::clip;
-use crate::plan::Plan;
+use crate::plan::{Hold, Plan};
 use crate::rules::Function;
 
 /// The most an alert's JSON may take: an SNS message is at most 256 KB and carries the alert
@@ -92,6 +92,16 @@ impl Alert {
             let done = plan.actions.iter().map(ToString::to_string).collect();
             let title = format!("{verb} {}", plan.subject);
             return Alert::assemble(function, plan, verb, title, done, plan.undo.clone(), event_id, time);
+        }
+        if plan.held.is_some() {
+            let lines = plan.withheld.iter().map(|a| format!("held back: {a}")).collect();
+            let (action, title) = if plan.held == Some(Hold::Tripped) {
+                let title = format!("breaker tripped: {} rule stopped in {}", plan.rule.name(), plan.account);
+                ("tripped", title)
+            } else {
+                ("detected", format!("problems with {}", plan.subject))
+            };
+            return Alert::assemble(function, plan, action, title, lines, Vec::new(), event_id, time);
         }
         let lines = vec![if plan.mode.fixes() {
             "nothing could be changed automatically".to_string()

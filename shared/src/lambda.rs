@@ -9,8 +9,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::aws::{
-    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, DynamoReplayStore, LedgerTable, MemberAccess,
-    QuarantineTable, SnsNotifier, SsmSwitch,
+    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, BreakerTable, DynamoReplayStore, LedgerTable,
+    MemberAccess, QuarantineTable, SnsNotifier, SsmSwitch,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -28,6 +28,7 @@ impl Ports for AwsPorts {
     type Actuator = AwsActuator;
     type Switch = SsmSwitch;
     type Ledger = LedgerTable;
+    type Breaker = BreakerTable;
 }
 
 /// A function wired to AWS.
@@ -50,6 +51,7 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
         actuator: AwsActuator::new(access).with_table(QuarantineTable::new(sdk, &config.table)),
         switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
         ledger: LedgerTable::new(sdk, &config.ledger_table, policy.safety.ledger_days),
+        breaker: BreakerTable::new(sdk, &config.table),
         policy,
     }
 }

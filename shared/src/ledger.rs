@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::ids::clip;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Hold, Plan};
 use crate::rules::Function;
 
 /// How an entry's action ended.
@@ -32,15 +32,18 @@ pub enum Outcome {
     Detected,
     /// Planned, and held back by the kill switch.
     Paused,
+    /// Planned, and held back by the rule's blast-radius breaker (tripped by this plan or earlier).
+    Held,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Applied,
         Outcome::Failed,
         Outcome::NotRun,
         Outcome::Detected,
         Outcome::Paused,
+        Outcome::Held,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::NotRun => "not-run",
             Outcome::Detected => "detected",
             Outcome::Paused => "paused",
+            Outcome::Held => "held",
         }
     }
 
@@ -155,8 +159,12 @@ pub fn entries(source: &Source<'_>, plan: &Plan, ran: &[(&Action, Ran)]) -> Vec<
     }
     if let Some(hold) = plan.held {
         let detail = plan.notes.first().cloned().unwrap_or_else(|| hold.name().to_string());
+        let outcome = match hold {
+            Hold::Paused => Outcome::Paused,
+            Hold::Tripped | Hold::Open => Outcome::Held,
+        };
         for action in &plan.withheld {
-            action_entries(source, plan, action, Outcome::Paused, &detail, &mut out);
+            action_entries(source, plan, action, outcome, &detail, &mut out);
         }
     }
     if ran.is_empty() && plan.withheld.is_empty() {

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod apply;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod breaker;
 pub mod config;
 pub mod error;
 pub mod event;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::alert::{Alert, Notifier, Severity};
 use crate::apply::{Actuator, Session};
+use crate::breaker::{self, Breaker};
 use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
 use crate::facts::{Facts, Membership, PrincipalFacts, RateKey};
@@ -40,6 +41,7 @@ pub trait Ports {
     type Actuator: Actuator;
     type Switch: Switch;
     type Ledger: Ledger;
+    type Breaker: Breaker;
 }
 
 /// One function wired to its ports.
@@ -54,6 +56,8 @@ pub struct Pipeline<P: Ports> {
     pub switch: P::Switch,
     /// The audit ledger: every action taken or planned.
     pub ledger: P::Ledger,
+    /// The blast-radius breaker, which counts the changes of every plan allowed to act.
+    pub breaker: P::Breaker,
 }
 
 /// A claim this delivery holds.
@@ -389,10 +393,41 @@ impl<P: Ports> Pipeline<P> {
                             Err(e) => return self.fail_before_plan(event, e, invocation).await,
                         }
                     }
+                    if let Err(e) = self.count_changes(&mut plan, &key, invocation.now).await {
+                        return self.fail_before_plan(event, e, invocation).await;
+                    }
                     self.act(event, &plan, &key, &session, invocation).await
                 }
             },
         }
+    }
+
+    /// Counts a plan's changes against its rule's breaker in its account, and holds the plan
+    /// back when the breaker is tripped.
+    async fn count_changes(&self, plan: &mut Plan, event_key: &str, now: DateTime<Utc>) -> Result<()> {
+        let limits = &self.policy.safety.breaker;
+        let Some(limit) = limits.limit(plan.rule).filter(|_| !plan.actions.is_empty()) else {
+            return Ok(());
+        };
+        let window = Duration::from_std(limits.window).unwrap_or(Duration::hours(1));
+        let account = plan.account.clone();
+        let verdict = self
+            .breaker
+            .count(&breaker::Count {
+                rule: plan.rule,
+                account: &account,
+                event: event_key,
+                changes: breaker::changes(plan),
+                now,
+                window,
+                limit,
+            })
+            .await?;
+        if let breaker::Verdict::Tripped(trip) = &verdict {
+            warn!(rule = plan.rule.name(), account = %account, changes = trip.count, limit, "blast-radius breaker tripped");
+        }
+        breaker::hold(plan, &verdict, limit, window);
+        Ok(())
     }
 
     /// Claims the event; `Err` holds the outcome when another delivery has it or had it.
@@ -695,6 +730,7 @@ mod tests {
         type Actuator = Flaky;
         type Switch = Pause;
         type Ledger = crate::ledger::MemoryLedger;
+        type Breaker = crate::breaker::MemoryBreaker;
     }
 
     fn pipeline(broken: Option<TagApi>) -> Pipeline<Fakes> {
@@ -713,6 +749,7 @@ mod tests {
             },
             switch: Pause::Active,
             ledger: crate::ledger::MemoryLedger::default(),
+            breaker: crate::breaker::MemoryBreaker::default(),
         }
     }
 

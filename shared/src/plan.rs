@@ -591,12 +591,18 @@ pub struct Before {
 pub enum Hold {
     /// The kill switch is on.
     Paused,
+    /// This plan's changes tripped its rule's blast-radius breaker.
+    Tripped,
+    /// Its rule's breaker was tripped earlier.
+    Open,
 }
 
 impl Hold {
     pub fn name(self) -> &'static str {
         match self {
             Hold::Paused => "paused",
+            Hold::Tripped => "tripped",
+            Hold::Open => "breaker-open",
         }
     }
 }

@@ -165,6 +165,23 @@ pub struct Safety {
     pub pause_parameter: Option<String>,
     /// How long the audit ledger keeps an entry (DynamoDB TTL), in days.
     pub ledger_days: u32,
+    pub breaker: BreakerLimits,
+}
+
+/// The blast-radius breaker: how many changes each rule may make in one account within a
+/// sliding window before it only detects there.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BreakerLimits {
+    pub window: Duration,
+    /// Changes per rule and account within the window; a rule not listed has no breaker.
+    pub limits: BTreeMap<Rule, u32>,
+}
+
+impl BreakerLimits {
+    /// The rule's limit, `None` when its breaker is off.
+    pub fn limit(&self, rule: Rule) -> Option<u32> {
+        self.limits.get(&rule).copied()
+    }
 }
 
 /// How a sweep paces itself.

@@ -1,14 +1,18 @@
 //! Operator safety rails against the emulator. The kill switch: a pause written to the SSM
 //! parameter turns the functions and the sweep into detect mode once a container's cached read
 //! runs out (a second here, a minute deployed), each alert says so and why, and a resume lets
-//! them act again.
+//! them act again. The blast-radius breaker: past its limit a rule only detects in that account,
+//! until a person resets it.
 
 use std::time::Duration;
 
-use guardrail::aws::SsmSwitch;
+use guardrail::aws::{BreakerTable, SsmSwitch};
+use guardrail::ids::AccountId;
+use guardrail::ledger::{Outcome as LedgerOutcome, Query};
 use guardrail::pause::{active_value, paused_value};
 use guardrail::pipeline::Outcome;
-use guardrail::policy::Policy;
+use guardrail::plan::Decision;
+use guardrail::policy::{Policy, Rule};
 use guardrail::rules::Function;
 use guardrail::sweep::{INPUT_KEY, Request};
 use guardrail_tests::events::{ec2_tags, mislabelled_launch};
@@ -115,4 +119,178 @@ async fn a_pause_turns_every_plan_into_detect_within_the_cache_period_and_a_resu
         "resumed: {report:?}"
     );
     assert_eq!(ec2_tags(&in_dev, &instance_3).await["Environment"], "dev");
+}
+
+/// The blast-radius breaker, with a limit of two launches' changes an hour for the tag rule: the
+/// first two launches in an account are tagged, the third trips the breaker (nothing written, one high
+/// alert with the reset command), later plans in that account are held quietly, also in
+/// another container, other accounts act, and only a reset lets the rule act there again.
+#[tokio::test]
+async fn the_breaker_trips_at_n_plus_one_not_at_n_and_holds_the_rule_until_a_person_resets_it() {
+    let world = World::start().await;
+    let dev = world.org.account("dev").to_string();
+    let in_dev = world.emulator.config_as(&dev).await;
+    // A launch changes its instance and its network interface (the volumes' tags count with
+    // their instance): the limit is two launches' changes.
+    let (instance, first) = mislabelled_launch(&world, "dev").await;
+    let builtin = world.pipeline(Function::TagEnforcer, Policy::builtin().expect("policy"));
+    let session = guardrail::apply::Session::new("tag-enforcer", "test");
+    let event = guardrail::event::decode_value(first.clone()).remove(0).expect("event");
+    let Ok(Ok(Decision::Act { plan })) = builtin.decide(&session, &event, chrono::Utc::now()).await else {
+        panic!("a plan")
+    };
+    let per_launch = guardrail::breaker::changes(&plan);
+    assert_eq!(per_launch, 2, "{:?}", plan.actions);
+    let limit = 2 * per_launch;
+    let text = guardrail::policy::BUILTIN_POLICY.replace("\ntags = 500\n", &format!("\ntags = {limit}\n"));
+    let policy = Policy::from_toml(&text, "breaker.toml").expect("policy");
+    assert_eq!(policy.safety.breaker.limit(Rule::Tags), Some(limit));
+    let p = world.pipeline(Function::TagEnforcer, policy.clone());
+
+    // N changes: made.
+    let report = p.handle(first, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    assert_eq!(ec2_tags(&in_dev, &instance).await["Environment"], "dev");
+    let (instance, event) = mislabelled_launch(&world, "dev").await;
+    let report = p.handle(event, &invocation()).await;
+    assert!(
+        matches!(outcomes(&report)[..], [Outcome::Applied { .. }]),
+        "at N: {report:?}"
+    );
+    assert_eq!(ec2_tags(&in_dev, &instance).await["Environment"], "dev");
+    let alerts = world.alerts().await;
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|a| a.attributes["action"].as_str())
+            .collect::<Vec<_>>(),
+        ["tagged", "tagged"]
+    );
+
+    // N+1: held. Nothing is written, and one high-severity alert asks a person to look.
+    let (third, event) = mislabelled_launch(&world, "dev").await;
+    let mark = world.emulator.calls().len();
+    let report = p.handle(event.clone(), &invocation()).await;
+    assert!(
+        matches!(outcomes(&report)[..], [Outcome::Detected { .. }]),
+        "{report:?}"
+    );
+    assert_eq!(
+        world.emulator.writes_in(mark, &dev),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+    assert_eq!(ec2_tags(&in_dev, &third).await["Environment"], "prod");
+    // Delivered again, the event is a duplicate: still one alert.
+    let again = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&again)[..], [Outcome::Duplicate { .. }]), "{again:?}");
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(
+        (
+            alerts[0].attributes["action"].as_str(),
+            alerts[0].attributes["severity"].as_str()
+        ),
+        ("tripped", "high")
+    );
+    let notes = alerts[0].body["notes"].to_string();
+    assert!(
+        notes.contains(&format!("{} changes", 3 * per_launch))
+            && notes.contains(&format!("guardrail breaker reset --rule tags --account {dev}")),
+        "{notes}"
+    );
+    assert!(
+        alerts[0].body["done"]
+            .to_string()
+            .contains("held back: set Environment=dev"),
+        "{:?}",
+        alerts[0].body
+    );
+
+    // Open: a later plan in that account is held too, in another container as well, and its
+    // alert says why without asking again.
+    let other_container = world.pipeline(Function::TagEnforcer, policy.clone());
+    let (fourth, event) = mislabelled_launch(&world, "dev").await;
+    let report = other_container.handle(event, &invocation()).await;
+    assert!(
+        matches!(outcomes(&report)[..], [Outcome::Detected { .. }]),
+        "{report:?}"
+    );
+    assert_eq!(ec2_tags(&in_dev, &fourth).await["Environment"], "prod");
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        (
+            alerts[0].attributes["action"].as_str(),
+            alerts[0].attributes["severity"].as_str()
+        ),
+        ("detected", plan.severity.name()),
+        "the plan's own severity: only the trip is raised"
+    );
+    assert!(
+        alerts[0].body["notes"].to_string().contains("is open since"),
+        "{:?}",
+        alerts[0].body
+    );
+
+    // The breaker is per account: the agents account acts.
+    let (elsewhere, event) = mislabelled_launch(&world, "agents").await;
+    let report = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    let in_agents = world.emulator.config_as(world.org.account("agents")).await;
+    assert_eq!(ec2_tags(&in_agents, &elsewhere).await["Environment"], "agents");
+    world.alerts().await;
+
+    // The ledger holds what the breaker held back.
+    let held = world
+        .ledger(&Query {
+            account: Some(dev.clone()),
+            ..Query::default()
+        })
+        .await;
+    let outcome_of = |resource: &str| {
+        held.iter()
+            .filter(|e| e.resource == resource)
+            .map(|e| e.outcome)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcome_of(&third), [LedgerOutcome::Held], "{held:#?}");
+    assert_eq!(outcome_of(&fourth), [LedgerOutcome::Held]);
+
+    // A sweep does not act where the breaker stopped the rule: it reports what it would change.
+    let sweeper = world.sweeper(Function::TagEnforcer, policy.clone());
+    let input = json!({ INPUT_KEY: {"name": "tripped", "time": chrono::Utc::now().to_rfc3339(), "accounts": [dev]} });
+    let mark = world.emulator.calls().len();
+    let report = sweeper
+        .handle(Request::from_input(&input).expect("a sweep"), &invocation())
+        .await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Swept { .. }]), "{report:?}");
+    assert_eq!(world.emulator.writes_in(mark, &dev), Vec::<String>::new());
+    let alerts = world.alerts().await;
+    assert!(
+        alerts.len() == 1 && alerts[0].body.to_string().contains("blast-radius breaker is open here"),
+        "{alerts:#?}"
+    );
+
+    // A person resets it: the counts are forgotten and the rule acts again.
+    let table = BreakerTable::new(&world.config, &world.stack.table);
+    let account = AccountId::parse(&dev).expect("id");
+    let before = table
+        .reset(
+            Rule::Tags,
+            &account,
+            "arn:aws:iam::123456789012:role/break-glass-ops",
+            "checked the 3 changes: INC-7",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("reset");
+    assert_eq!(before.trip.map(|t| t.count), Some(3 * per_launch));
+    let status = table.status(Rule::Tags, &account).await.expect("status");
+    assert!(status.trip.is_none() && status.tallies.is_empty(), "{status:?}");
+    assert!(status.reset.is_some_and(|r| r.contains("INC-7")));
+    let (fifth, event) = mislabelled_launch(&world, "dev").await;
+    let report = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    assert_eq!(ec2_tags(&in_dev, &fifth).await["Environment"], "dev");
 }

@@ -283,9 +283,9 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
     let mark = world.emulator.calls().len();
     let retry = fixed.handle(event, &invocation()).await;
     assert!(matches!(outcomes(&retry)[..], [Outcome::Applied { .. }]), "{retry:?}");
-    // Finished steps are not repeated: the kill switch (a new container reads it once), claim,
-    // the ledger entries of the steps done (put again, stored once), publish, complete; no
-    // AssumeRole, no CreateTags.
+    // Finished steps are not repeated: the kill switch (a new container reads it once), the
+    // breaker (the event was counted before: counted once), claim, the ledger entries of the
+    // steps done (put again, stored once), publish, complete; no AssumeRole, no CreateTags.
     let calls = world.emulator.calls_since(mark);
     assert_eq!(
         calls
@@ -294,6 +294,7 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
             .collect::<Vec<_>>(),
         [
             "ssm.GetParameter",
+            "dynamodb.UpdateItem",
             "dynamodb.UpdateItem",
             "dynamodb.PutItem",
             "dynamodb.PutItem",
@@ -309,6 +310,13 @@ async fn a_failed_alert_fails_the_event_and_the_retry_finishes_it() {
         .expect("record");
     assert_eq!(record["state"].as_s().ok().map(String::as_str), Some("Completed"));
     assert_eq!(record["attempts"].as_n().ok().map(String::as_str), Some("2"));
+    // The two deliveries are one event to the breaker.
+    let agents = guardrail::ids::AccountId::parse(world.org.account("agents")).expect("id");
+    let breaker = guardrail::aws::BreakerTable::new(&world.config, &world.stack.table)
+        .status(guardrail::policy::Rule::Tags, &agents)
+        .await
+        .expect("breaker");
+    assert_eq!(breaker.tallies.len(), 1, "{breaker:?}");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! implementations of the ports. `aws-sdk-*` types appear only under this module.
 
 mod actuator;
+mod breaker_table;
 mod continuation;
 mod directory;
 mod facts;
@@ -20,9 +21,10 @@ mod tagging;
 
 use std::time::{Duration, SystemTime};
 
+pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_sts::error::ProvideErrorMetadata;
@@ -30,6 +32,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 pub use actuator::AwsActuator;
+pub use breaker_table::BreakerTable;
 pub use continuation::LambdaContinuation;
 pub use directory::AwsDirectory;
 pub use facts::AwsFacts;

@@ -12,8 +12,9 @@ use wildmatch::WildMatch;
 use regex::Regex;
 
 use super::{
-    Baseline, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG, PasswordPolicy, Pattern,
-    Policy, PolicyError, Quarantine, RateBudget, Response, Rule, Safety, SnapshotBlock, Sweep, TagRules, ValuePattern,
+    Baseline, BreakerLimits, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG,
+    PasswordPolicy, Pattern, Policy, PolicyError, Quarantine, RateBudget, Response, Rule, Safety, SnapshotBlock, Sweep,
+    TagRules, ValuePattern,
 };
 use crate::ids::Region;
 
@@ -129,6 +130,17 @@ struct RawSweep {
 struct RawSafety {
     pause_parameter: Option<Spanned<String>>,
     ledger_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    breaker: RawBreaker,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    window: Option<Spanned<String>>,
+    tags: Option<Spanned<i64>>,
+    baseline: Option<Spanned<i64>>,
+    quarantine: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -367,6 +379,7 @@ impl Validator<'_> {
                 "/guardrail/pause",
             )?,
             ledger_days: self.count("safety.ledger_days", raw.safety.ledger_days, 400, 1..=3650)?,
+            breaker: self.breaker(raw.safety.breaker)?,
         };
         Ok(Policy {
             freshness,
@@ -384,6 +397,24 @@ impl Validator<'_> {
             sweep,
             safety,
         })
+    }
+
+    /// The breaker's window and per-rule limits; a limit of 0 turns the rule's breaker off. At
+    /// most 1000, so that a window's counts fit one DynamoDB item.
+    fn breaker(&self, raw: RawBreaker) -> Result<BreakerLimits, PolicyError> {
+        let window = self.duration("safety.breaker.window", raw.window, "1h", 60..=7 * 86_400)?;
+        let mut limits = BTreeMap::new();
+        for (rule, value, default) in [
+            (Rule::Tags, raw.tags, 500),
+            (Rule::Baseline, raw.baseline, 100),
+            (Rule::Quarantine, raw.quarantine, 10),
+        ] {
+            let n = self.count(&format!("safety.breaker.{}", rule.name()), value, default, 0..=1000)?;
+            if n > 0 {
+                limits.insert(rule, n);
+            }
+        }
+        Ok(BreakerLimits { window, limits })
     }
 
     /// An SSM parameter name (`/a/b`), `default` when absent; `None` when set empty.

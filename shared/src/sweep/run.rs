@@ -17,8 +17,8 @@ use crate::alert::Notifier;
 use crate::apply::Session;
 use crate::aws::organization::{self, Selection};
 use crate::aws::{
-    AwsActuator, AwsDirectory, AwsInspector, Inventory, LambdaContinuation, MemberAccess, Save, SnsNotifier, SsmSwitch,
-    SweepTable, Taken,
+    AwsActuator, AwsDirectory, AwsInspector, BreakerTable, Inventory, LambdaContinuation, MemberAccess, Save,
+    SnsNotifier, SsmSwitch, SweepTable, Taken,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -44,6 +44,7 @@ pub struct Sweeper {
     notifier: SnsNotifier,
     continuation: LambdaContinuation,
     switch: SsmSwitch,
+    breakers: BreakerTable,
 }
 
 /// What a function's sweep checks in each account, and what it reads to do so.
@@ -75,12 +76,54 @@ impl Sweeper {
             notifier: SnsNotifier::new(sdk, &config.topic_arn),
             continuation: LambdaContinuation::new(sdk, function_name),
             switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
+            breakers: BreakerTable::new(sdk, &config.table),
             policy,
         }
     }
 
+    /// Why the rule's tripped breaker holds the account, if it does: a sweep does not count
+    /// against the breaker, but it does not act where the breaker stopped the rule.
+    async fn breaker_hold(&self, account: &AccountId) -> Result<Option<String>> {
+        let rule = self.function.rule();
+        if self.policy.safety.breaker.limit(rule).is_none() {
+            return Ok(None);
+        }
+        let state = self.breakers.status(rule, account).await?;
+        Ok(state.trip.map(|trip| {
+            format!(
+                "the {} rule's blast-radius breaker is open here since {}: only reported (guardrail breaker reset)",
+                rule.name(),
+                trip.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }))
+    }
+
     /// Checks one account: its row of the sweep.
     async fn check(&self, session: &Session, account: &AccountId, dry_run: bool, id: &str, log: Log<'_>) -> Row {
+        let held = if dry_run {
+            None
+        } else {
+            match self.breaker_hold(account).await {
+                Ok(held) => held,
+                Err(e) => {
+                    let reason = format!("could not read the blast-radius breaker: {e}");
+                    return Row::failed(account, "", self.function.rule(), &reason);
+                }
+            }
+        };
+        let dry_run = dry_run || held.is_some();
+        let mut row = self.check_rule(session, account, dry_run, id, log).await;
+        if let Some(held) = held {
+            row.note = if row.note.is_empty() {
+                held
+            } else {
+                format!("{held}; {}", row.note)
+            };
+        }
+        row
+    }
+
+    async fn check_rule(&self, session: &Session, account: &AccountId, dry_run: bool, id: &str, log: Log<'_>) -> Row {
         let pace = Some(self.policy.sweep.writes_per_second);
         let run = match &self.checks {
             Checks::Baseline(inspector) => Runner {

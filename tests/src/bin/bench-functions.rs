@@ -137,12 +137,14 @@ impl Job {
     /// - the audit ledger: one conditional `dynamodb.PutItem` per resource of each action, so
     ///   that an entry is written once and never changed (the instance and its interface +2,
     ///   the role +1, the role's containment, tag and record +3). One `TransactWriteItems` per
-    ///   event would bring this back to +1.
+    ///   event would bring this back to +1;
+    /// - the blast-radius breaker: one `dynamodb.UpdateItem` counts the plan's changes before it
+    ///   acts (+1), so that a bad policy cannot change a whole account.
     fn budget(self) -> usize {
         match self {
-            Job::Ec2Tags => 8,
-            Job::RoleTags => 6,
-            Job::Quarantine => 16,
+            Job::Ec2Tags => 9,
+            Job::RoleTags => 7,
+            Job::Quarantine => 17,
         }
     }
 
@@ -328,6 +330,7 @@ impl Process {
         let child = Command::new(binary)
             .env_clear()
             .envs(world.function_env())
+            .env("GUARDRAIL_POLICY", bench_policy())
             .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
             .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
@@ -369,6 +372,29 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The shipped policy with the blast-radius breaker's limits at their highest: a job puts
+/// 40-odd events into one account within minutes, and each must act, as the peer's do.
+fn bench_policy() -> &'static str {
+    static FILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let text = guardrail::policy::BUILTIN_POLICY
+            .replace("\ntags = 500\n", "\ntags = 1000\n")
+            .replace("\nquarantine = 10\n", "\nquarantine = 1000\n");
+        let limits = guardrail::policy::Policy::from_toml(&text, "bench")
+            .expect("bench policy")
+            .safety
+            .breaker;
+        assert_eq!(
+            limits.limit(guardrail::policy::Rule::Quarantine),
+            Some(1000),
+            "the shipped limits moved"
+        );
+        let path = std::env::temp_dir().join(format!("guardrail-bench-policy-{}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write the bench policy");
+        path.to_string_lossy().into_owned()
+    })
 }
 
 fn ms(d: Duration) -> f64 {
