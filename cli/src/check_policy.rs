@@ -60,5 +60,24 @@ fn summary(policy: &Policy, origin: &str) -> String {
         patterns(&policy.guardrail_principals)
     );
     let _ = writeln!(t, "protected principals: {}", patterns(&policy.protected_principals));
+    let _ = writeln!(
+        t,
+        "kill switch: {}",
+        policy.safety.pause_parameter.as_deref().unwrap_or("none")
+    );
+    let breaker = &policy.safety.breaker;
+    let limits: Vec<String> = Rule::ALL
+        .iter()
+        .map(|r| match breaker.limit(*r) {
+            Some(n) => format!("{} {n}", r.name()),
+            None => format!("{} off", r.name()),
+        })
+        .collect();
+    let _ = writeln!(
+        t,
+        "blast-radius breaker: changes per account within {}: {}",
+        humantime::format_duration(breaker.window),
+        limits.join(", ")
+    );
     t
 }

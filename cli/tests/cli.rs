@@ -166,6 +166,12 @@ fn check_policy_accepts_the_shipped_policy_and_points_at_errors() {
             "{}",
             stdout(&o)
         );
+        assert!(
+            stdout(&o)
+                .contains("blast-radius breaker: changes per account within 1h: tags 500, baseline 100, quarantine 10"),
+            "{}",
+            stdout(&o)
+        );
     }
     let bad = std::env::temp_dir().join(format!("guardrail-cli-bad-{}.toml", std::process::id()));
     std::fs::write(&bad, "version = 1\n\n[environments.prod.modes]\ntags = \"fixx\"\n").expect("write policy");

@@ -307,6 +307,21 @@ mod tests {
         assert_eq!(p.sweep.parallel_accounts, 4);
         assert_eq!(p.sweep.account_time, Duration::from_secs(20));
         assert_eq!(p.safety.pause_parameter.as_deref(), Some("/guardrail/pause"));
+        assert_eq!(p.safety.breaker.window, Duration::from_secs(3600));
+        assert_eq!(
+            Rule::ALL.map(|r| p.safety.breaker.limit(r)),
+            [Some(500), Some(100), Some(10)]
+        );
+        let off = Policy::from_toml(
+            &MINIMAL.replace("version = 1\n", "version = 1\n[safety.breaker]\nquarantine = 0\n"),
+            "p.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            off.safety.breaker.limit(Rule::Quarantine),
+            None,
+            "0 turns the rule's breaker off"
+        );
         assert_eq!(
             p.member_role_arn("aws", "111122223333", "tag-enforcer"),
             "arn:aws:iam::111122223333:role/guardrail-tag-enforcer"
@@ -415,6 +430,24 @@ mod tests {
                 "safety.pause_parameter",
                 3,
                 "not an SSM parameter name",
+            ),
+            (
+                "version = 1\n[safety.breaker]\ntags = 5000\n[environments.prod]\n",
+                "safety.breaker.tags",
+                3,
+                "outside 0..=1000",
+            ),
+            (
+                "version = 1\n[safety.breaker]\nwindow = \"10s\"\n[environments.prod]\n",
+                "safety.breaker.window",
+                3,
+                "outside the allowed",
+            ),
+            (
+                "version = 1\n[safety.breaker]\nrules = 1\n[environments.prod]\n",
+                "rules",
+                3,
+                "unknown field",
             ),
             ("version = 2\n[environments.prod]\n", "version", 1, "version 1"),
             (
