@@ -66,6 +66,7 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
         dry_run: args.dry_run,
         pace: None,
         log: &|line| eprintln!("{line}"),
+        record: None,
     };
     let run = match runner
         .account(&Session::new("cli-baseline", account.as_str()), &account)

@@ -134,6 +134,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         dry_run: args.dry_run,
         pace: Some(policy.sweep.writes_per_second),
         log: &log,
+        record: None,
     };
     let tag_access = MemberAccess::new(&sdk, policy.clone(), Function::TagEnforcer);
     let directory = AwsDirectory::without_table(Function::TagEnforcer, &sdk, policy.clone());
@@ -148,6 +149,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         pace: Some(policy.sweep.writes_per_second),
         log: &log,
         cause: "guardrail sweep",
+        record: None,
     };
     let total = members.accounts.len();
     let mut rows = Vec::new();

@@ -395,6 +395,15 @@ impl World {
             .expect("query the ledger")
     }
 
+    /// One account's audit ledger entries, newest first.
+    pub async fn ledger_of(&self, account: &str) -> Vec<guardrail::ledger::Entry> {
+        self.ledger(&guardrail::ledger::Query {
+            account: Some(account.to_string()),
+            ..Default::default()
+        })
+        .await
+    }
+
     /// Writes a raw item of the Guardrail table: string attributes only.
     pub async fn put_item(&self, attributes: &[(&str, &str)]) {
         let mut request = aws_sdk_dynamodb::Client::new(&self.config)

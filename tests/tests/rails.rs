@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use guardrail::aws::{BreakerTable, SsmSwitch};
 use guardrail::ids::AccountId;
-use guardrail::ledger::{Outcome as LedgerOutcome, Query};
+use guardrail::ledger::Outcome as LedgerOutcome;
 use guardrail::pause::{active_value, paused_value};
 use guardrail::pipeline::Outcome;
 use guardrail::plan::Decision;
@@ -242,12 +242,7 @@ async fn the_breaker_trips_at_n_plus_one_not_at_n_and_holds_the_rule_until_a_per
     world.alerts().await;
 
     // The ledger holds what the breaker held back.
-    let held = world
-        .ledger(&Query {
-            account: Some(dev.clone()),
-            ..Query::default()
-        })
-        .await;
+    let held = world.ledger_of(&dev).await;
     let outcome_of = |resource: &str| {
         held.iter()
             .filter(|e| e.resource == resource)

@@ -615,6 +615,35 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
         .expect("ListRoleTags");
     assert!(break_glass.tags().is_empty(), "a protected role is never tagged");
 
+    // The audit ledger holds each change, with the sweep as its event and the values it
+    // replaced.
+    let in_prod_ledger = world.ledger_of(&prod).await;
+    assert_eq!(in_prod_ledger.len(), 1, "{in_prod_ledger:#?}");
+    let queue = &in_prod_ledger[0];
+    assert_eq!(
+        (
+            queue.outcome,
+            queue.event.as_str(),
+            queue.rule.as_str(),
+            queue.function.as_str()
+        ),
+        (
+            guardrail::ledger::Outcome::Applied,
+            format!("sweep#{id}").as_str(),
+            "tags",
+            "tag-enforcer"
+        )
+    );
+    assert_eq!(queue.before.get("Environment"), Some(&Some("dev".to_string())));
+    assert_eq!(queue.after.get("Environment"), Some(&Some("prod".to_string())));
+    let in_dev_ledger = world.ledger_of(&dev).await;
+    let topic_entry = in_dev_ledger
+        .iter()
+        .find(|e| e.resource == grab)
+        .unwrap_or_else(|| panic!("{in_dev_ledger:#?}"));
+    assert_eq!(topic_entry.before.get("Environment"), Some(&Some("prod".to_string())));
+    assert!(world.ledger_of(&sandbox).await.is_empty() && world.ledger_of(&agents).await.is_empty());
+
     // One summary, the tag rule's, counting resources.
     let alerts = world.alerts().await;
     assert_eq!(
@@ -673,4 +702,9 @@ async fn a_tag_sweep_fixes_exactly_the_non_compliant_resources_alerts_once_and_a
         );
     }
     assert_eq!(world.alerts().await.len(), 2);
+    assert_eq!(
+        world.ledger_of(&dev).await.len(),
+        in_dev_ledger.len(),
+        "nothing changed, nothing recorded"
+    );
 }

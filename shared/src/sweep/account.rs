@@ -11,7 +11,8 @@ use crate::apply::{Actuator, Session};
 use crate::aws::AwsInspector;
 use crate::facts::Scope;
 use crate::ids::AccountId;
-use crate::plan::{Action, Decision, Ignored};
+use crate::ledger::{self, Entry, Ran, Source};
+use crate::plan::{Action, Decision, Ignored, Plan};
 use crate::policy::{Policy, Rule};
 use crate::rules::baseline::plan_account;
 
@@ -89,6 +90,30 @@ pub async fn apply_steps(
     failed
 }
 
+/// The audit ledger's entries for what a plan's steps changed or tried to (`steps` are the
+/// rows [`apply_steps`] made for `plan.actions`, in order): none in a dry run, and none for
+/// what a sweep only reports, which its summary carries instead.
+pub fn ledger_entries(source: Option<&Source<'_>>, plan: &Plan, steps: &[StepRow]) -> Vec<Entry> {
+    let Some(source) = source else {
+        return Vec::new();
+    };
+    let ran: Vec<(&Action, Ran)> = plan
+        .actions
+        .iter()
+        .zip(steps)
+        .filter_map(|(action, step)| match step.status {
+            "done" => Some((action, Ran::Applied)),
+            "failed" => Some((action, Ran::Failed(step.detail.clone()))),
+            "not tried" => Some((action, Ran::NotRun(step.detail.clone()))),
+            _ => None,
+        })
+        .collect();
+    if ran.is_empty() {
+        return Vec::new();
+    }
+    ledger::entries(source, plan, &ran)
+}
+
 /// One account's baseline run: what was in place, changed, left for a person, or failed.
 #[derive(Clone, Debug)]
 pub struct AccountRun {
@@ -103,6 +128,8 @@ pub struct AccountRun {
     pub detects: Option<&'static str>,
     /// Checks found in place.
     pub in_place: usize,
+    /// What to write to the audit ledger (when the runner records).
+    pub entries: Vec<Entry>,
 }
 
 impl AccountRun {
@@ -149,6 +176,8 @@ pub struct Runner<'a, A: Actuator> {
     /// Write calls per second in one account; `None`: unpaced.
     pub pace: Option<u32>,
     pub log: Log<'a>,
+    /// What the audit ledger names as the source of the changes; `None`: not recorded.
+    pub record: Option<&'a Source<'a>>,
 }
 
 impl<A: Actuator> Runner<'_, A> {
@@ -179,6 +208,7 @@ impl<A: Actuator> Runner<'_, A> {
                     nothing: Some(reason.to_string()),
                     detects: None,
                     in_place,
+                    entries: Vec::new(),
                 });
             }
             Decision::Act { plan } => plan,
@@ -195,8 +225,10 @@ impl<A: Actuator> Runner<'_, A> {
             pace: self.pace,
             log: self.log,
         };
+        let first = steps.len();
         let failed = apply_steps(self.actuator, session, account, &plan.actions, &how, &mut steps).await
             || !plan.unchecked.is_empty();
+        let entries = ledger_entries(self.record, &plan, &steps[first..]);
         // What no action fixes needs a person; in detect mode, the rest would change.
         let detects = !plan.mode.fixes();
         for v in &plan.violations {
@@ -213,6 +245,7 @@ impl<A: Actuator> Runner<'_, A> {
             failed,
             nothing: None,
             detects: detects.then(|| plan.mode.name()),
+            entries,
         })
     }
 }

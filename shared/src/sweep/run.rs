@@ -17,13 +17,14 @@ use crate::alert::Notifier;
 use crate::apply::Session;
 use crate::aws::organization::{self, Selection};
 use crate::aws::{
-    AwsActuator, AwsDirectory, AwsInspector, BreakerTable, Inventory, LambdaContinuation, MemberAccess, Save,
-    SnsNotifier, SsmSwitch, SweepTable, Taken,
+    AwsActuator, AwsDirectory, AwsInspector, BreakerTable, Inventory, LambdaContinuation, LedgerTable, MemberAccess,
+    Save, SnsNotifier, SsmSwitch, SweepTable, Taken,
 };
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::Rejection;
 use crate::ids::AccountId;
+use crate::ledger::{self, Ledger};
 use crate::pause::{Pause, Switch};
 use crate::pipeline::{EventReport, Invocation, Outcome, Report, rejected};
 use crate::policy::Policy;
@@ -45,6 +46,7 @@ pub struct Sweeper {
     continuation: LambdaContinuation,
     switch: SsmSwitch,
     breakers: BreakerTable,
+    ledger: LedgerTable,
 }
 
 /// What a function's sweep checks in each account, and what it reads to do so.
@@ -77,6 +79,7 @@ impl Sweeper {
             continuation: LambdaContinuation::new(sdk, function_name),
             switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
             breakers: BreakerTable::new(sdk, &config.table),
+            ledger: LedgerTable::new(sdk, &config.ledger_table, policy.safety.ledger_days),
             policy,
         }
     }
@@ -98,8 +101,16 @@ impl Sweeper {
         }))
     }
 
-    /// Checks one account: its row of the sweep.
-    async fn check(&self, session: &Session, account: &AccountId, dry_run: bool, id: &str, log: Log<'_>) -> Row {
+    /// Checks one account: its row of the sweep. What it changed goes to the audit ledger as
+    /// coming from `source` (the sweep); a ledger that cannot be written fails the row.
+    async fn check(
+        &self,
+        session: &Session,
+        account: &AccountId,
+        dry_run: bool,
+        source: &ledger::Source<'_>,
+        log: Log<'_>,
+    ) -> Row {
         let held = if dry_run {
             None
         } else {
@@ -112,7 +123,13 @@ impl Sweeper {
             }
         };
         let dry_run = dry_run || held.is_some();
-        let mut row = self.check_rule(session, account, dry_run, id, log).await;
+        let (mut row, entries) = self.check_rule(session, account, dry_run, source, log).await;
+        if let Err(e) = self.ledger.append(&entries).await {
+            warn!(account = %account, error = %e, "could not write the sweep's audit ledger entries");
+            let tally = row.rules.entry(self.function.rule().name().to_string()).or_default();
+            tally.failed += 1;
+            row.note = format!("could not record {} change(s) in the audit ledger: {e}", entries.len());
+        }
         if let Some(held) = held {
             row.note = if row.note.is_empty() {
                 held
@@ -123,8 +140,16 @@ impl Sweeper {
         row
     }
 
-    async fn check_rule(&self, session: &Session, account: &AccountId, dry_run: bool, id: &str, log: Log<'_>) -> Row {
+    async fn check_rule(
+        &self,
+        session: &Session,
+        account: &AccountId,
+        dry_run: bool,
+        source: &ledger::Source<'_>,
+        log: Log<'_>,
+    ) -> (Row, Vec<ledger::Entry>) {
         let pace = Some(self.policy.sweep.writes_per_second);
+        let record = Some(source);
         let run = match &self.checks {
             Checks::Baseline(inspector) => Runner {
                 inspector,
@@ -133,10 +158,11 @@ impl Sweeper {
                 dry_run,
                 pace,
                 log,
+                record,
             }
             .account(session, account)
             .await
-            .map(|run| run.row(account, "")),
+            .map(|run| (run.row(account, ""), run.entries)),
             Checks::Tags(directory, inventory) => TagRunner {
                 directory,
                 inventory,
@@ -145,13 +171,14 @@ impl Sweeper {
                 dry_run,
                 pace,
                 log,
-                cause: &format!("sweep {id}"),
+                cause: &format!("sweep {}", source.event.trim_start_matches("sweep#")),
+                record,
             }
             .account(session, account)
             .await
-            .map(|run| run.row(account, "")),
+            .map(|run| (run.row(account, ""), run.entries)),
         };
-        run.unwrap_or_else(|reason| Row::failed(account, "", self.function.rule(), &reason))
+        run.unwrap_or_else(|reason| (Row::failed(account, "", self.function.rule(), &reason), Vec::new()))
     }
 
     /// How the sweep reads Organizations: account-baseline through the management role,
@@ -253,6 +280,7 @@ impl Sweeper {
         }
 
         let log = |line: &str| info!(sweep = %id, "{line}");
+        let event = format!("sweep#{id}");
         let keep = Duration::from_std(self.policy.sweep.account_time).unwrap_or(Duration::seconds(20));
         let parallel = usize::try_from(self.policy.sweep.parallel_accounts).unwrap_or(1).max(1);
         let mut checked = 0;
@@ -287,10 +315,17 @@ impl Sweeper {
                 progress.accounts.len()
             ));
             let dry_run = progress.dry_run || held.is_some();
+            let source = ledger::Source {
+                function: self.function,
+                event: &event,
+                time: progress.started,
+                recorded: Utc::now(),
+                attempt: progress.legs,
+            };
             let rows = join_all(
                 batch
                     .iter()
-                    .map(|account| self.check(&session, account, dry_run, &id, &log)),
+                    .map(|account| self.check(&session, account, dry_run, &source, &log)),
             )
             .await;
             for row in rows {

@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::account::{Apply, Log, StepRow, apply_steps};
+use super::account::{Apply, Log, StepRow, apply_steps, ledger_entries};
 use super::{Row, Tally};
 use crate::apply::{Actuator, Session};
 use crate::aws::{AwsDirectory, Inventory};
 use crate::facts::{Membership, Placement};
 use crate::ids::AccountId;
+use crate::ledger::{Entry, Source};
 use crate::plan::{Action, Decision, Ignored, Plan};
 use crate::policy::{Policy, Rule};
 use crate::rules::resources::{Found, from_listed};
@@ -27,6 +28,8 @@ pub struct TagRun {
     pub findings: Vec<StepRow>,
     /// Why nothing was checked (an account outside every environment, the rule off), if so.
     pub nothing: Option<String>,
+    /// What to write to the audit ledger (when the runner records).
+    pub entries: Vec<Entry>,
 }
 
 impl TagRun {
@@ -64,6 +67,8 @@ pub struct TagRunner<'a, A: Actuator> {
     pub log: Log<'a>,
     /// Who the alert and plans name as the cause: the sweep.
     pub cause: &'a str,
+    /// What the audit ledger names as the source of the changes; `None`: not recorded.
+    pub record: Option<&'a Source<'a>>,
 }
 
 impl<A: Actuator> TagRunner<'_, A> {
@@ -151,6 +156,7 @@ impl<A: Actuator> TagRunner<'_, A> {
         };
         let mut steps = Vec::new();
         apply_steps(self.actuator, session, account, &plan.actions, &how, &mut steps).await;
+        run.entries.extend(ledger_entries(self.record, &plan, &steps));
         for (action, step) in plan.actions.iter().zip(&steps) {
             let Action::Tag { resources, .. } = action else {
                 continue;
