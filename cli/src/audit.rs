@@ -55,15 +55,7 @@ pub fn run(args: &Args) -> ExitCode {
     {
         return unusable(COMMAND, format!("--account {account:?} is not a 12-digit account id"));
     }
-    let table = args
-        .table
-        .clone()
-        .or_else(|| {
-            std::env::var(guardrail::config::LEDGER_VAR)
-                .ok()
-                .filter(|t| !t.is_empty())
-        })
-        .unwrap_or_else(|| "guardrail-ledger".to_string());
+    let table = crate::table_name(args.table.as_deref(), guardrail::config::LEDGER_VAR, "guardrail-ledger");
     let query = Query {
         account: args.account.clone(),
         resource: args.resource.clone(),

@@ -81,15 +81,7 @@ fn act(command: &str, target: &Target, reason: Option<&str>) -> ExitCode {
         Ok((p, _)) => p,
         Err(e) => return unusable(command, e),
     };
-    let table = target
-        .table
-        .clone()
-        .or_else(|| {
-            std::env::var(guardrail::config::TABLE_VAR)
-                .ok()
-                .filter(|t| !t.is_empty())
-        })
-        .unwrap_or_else(|| "guardrail".to_string());
+    let table = crate::table_name(target.table.as_deref(), guardrail::config::TABLE_VAR, "guardrail");
     let runtime = match crate::runtime(command) {
         Ok(r) => r,
         Err(code) => return code,

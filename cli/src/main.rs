@@ -152,6 +152,14 @@ fn unusable(command: &str, reason: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A table's name: the flag, else the environment variable the functions read, else the name
+/// `infra/template.yaml` gives it.
+fn table_name(flag: Option<&str>, var: &str, default: &str) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var(var).ok().filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| default.to_string())
+}
+
 /// The ARN of the credentials this shell runs with, for records of who did what.
 async fn caller(sdk: &guardrail::aws::SdkConfig) -> Result<String, String> {
     match aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await {

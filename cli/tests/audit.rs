@@ -10,14 +10,10 @@ use guardrail_tests::events::{launch, launch_event};
 use guardrail_tests::{World, invocation};
 use serde_json::Value;
 
+/// `guardrail ARGS` with the functions' environment.
+/// `guardrail audit ARGS`.
 fn guardrail(world: &World, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guardrail"))
-        .arg("audit")
-        .args(args)
-        .env_clear()
-        .envs(world.function_env())
-        .output()
-        .expect("run guardrail")
+    run(world, &[&["audit"][..], args].concat())
 }
 
 fn stdout(out: &Output) -> String {

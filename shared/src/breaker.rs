@@ -12,7 +12,7 @@ use crate::alert::Severity;
 use crate::error::{Error, Result};
 use crate::ids::AccountId;
 use crate::plan::{Hold, Plan};
-use crate::policy::{Mode, Rule};
+use crate::policy::Rule;
 
 /// One plan's changes, to count against its rule's breaker in its account.
 #[derive(Clone, Debug)]
@@ -146,32 +146,23 @@ pub fn hold(plan: &mut Plan, verdict: &Verdict, limit: u32, window: Duration) {
     };
     let (rule, account) = (plan.rule.name(), plan.account.to_string());
     let window = humantime::format_duration(window.to_std().unwrap_or_default());
-    plan.mode = Mode::Detect;
-    plan.undo.clear();
-    plan.placement = None;
     let reset = format!(
         "check what it did (`guardrail audit --account {account} --since {window}`), then `guardrail breaker reset --rule {rule} --account {account} --reason TEXT` lets it act again"
     );
     if now {
-        plan.hold_back(Hold::Tripped);
         plan.severity = plan.severity.max(Severity::High);
-        plan.notes.insert(
-            0,
-            format!(
-                "the blast-radius breaker tripped: the {rule} rule would have made {} changes in account {account} within {window}, past its limit of {limit}; it now only detects there. A person must {reset}",
-                trip.count
-            ),
+        let why = format!(
+            "the blast-radius breaker tripped: the {rule} rule would have made {} changes in account {account} within {window}, past its limit of {limit}; it now only detects there. A person must {reset}",
+            trip.count
         );
+        plan.hold_back(Hold::Tripped, why);
     } else {
-        plan.hold_back(Hold::Open);
-        plan.notes.insert(
-            0,
-            format!(
-                "the blast-radius breaker for the {rule} rule in account {account} is open since {} ({} changes within {window}, limit {limit}): nothing was changed; {reset}",
-                trip.at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                trip.count
-            ),
+        let why = format!(
+            "the blast-radius breaker for the {rule} rule in account {account} is open since {} ({} changes within {window}, limit {limit}): nothing was changed; {reset}",
+            trip.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            trip.count
         );
+        plan.hold_back(Hold::Open, why);
     }
 }
 
@@ -219,6 +210,7 @@ mod tests {
     use super::*;
     use crate::ids::Region;
     use crate::plan::Action;
+    use crate::policy::Mode;
     use crate::quarantine::PrincipalRef;
 
     fn account() -> AccountId {

@@ -435,8 +435,7 @@ mod tests {
     #[test]
     fn held_and_detect_only_plans_are_recorded_as_such() {
         let (mut plan, _) = tag_plan();
-        plan.notes.insert(0, "Guardrail is paused org-wide".into());
-        plan.hold_back(Hold::Paused);
+        plan.hold_back(Hold::Paused, "Guardrail is paused org-wide".into());
         let held = entries(&source(1), &plan, &[]);
         assert_eq!(held.len(), 2);
         assert_eq!(held[0].outcome, Outcome::Paused);

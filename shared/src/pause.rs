@@ -70,12 +70,8 @@ pub fn hold(plan: &mut Plan, detail: &str) {
     if plan.mode == Mode::Detect && plan.actions.is_empty() {
         return;
     }
-    plan.mode = Mode::Detect;
-    plan.hold_back(crate::plan::Hold::Paused);
-    plan.undo.clear();
-    plan.placement = None;
-    plan.notes.insert(
-        0,
+    plan.hold_back(
+        crate::plan::Hold::Paused,
         format!("Guardrail is paused org-wide ({detail}): nothing was changed; `guardrail resume` lets it act again"),
     );
 }

@@ -646,10 +646,15 @@ impl Plan {
         }));
     }
 
-    /// Holds every action back (`hold`), keeping them for the ledger.
-    pub fn hold_back(&mut self, hold: Hold) {
+    /// Holds every action back (`hold`), keeping them for the ledger: the plan only reports,
+    /// and its first note says why.
+    pub fn hold_back(&mut self, hold: Hold, why: String) {
         self.withheld.append(&mut self.actions);
         self.held = Some(hold);
+        self.mode = Mode::Detect;
+        self.undo.clear();
+        self.placement = None;
+        self.notes.insert(0, why);
     }
 
     /// Resources the plan is about, each once, in order.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use super::aws_error;
+use super::{aws_error, number};
 use crate::breaker::{Breaker, Count, State, Tally, Trip, Verdict, judge, key};
 use crate::error::{Error, Result};
 use crate::ids::AccountId;
@@ -61,7 +61,7 @@ impl BreakerTable {
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(key(rule, account)))
-            .item("reset_at", AttributeValue::N(now.timestamp_millis().to_string()))
+            .item("reset_at", number(now.timestamp_millis()))
             .item("reset_by", AttributeValue::S(crate::ids::clip(by, 300)))
             .item("reset_reason", AttributeValue::S(crate::ids::clip(reason, 500)))
             .return_values(ReturnValue::AllOld)
@@ -72,16 +72,7 @@ impl BreakerTable {
     }
 
     async fn item(&self, pk: &str) -> Result<Option<Item>> {
-        Ok(self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("dynamodb", "GetItem", e))?
-            .item)
+        super::get_item(&self.ddb, &self.table, pk).await
     }
 
     /// The verdict once another writer changed the item under us: read it and judge again.
@@ -112,9 +103,9 @@ impl BreakerTable {
             .key("pk", AttributeValue::S(pk.to_string()))
             .update_expression("SET tripped_at = :at, tripped_by = :event, tripped_count = :n")
             .condition_expression("attribute_not_exists(tripped_at)")
-            .expression_attribute_values(":at", AttributeValue::N(trip.at.timestamp_millis().to_string()))
+            .expression_attribute_values(":at", number(trip.at.timestamp_millis()))
             .expression_attribute_values(":event", AttributeValue::S(trip.event.clone()))
-            .expression_attribute_values(":n", AttributeValue::N(trip.count.to_string()))
+            .expression_attribute_values(":n", number(i64::from(trip.count)))
             .send()
             .await;
         match result {

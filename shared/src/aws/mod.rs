@@ -140,6 +140,23 @@ where
     }
 }
 
+/// An item of a table keyed by `pk` alone, read consistently.
+pub(crate) async fn get_item(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> Result<Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>> {
+    Ok(ddb
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| aws_error("dynamodb", "GetItem", e))?
+        .item)
+}
+
 /// A DynamoDB number.
 pub(crate) fn number(n: i64) -> aws_sdk_dynamodb::types::AttributeValue {
     aws_sdk_dynamodb::types::AttributeValue::N(n.to_string())

@@ -42,16 +42,7 @@ impl QuarantineTable {
     }
 
     async fn item(&self, pk: &str) -> Result<Option<Item>> {
-        Ok(self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("dynamodb", "GetItem", e))?
-            .item)
+        super::get_item(&self.ddb, &self.table, pk).await
     }
 
     /// Writes the record if the table still holds the version before it; writing the same

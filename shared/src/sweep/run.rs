@@ -102,13 +102,15 @@ impl Sweeper {
     }
 
     /// Checks one account: its row of the sweep. What it changed goes to the audit ledger as
-    /// coming from `source` (the sweep); a ledger that cannot be written fails the row.
+    /// coming from `source` (the sweep), and plans name `cause`; a ledger that cannot be
+    /// written fails the row.
     async fn check(
         &self,
         session: &Session,
         account: &AccountId,
         dry_run: bool,
         source: &ledger::Source<'_>,
+        cause: &str,
         log: Log<'_>,
     ) -> Row {
         let held = if dry_run {
@@ -123,7 +125,7 @@ impl Sweeper {
             }
         };
         let dry_run = dry_run || held.is_some();
-        let (mut row, entries) = self.check_rule(session, account, dry_run, source, log).await;
+        let (mut row, entries) = self.check_rule(session, account, dry_run, source, cause, log).await;
         if let Err(e) = self.ledger.append(&entries).await {
             warn!(account = %account, error = %e, "could not write the sweep's audit ledger entries");
             let tally = row.rules.entry(self.function.rule().name().to_string()).or_default();
@@ -146,6 +148,7 @@ impl Sweeper {
         account: &AccountId,
         dry_run: bool,
         source: &ledger::Source<'_>,
+        cause: &str,
         log: Log<'_>,
     ) -> (Row, Vec<ledger::Entry>) {
         let pace = Some(self.policy.sweep.writes_per_second);
@@ -171,7 +174,7 @@ impl Sweeper {
                 dry_run,
                 pace,
                 log,
-                cause: &format!("sweep {}", source.event.trim_start_matches("sweep#")),
+                cause,
                 record,
             }
             .account(session, account)
@@ -281,6 +284,7 @@ impl Sweeper {
 
         let log = |line: &str| info!(sweep = %id, "{line}");
         let event = format!("sweep#{id}");
+        let cause = format!("sweep {id}");
         let keep = Duration::from_std(self.policy.sweep.account_time).unwrap_or(Duration::seconds(20));
         let parallel = usize::try_from(self.policy.sweep.parallel_accounts).unwrap_or(1).max(1);
         let mut checked = 0;
@@ -325,7 +329,7 @@ impl Sweeper {
             let rows = join_all(
                 batch
                     .iter()
-                    .map(|account| self.check(&session, account, dry_run, &source, &log)),
+                    .map(|account| self.check(&session, account, dry_run, &source, &cause, &log)),
             )
             .await;
             for row in rows {
