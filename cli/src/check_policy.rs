@@ -79,5 +79,16 @@ fn summary(policy: &Policy, origin: &str) -> String {
         humantime::format_duration(breaker.window),
         limits.join(", ")
     );
+    let waivers = &policy.safety.waivers;
+    let _ = if waivers.setters.is_empty() {
+        writeln!(t, "waivers: none honoured (no safety.waivers.setters)")
+    } else {
+        writeln!(
+            t,
+            "waivers: set by {}, at most {} days ahead",
+            patterns(&waivers.setters),
+            waivers.max_days
+        )
+    };
     t
 }

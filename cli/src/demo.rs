@@ -52,6 +52,9 @@ async fn replay(pipeline: &AwsPipeline, event: Value) -> Result<(), String> {
             Outcome::Detected { violations } => {
                 format!("detected {violations} violation(s), changed nothing")
             }
+            Outcome::Waived { resources } => {
+                format!("{resources} resource(s) left alone under a waiver, recorded in the ledger")
+            }
             Outcome::Duplicate { summary } => {
                 format!("duplicate, nothing done (first delivery: {summary})")
             }

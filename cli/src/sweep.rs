@@ -150,6 +150,7 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         log: &log,
         cause: "guardrail sweep",
         record: None,
+        now: chrono::Utc::now(),
     };
     let total = members.accounts.len();
     let mut rows = Vec::new();

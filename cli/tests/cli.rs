@@ -172,6 +172,11 @@ fn check_policy_accepts_the_shipped_policy_and_points_at_errors() {
             "{}",
             stdout(&o)
         );
+        assert!(
+            stdout(&o).contains("waivers: set by arn:aws:iam::*:role/security-waivers/*, at most 90 days ahead"),
+            "{}",
+            stdout(&o)
+        );
     }
     let bad = std::env::temp_dir().join(format!("guardrail-cli-bad-{}.toml", std::process::id()));
     std::fs::write(&bad, "version = 1\n\n[environments.prod.modes]\ntags = \"fixx\"\n").expect("write policy");

@@ -95,11 +95,13 @@ impl Alert {
         }
         if plan.held.is_some() {
             let lines = plan.withheld.iter().map(|a| format!("held back: {a}")).collect();
-            let (action, title) = if plan.held == Some(Hold::Tripped) {
-                let title = format!("breaker tripped: {} rule stopped in {}", plan.rule.name(), plan.account);
-                ("tripped", title)
-            } else {
-                ("detected", format!("problems with {}", plan.subject))
+            let (action, title) = match plan.held {
+                Some(Hold::Tripped) => (
+                    "tripped",
+                    format!("breaker tripped: {} rule stopped in {}", plan.rule.name(), plan.account),
+                ),
+                Some(Hold::Waived) => ("waived", format!("waived: {}", plan.subject)),
+                _ => ("detected", format!("problems with {}", plan.subject)),
             };
             return Alert::assemble(function, plan, action, title, lines, Vec::new(), event_id, time);
         }

@@ -34,16 +34,19 @@ pub enum Outcome {
     Paused,
     /// Planned, and held back by the rule's blast-radius breaker (tripped by this plan or earlier).
     Held,
+    /// Found, and left alone under a waiver.
+    Waived,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Applied,
         Outcome::Failed,
         Outcome::NotRun,
         Outcome::Detected,
         Outcome::Paused,
         Outcome::Held,
+        Outcome::Waived,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Outcome {
             Outcome::Detected => "detected",
             Outcome::Paused => "paused",
             Outcome::Held => "held",
+            Outcome::Waived => "waived",
         }
     }
 
@@ -146,7 +150,8 @@ pub enum Ran {
 }
 
 /// The ledger entries of a plan: one per resource of each action (with how it ran), of each
-/// action held back, and, when the plan changes nothing, of each resource found wrong.
+/// action held back, of each resource a waiver exempts, and, when the plan changes nothing, of
+/// each resource found wrong.
 pub fn entries(source: &Source<'_>, plan: &Plan, ran: &[(&Action, Ran)]) -> Vec<Entry> {
     let mut out = Vec::new();
     for (action, how) in ran {
@@ -162,10 +167,23 @@ pub fn entries(source: &Source<'_>, plan: &Plan, ran: &[(&Action, Ran)]) -> Vec<
         let outcome = match hold {
             Hold::Paused => Outcome::Paused,
             Hold::Tripped | Hold::Open => Outcome::Held,
+            Hold::Waived => Outcome::Waived,
         };
         for action in &plan.withheld {
             action_entries(source, plan, action, outcome, &detail, &mut out);
         }
+    }
+    for w in &plan.waived {
+        out.push(entry(
+            source,
+            plan,
+            w.resource.clone(),
+            String::new(),
+            Values::new(),
+            Values::new(),
+            Outcome::Waived,
+            format!("{}: {}", w.waiver, w.problems),
+        ));
     }
     if ran.is_empty() && plan.withheld.is_empty() {
         for resource in plan.resources() {

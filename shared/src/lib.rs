@@ -29,5 +29,6 @@ pub mod rules;
 pub mod sweep;
 #[cfg(feature = "aws")]
 pub mod telemetry;
+pub mod waiver;
 
 pub use error::{Error, Result};

@@ -38,7 +38,7 @@ pub struct RuleCounters {
 impl RuleCounters {
     pub fn of(outcome: &Outcome) -> RuleCounters {
         match outcome {
-            Outcome::Detected { .. } => RuleCounters {
+            Outcome::Detected { .. } | Outcome::Waived { .. } => RuleCounters {
                 decided: 1,
                 ..RuleCounters::default()
             },

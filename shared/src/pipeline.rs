@@ -114,6 +114,8 @@ pub enum Outcome {
     Detected { violations: usize },
     /// Violations fixed and alerted.
     Applied { actions: Vec<String> },
+    /// Only resources a waiver exempts: recorded in the ledger, not alerted.
+    Waived { resources: usize },
     /// Work failed: recorded, alerted when final, retried by Lambda.
     Failed { error_type: &'static str, error: String },
     /// Part of a sweep done; a follow-up invocation carries on with the rest.
@@ -131,6 +133,7 @@ impl Outcome {
             Outcome::InProgress => "in-progress",
             Outcome::Detected { .. } => "detected",
             Outcome::Applied { .. } => "applied",
+            Outcome::Waived { .. } => "waived",
             Outcome::Failed { .. } => "failed",
             Outcome::Continued { .. } => "continued",
             Outcome::Swept { .. } => "swept",
@@ -591,7 +594,9 @@ impl<P: Ports> Pipeline<P> {
         if failures.is_empty() {
             let applied = plan.mode.fixes() && !plan.actions.is_empty();
             let alert = Alert::for_plan(self.function, plan, applied, event.id(), event_time);
-            if let Err(e) = self.notifier.publish(&alert).await {
+            // A plan of waived resources only is for the ledger: someone chose to exempt them.
+            let waived_only = plan.violations.is_empty() && !plan.waived.is_empty();
+            if !waived_only && let Err(e) = self.notifier.publish(&alert).await {
                 self.store.fail(&key, owner, &e.to_string(), &done, false).await?;
                 return Err(e);
             }
@@ -611,7 +616,11 @@ impl<P: Ports> Pipeline<P> {
                     "claim was lost before completion; another delivery finished the event"
                 );
             }
-            return Ok(if applied {
+            return Ok(if waived_only {
+                Outcome::Waived {
+                    resources: plan.waived.len(),
+                }
+            } else if applied {
                 Outcome::Applied {
                     actions: plan.actions.iter().map(ToString::to_string).collect(),
                 }

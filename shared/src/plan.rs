@@ -574,6 +574,18 @@ pub struct Plan {
     /// Actions held back instead of taken, and why: the ledger records them as planned.
     pub withheld: Vec<Action>,
     pub held: Option<Hold>,
+    /// Resources a waiver exempts from what the rule found: the ledger records them as waived.
+    pub waived: Vec<Waived>,
+}
+
+/// A resource the rule would have changed or reported, left alone under a waiver.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Waived {
+    pub resource: String,
+    /// `waiver SEC-123 until 2026-12-31`.
+    pub waiver: String,
+    /// What the rule found, in one line.
+    pub problems: String,
 }
 
 /// The values one action replaces on one resource (`None`: the value was not set).
@@ -595,6 +607,8 @@ pub enum Hold {
     Tripped,
     /// Its rule's breaker was tripped earlier.
     Open,
+    /// A waiver on the principal exempts it from the rule.
+    Waived,
 }
 
 impl Hold {
@@ -603,6 +617,7 @@ impl Hold {
             Hold::Paused => "paused",
             Hold::Tripped => "tripped",
             Hold::Open => "breaker-open",
+            Hold::Waived => "waived",
         }
     }
 }
@@ -631,6 +646,7 @@ impl Plan {
             before: Vec::new(),
             withheld: Vec::new(),
             held: None,
+            waived: Vec::new(),
         }
     }
 

@@ -166,6 +166,24 @@ pub struct Safety {
     /// How long the audit ledger keeps an entry (DynamoDB TTL), in days.
     pub ledger_days: u32,
     pub breaker: BreakerLimits,
+    pub waivers: Waivers,
+}
+
+/// Who may exempt a resource or principal from rules with a `guardrail:waiver` tag, and for how
+/// long at most.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Waivers {
+    /// Principals (by ARN pattern) whose waiver tags count; none: no waiver is honoured.
+    pub setters: Vec<Pattern>,
+    /// Days ahead a waiver's last day may be when it is read.
+    pub max_days: u32,
+}
+
+impl Waivers {
+    /// Whether this principal may set a waiver.
+    pub fn may_set(&self, arn: &str) -> bool {
+        self.setters.iter().any(|p| p.matches(arn))
+    }
 }
 
 /// The blast-radius breaker: how many changes each rule may make in one account within a
@@ -312,6 +330,11 @@ mod tests {
             Rule::ALL.map(|r| p.safety.breaker.limit(r)),
             [Some(500), Some(100), Some(10)]
         );
+        assert!(
+            p.safety.waivers.setters.is_empty(),
+            "no waiver counts until the policy names setters"
+        );
+        assert_eq!(p.safety.waivers.max_days, 90);
         let off = Policy::from_toml(
             &MINIMAL.replace("version = 1\n", "version = 1\n[safety.breaker]\nquarantine = 0\n"),
             "p.toml",
@@ -442,6 +465,18 @@ mod tests {
                 "safety.breaker.window",
                 3,
                 "outside the allowed",
+            ),
+            (
+                "version = 1\n[safety.waivers]\nmax_days = 400\n[environments.prod]\n",
+                "safety.waivers.max_days",
+                3,
+                "outside 1..=366",
+            ),
+            (
+                "version = 1\n[safety.waivers]\nsetters = [\"security-admins\"]\n[environments.prod]\n",
+                "safety.waivers.setters",
+                3,
+                "not an ARN pattern",
             ),
             (
                 "version = 1\n[safety.breaker]\nrules = 1\n[environments.prod]\n",

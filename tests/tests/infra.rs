@@ -206,10 +206,72 @@ fn the_scp_is_one_aws_accepts_and_spares_only_guardrail() {
         "ForwardingRulesStay",
         "QuarantineStaysUntilReleased",
         "GuardrailTagsAreGuardrails",
+        "WaiverSettersSetOnlyWaivers",
         "OnlyPeopleOnCallPauseGuardrail",
     ] {
         assert!(sids.contains(needed), "{needed} is missing from the SCP");
     }
+}
+
+#[test]
+fn only_the_policys_waiver_setters_may_set_a_waiver_and_nothing_else_of_guardrails() {
+    let (doc, _) = policy_file("scp-protect-guardrail.json");
+    let statement = |sid: &str| -> Value {
+        doc["Statement"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["Sid"] == sid))
+            .cloned()
+            .unwrap_or_else(|| panic!("{sid} is missing from the SCP"))
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let policy = Policy::builtin().expect("the builtin policy");
+    let setters: Vec<String> = policy
+        .safety
+        .waivers
+        .setters
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect();
+    assert!(!setters.is_empty(), "the builtin policy names waiver setters");
+    let tags = statement("GuardrailTagsAreGuardrails");
+    let only_waivers = statement("WaiverSettersSetOnlyWaivers");
+    let roles = statement("GuardrailRolesAreGuardrails");
+    // The SCP and the policy name the same setters: spared by the tag statement, held to the
+    // waiver by their own, and their roles made only by the StackSet or break-glass.
+    assert_eq!(
+        strings(&only_waivers["Condition"]["ArnLike"]["aws:PrincipalArn"]),
+        setters
+    );
+    for setter in &setters {
+        assert!(strings(&tags["Condition"]["ArnNotLike"]["aws:PrincipalArn"]).contains(setter));
+        assert!(
+            strings(&roles["Resource"]).contains(setter),
+            "{setter} roles are anyone's to make"
+        );
+    }
+    assert_eq!(only_waivers["Action"], tags["Action"]);
+    assert_eq!(only_waivers["Resource"], "*");
+    let keys = strings(&only_waivers["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"]);
+    let denied = |key: &str| {
+        keys.iter()
+            .any(|p| p.strip_suffix('*').map_or(p == key, |prefix| key.starts_with(prefix)))
+    };
+    let own = [
+        guardrail::quarantine::QUARANTINE_TAG.to_string(),
+        guardrail::rules::tags::VIOLATION_TAG.to_string(),
+        policy.quarantine.agent_tag.clone().expect("an agent tag"),
+        policy.quarantine.alarm_tag.clone(),
+    ];
+    for key in &own {
+        assert!(denied(key), "a waiver setter could set {key}");
+    }
+    assert!(!denied(guardrail::waiver::WAIVER_TAG));
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! parameter turns the functions and the sweep into detect mode once a container's cached read
 //! runs out (a second here, a minute deployed), each alert says so and why, and a resume lets
 //! them act again. The blast-radius breaker: past its limit a rule only detects in that account,
-//! until a person resets it.
+//! until a person resets it. Waivers: a setter's waiver exempts a resource or principal until its
+//! last day, and no longer.
 
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use guardrail::plan::Decision;
 use guardrail::policy::{Policy, Rule};
 use guardrail::rules::Function;
 use guardrail::sweep::{INPUT_KEY, Request};
-use guardrail_tests::events::{ec2_tags, mislabelled_launch};
+use guardrail::waiver::WAIVER_TAG;
+use guardrail_tests::agents::{EXFILTRATION, agent_role, finding};
+use guardrail_tests::events::{ec2_tags, launch, launch_event, mislabelled_launch};
 use guardrail_tests::{World, invocation, outcomes};
 use serde_json::json;
 
@@ -288,4 +291,148 @@ async fn the_breaker_trips_at_n_plus_one_not_at_n_and_holds_the_rule_until_a_per
     let report = p.handle(event, &invocation()).await;
     assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
     assert_eq!(ec2_tags(&in_dev, &fifth).await["Environment"], "dev");
+}
+
+/// A waiver tag, valid for `days` from today (negative: expired that many days ago).
+fn waiver(rules: &str, days: i64, ticket: &str) -> String {
+    let until = chrono::Utc::now().date_naive() + chrono::Duration::days(days);
+    format!("rules={rules} until={until} ticket={ticket}")
+}
+
+/// An agent's mislabelled launch in dev carrying `waiver`, in a call made by `issuer`.
+async fn waived_launch(world: &World, issuer: &str, waiver: &str) -> (String, serde_json::Value) {
+    let dev = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&dev).await;
+    let tags = [("Environment", "prod"), (WAIVER_TAG, waiver)];
+    let launched = launch(&member, &tags).await;
+    let mut event = launch_event(&dev, &[&launched], &tags);
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+        json!(issuer.replace("{account}", &dev));
+    (launched.instance, event)
+}
+
+const SETTER: &str = "arn:aws:iam::{account}:role/security-waivers/alice";
+
+/// Waivers: a resource or principal a setter waived is left alone (a ledger entry, no change,
+/// for a finding an alert saying so); once the waiver's last day has passed the rules apply
+/// again and the sweep reports the stale tag; a waiver set by anyone else is removed.
+#[tokio::test]
+async fn a_waiver_exempts_until_its_last_day_and_an_expired_one_no_longer_does() {
+    let world = World::start().await;
+    let dev = world.org.account("dev").to_string();
+    let in_dev = world.emulator.config_as(&dev).await;
+    let p = world.pipeline(Function::TagEnforcer, Policy::builtin().expect("policy"));
+
+    // Waived by a setter: nothing written, no alert, the ledger says what was waived.
+    let (waived, event) = waived_launch(&world, SETTER, &waiver("tags+quarantine", 30, "SEC-7")).await;
+    let mark = world.emulator.calls().len();
+    let report = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Waived { .. }]), "{report:?}");
+    assert_eq!(world.emulator.writes_in(mark, &dev), Vec::<String>::new());
+    assert_eq!(ec2_tags(&in_dev, &waived).await["Environment"], "prod");
+    assert!(world.alerts().await.is_empty());
+    let ledger = world.ledger_of(&dev).await;
+    let entry = ledger
+        .iter()
+        .find(|e| e.resource == waived)
+        .unwrap_or_else(|| panic!("no entry for {waived}: {ledger:#?}"));
+    assert_eq!(entry.outcome, LedgerOutcome::Waived);
+    assert!(
+        entry.detail.contains("waiver SEC-7 until") && entry.detail.contains("Environment"),
+        "{}",
+        entry.detail
+    );
+
+    // Expired yesterday: relabelled as if there were no waiver, and the alert says why.
+    let (expired, event) = waived_launch(&world, SETTER, &waiver("tags", -1, "SEC-8")).await;
+    let report = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    assert_eq!(ec2_tags(&in_dev, &expired).await["Environment"], "dev");
+    let alerts = world.alerts().await;
+    assert!(
+        alerts[0].body.to_string().contains("waiver SEC-8 until") && alerts[0].body.to_string().contains("expired"),
+        "{:?}",
+        alerts[0].body
+    );
+
+    // Set by an agent: not honoured, and removed with the rest of the fix.
+    let (forged, event) = waived_launch(
+        &world,
+        "arn:aws:iam::{account}:role/agents/agent-runner",
+        &waiver("tags", 30, "SEC-9"),
+    )
+    .await;
+    let report = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+    let tags = ec2_tags(&in_dev, &forged).await;
+    assert_eq!(tags["Environment"], "dev");
+    assert!(!tags.contains_key(WAIVER_TAG), "{tags:?}");
+    world.alerts().await;
+
+    // The sweep leaves the waived instance alone and reports the expired waiver for a person.
+    let sweeper = world.sweeper(Function::TagEnforcer, Policy::builtin().expect("policy"));
+    let input = json!({ INPUT_KEY: {"name": "waivers", "time": chrono::Utc::now().to_rfc3339(), "accounts": [dev]} });
+    let report = sweeper
+        .handle(Request::from_input(&input).expect("a sweep"), &invocation())
+        .await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Swept { .. }]), "{report:?}");
+    assert_eq!(ec2_tags(&in_dev, &waived).await["Environment"], "prod");
+    let alerts = world.alerts().await;
+    let body = alerts[0].body.to_string();
+    assert!(
+        body.contains(expired.as_str()) && body.contains("waiver SEC-8") && body.contains("expired"),
+        "{body}"
+    );
+
+    // A principal waived from quarantine: the finding is alerted as waived, nothing changes.
+    let q = world.pipeline(Function::AgentQuarantine, Policy::builtin().expect("policy"));
+    let tag = waiver("quarantine", 30, "SEC-10");
+    agent_role(&in_dev, "agent-waived", "/agents/", &[(WAIVER_TAG, &tag)]).await;
+    let mark = world.emulator.calls().len();
+    let report = q
+        .handle(
+            finding(&dev, "AssumedRole", "agent-waived", EXFILTRATION, 8.0),
+            &invocation(),
+        )
+        .await;
+    assert!(
+        matches!(outcomes(&report)[..], [Outcome::Detected { .. }]),
+        "{report:?}"
+    );
+    assert_eq!(world.emulator.writes_in(mark, &dev), Vec::<String>::new());
+    let alerts = world.alerts().await;
+    assert_eq!(alerts[0].attributes["action"], "waived");
+    assert!(
+        alerts[0].body.to_string().contains("waiver SEC-10 until"),
+        "{:?}",
+        alerts[0].body
+    );
+    let ledger = world.ledger_of(&dev).await;
+    assert!(
+        ledger
+            .iter()
+            .any(|e| e.outcome == LedgerOutcome::Waived && e.resource.contains("agent-waived")),
+        "{ledger:#?}"
+    );
+    // Once expired, the next finding contains it.
+    aws_sdk_iam::Client::new(&in_dev)
+        .tag_role()
+        .role_name("agent-waived")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(WAIVER_TAG)
+                .value(waiver("quarantine", -1, "SEC-10"))
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("TagRole");
+    let report = q
+        .handle(
+            finding(&dev, "AssumedRole", "agent-waived", EXFILTRATION, 8.0),
+            &invocation(),
+        )
+        .await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
 }

@@ -14,7 +14,7 @@ use regex::Regex;
 use super::{
     Baseline, BreakerLimits, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG,
     PasswordPolicy, Pattern, Policy, PolicyError, Quarantine, RateBudget, Response, Rule, Safety, SnapshotBlock, Sweep,
-    TagRules, ValuePattern,
+    TagRules, ValuePattern, Waivers,
 };
 use crate::ids::Region;
 
@@ -132,6 +132,16 @@ struct RawSafety {
     ledger_days: Option<Spanned<i64>>,
     #[serde(default)]
     breaker: RawBreaker,
+    #[serde(default)]
+    waivers: RawWaivers,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWaivers {
+    #[serde(default)]
+    setters: Vec<Spanned<String>>,
+    max_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -380,6 +390,10 @@ impl Validator<'_> {
             )?,
             ledger_days: self.count("safety.ledger_days", raw.safety.ledger_days, 400, 1..=3650)?,
             breaker: self.breaker(raw.safety.breaker)?,
+            waivers: Waivers {
+                setters: self.patterns("safety.waivers.setters", raw.safety.waivers.setters)?,
+                max_days: self.count("safety.waivers.max_days", raw.safety.waivers.max_days, 90, 1..=366)?,
+            },
         };
         Ok(Policy {
             freshness,

@@ -11,12 +11,13 @@ use crate::event::json::select_strings;
 use crate::event::{AlarmChange, CloudTrailEvent, Event, Finding, Principal, Rejection};
 use crate::facts::{Placement, PrincipalFacts, RateCount, RateKey};
 use crate::ids::{Region, clip};
-use crate::plan::{Action, Decision, Ignored, Plan, Tag};
+use crate::plan::{Action, Decision, Hold, Ignored, Plan, Tag};
 use crate::policy::{Mode, NamePattern, Policy, Response, Rule};
 use crate::quarantine::{
-    PrincipalKind, PrincipalRef, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
+    PrincipalKind, PrincipalRef, PrincipalState, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
 };
 use crate::rules::resources::TagApi;
+use crate::waiver::{self, Standing};
 
 /// The role Organizations creates in every account for the management account's use.
 const ORGANIZATION_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
@@ -552,6 +553,7 @@ fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, governing: R
             "In enforce mode Guardrail would {} {principal}.",
             wanted.name().replace('-', " ")
         ));
+        waive(&mut plan, state, governing, facts.read_at, policy);
         return Decision::Act { plan: Box::new(plan) };
     };
 
@@ -609,7 +611,26 @@ fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, governing: R
         "Release it, once the cause is understood, with: {}",
         principal.release_command()
     ));
+    waive(&mut plan, state, governing, facts.read_at, policy);
     Decision::Act { plan: Box::new(plan) }
+}
+
+/// Holds the plan back when the principal carries a waiver for `rule` (the alert still goes
+/// out: a finding on a waived role is news); a waiver that does not hold is only noted.
+fn waive(plan: &mut Plan, state: &PrincipalState, rule: Rule, at: DateTime<Utc>, policy: &Policy) {
+    match waiver::standing(&state.tags, rule, at, policy) {
+        Standing::Valid(w) => plan.hold_back(
+            Hold::Waived,
+            format!(
+                "{} exempts {} from the {} rule: nothing was changed. Remove its {} tag to let Guardrail act.",
+                w.describe(),
+                state.arn,
+                rule.name(),
+                waiver::WAIVER_TAG
+            ),
+        ),
+        other => plan.notes.extend(other.problem()),
+    }
 }
 
 /// The actions that put a principal in quarantine as `record` says. The record comes last: an

@@ -3,13 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
+
 use crate::alert::Severity;
 use crate::event::json::select_strings;
 use crate::event::{CloudTrailEvent, Rejection};
 use crate::facts::Placement;
 use crate::ids::{AccountId, Region, clip};
-use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation};
+use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation, Waived};
 use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, Policy, Rule};
+use crate::waiver::{self, Standing, WAIVER_TAG};
 
 use super::resources::{self, Created, Found, NameSource, ResourceType, TagApi, TagChange};
 
@@ -36,6 +39,11 @@ struct Context<'a> {
     created_principal: Option<String>,
     /// What the derived values come from, for the alert: the event, or a sweep's listing.
     derives_from: &'static str,
+    /// When waivers are judged: the event's time, or the sweep's.
+    at: DateTime<Utc>,
+    /// Whether the caller may set waivers; `None` for a sweep, which cannot tell who set a tag
+    /// (the SCP decides that).
+    sets_waivers: Option<bool>,
 }
 
 impl Context<'_> {
@@ -129,6 +137,8 @@ fn context<'a>(
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         created_principal: created_principal(call),
         derives_from: "the event",
+        at: call.event_time.unwrap_or_default(),
+        sets_waivers: Some(call.principal.arn().is_some_and(|a| policy.safety.waivers.may_set(a))),
     }))
 }
 
@@ -181,6 +191,7 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
     let mut notes = Vec::new();
     let mut checked = 0;
     let mut untouched = Vec::new();
+    let mut waived = Vec::new();
     let mut nouns: Vec<(&str, usize)> = Vec::new();
     for rt in resources::for_event(&call.event_source, &call.event_name) {
         let created = resources::created(rt, call)?;
@@ -194,11 +205,15 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
                 untouched.push(arn);
                 continue;
             }
-            let changes = check(&cx, rt, resource, &mut violations, &mut containment, &mut notes);
+            let mut findings = Findings::default();
+            let changes = check(&cx, rt, resource, &mut findings, &mut waived);
+            violations.extend(findings.violations);
+            containment.extend(findings.containment);
+            notes.extend(findings.notes);
             group(&mut groups, rt.api, &resource.id, changes);
         }
     }
-    if violations.is_empty() {
+    if violations.is_empty() && waived.is_empty() {
         return Ok(Decision::Ignore {
             reason: left_alone(untouched).unwrap_or(Ignored::Compliant { checked }),
         });
@@ -224,7 +239,18 @@ pub fn plan_created(call: &CloudTrailEvent, placement: &Placement, policy: &Poli
     }
     plan.notes.extend(notes);
     plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
+    add_waived(&mut plan, waived);
     Ok(Decision::Act { plan: Box::new(plan) })
+}
+
+/// Lists the resources a waiver exempts, for the ledger and for the alert's reader.
+fn add_waived(plan: &mut Plan, waived: Vec<Waived>) {
+    plan.notes.extend(
+        waived
+            .iter()
+            .map(|w| format!("{} is left alone under {}: {}", w.resource, w.waiver, w.problems)),
+    );
+    plan.waived = waived;
 }
 
 fn protected_note(arn: &str) -> String {
@@ -255,14 +281,21 @@ pub fn plan_change(
     let mut violations = Vec::new();
     let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     let mut untouched = Vec::new();
+    let mut waived = Vec::new();
     for resource in &changed.resources {
         if let Some(arn) = cx.protected_principal(change.api, resource) {
             untouched.push(arn);
             continue;
         }
         let mut changes = Changes::default();
+        // The waiver first: one a setter sets exempts the rest of the same call.
+        let standing = waiver_of(&cx, resource, &changed.set, &mut changes, &mut violations);
+        let mut found = Vec::new();
         for tag in &changed.set {
             let key = cx.policy.tags.canonical(&tag.key).unwrap_or(&tag.key);
+            if key == WAIVER_TAG {
+                continue;
+            }
             if key == ENVIRONMENT_TAG {
                 // A differently spelled key counts too: IAM matches tag keys in conditions
                 // without regard to case.
@@ -270,7 +303,7 @@ pub fn plan_change(
                     changes.remove.insert(tag.key.clone(), tag.value.clone());
                 }
                 if tag.value != cx.environment.name || tag.key != ENVIRONMENT_TAG {
-                    violations.push(fixable(
+                    found.push(fixable(
                         resource,
                         format!(
                             "{who} set tag {}={:?} but the account is in environment {}",
@@ -284,7 +317,7 @@ pub fn plan_change(
                         .insert(ENVIRONMENT_TAG.into(), (cx.environment.name.clone(), None));
                 }
             } else if cx.policy.tags.is_protected(key) {
-                violations.push(report(
+                found.push(report(
                     resource,
                     format!(
                         "{who} changed protected tag {key} to {:?}; Guardrail cannot know the value it replaced",
@@ -292,25 +325,31 @@ pub fn plan_change(
                     ),
                 ));
             } else if let Some(why) = cx.policy.tags.disallowed(key, &tag.value) {
-                value_violation(&cx, resource, key, &tag.value, &why, &mut changes, &mut violations);
+                value_violation(&cx, resource, key, &tag.value, &why, &mut changes, &mut found);
             }
         }
-        for key in &changed.removed {
+        // Anyone may end a waiver early: that only lets the rules act again.
+        for key in changed.removed.iter().filter(|k| *k != WAIVER_TAG) {
             if key == ENVIRONMENT_TAG {
-                violations.push(fixable(resource, format!("{who} removed tag {ENVIRONMENT_TAG}")));
+                found.push(fixable(resource, format!("{who} removed tag {ENVIRONMENT_TAG}")));
                 changes
                     .set
                     .insert(ENVIRONMENT_TAG.into(), (cx.environment.name.clone(), None));
             } else if cx.policy.tags.is_protected(key) {
-                violations.push(report(
+                found.push(report(
                     resource,
                     format!("{who} removed protected tag {key}; Guardrail cannot know its value, set it back by hand"),
                 ));
             }
         }
+        if let Standing::Valid(w) = standing {
+            waived.extend(exempt(resource, &w, &found));
+            continue;
+        }
+        violations.append(&mut found);
         group(&mut groups, change.api, resource, changes);
     }
-    if violations.is_empty() {
+    if violations.is_empty() && waived.is_empty() {
         return Ok(Decision::Ignore {
             reason: left_alone(untouched).unwrap_or(Ignored::Compliant {
                 checked: changed.resources.len(),
@@ -323,6 +362,7 @@ pub fn plan_change(
     // Drift on a protected tag is someone working around a control.
     plan.severity = Severity::High;
     plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
+    add_waived(&mut plan, waived);
     Ok(Decision::Act { plan: Box::new(plan) })
 }
 
@@ -339,6 +379,7 @@ pub fn plan_listed(
     listed: &[Found],
     policy: &Policy,
     cause: &str,
+    at: DateTime<Utc>,
 ) -> Decision {
     let (environment, mode) = match managed(account, placement, policy) {
         Ok(found) => found,
@@ -355,28 +396,33 @@ pub fn plan_listed(
         created_at: None,
         created_principal: None,
         derives_from: "a sweep (only its creation event could tell)",
+        at,
+        sets_waivers: None,
     };
     let mut violations = Vec::new();
     let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     let mut untouched = Vec::new();
     let mut compliant = Vec::new();
+    let mut waived = Vec::new();
     for Found { rt, resource, arn } in listed {
         if matches!(rt.api, TagApi::IamRole | TagApi::IamUser) && policy.is_protected(arn) {
             untouched.push(arn.clone());
             continue;
         }
-        let before = violations.len();
         // A sweep contains nothing: no containment, and so no note about it.
-        let mut changes = check(&cx, rt, resource, &mut violations, &mut Vec::new(), &mut Vec::new());
-        if violations.len() == before {
+        let mut findings = Findings::default();
+        let exempted = waived.len();
+        let mut changes = check(&cx, rt, resource, &mut findings, &mut waived);
+        if findings.violations.is_empty() && waived.len() == exempted {
             compliant.push(resource.id.clone());
         }
+        violations.append(&mut findings.violations);
         changes
             .set
             .retain(|key, (value, _)| !resource.tags.iter().any(|t| t.key == *key && t.value == *value));
         group(&mut groups, rt.api, &resource.id, changes);
     }
-    if violations.is_empty() {
+    if violations.is_empty() && waived.is_empty() {
         return Decision::Ignore {
             reason: Ignored::Compliant {
                 checked: listed.len() - untouched.len(),
@@ -387,6 +433,7 @@ pub fn plan_listed(
     let mut plan = finish(&cx, cause.to_string(), subject, violations, groups);
     plan.in_place = compliant;
     plan.notes.extend(untouched.iter().map(|arn| protected_note(arn)));
+    add_waived(&mut plan, waived);
     Decision::Act { plan: Box::new(plan) }
 }
 
@@ -495,20 +542,82 @@ fn report(resource: &str, problem: String) -> Violation {
     }
 }
 
-/// The tag changes one resource needs, its violations, and (in enforce mode) the containment
-/// of a name that cannot be changed.
+/// What checking one resource found.
+#[derive(Default)]
+struct Findings {
+    violations: Vec<Violation>,
+    /// Actions containing a resource whose name cannot be changed (enforce mode).
+    containment: Vec<Action>,
+    notes: Vec<String>,
+}
+
+/// The tag changes one resource needs, into `findings` its violations and (in enforce mode)
+/// its containment; nothing, when a waiver exempts it (then `waived` says what it would have
+/// been, if anything).
 fn check(
     cx: &Context<'_>,
     rt: &ResourceType,
     resource: &Created,
-    violations: &mut Vec<Violation>,
-    containment: &mut Vec<Action>,
-    notes: &mut Vec<String>,
+    findings: &mut Findings,
+    waived: &mut Vec<Waived>,
 ) -> Changes {
     let mut changes = Changes::default();
-    tag_changes(cx, &resource.id, &resource.tags, &mut changes, violations);
-    naming(cx, rt, resource, &mut changes, violations, containment, notes);
+    let standing = waiver_of(cx, &resource.id, &resource.tags, &mut changes, &mut findings.violations);
+    let mut found = Findings::default();
+    tag_changes(cx, &resource.id, &resource.tags, &mut changes, &mut found.violations);
+    naming(cx, rt, resource, &mut changes, &mut found);
+    if let Standing::Valid(w) = standing {
+        waived.extend(exempt(&resource.id, &w, &found.violations));
+        return Changes::default();
+    }
+    findings.violations.append(&mut found.violations);
+    findings.containment.append(&mut found.containment);
+    findings.notes.append(&mut found.notes);
     changes
+}
+
+/// The standing of the waiver among a resource's tags (as created, or as a tag call set them).
+/// A waiver the caller may not set is removed, and one that does not hold is reported.
+fn waiver_of(
+    cx: &Context<'_>,
+    resource: &str,
+    tags: &[Tag],
+    changes: &mut Changes,
+    violations: &mut Vec<Violation>,
+) -> Standing {
+    let Some(tag) = tags.iter().find(|t| t.key == WAIVER_TAG) else {
+        return Standing::None;
+    };
+    if cx.sets_waivers == Some(false) {
+        violations.push(fixable(
+            resource,
+            format!(
+                "{WAIVER_TAG}={:?} was set by a principal the policy does not name as a waiver setter; removed",
+                clip(&tag.value, 64)
+            ),
+        ));
+        changes.remove.insert(WAIVER_TAG.into(), tag.value.clone());
+        return Standing::None;
+    }
+    let standing = waiver::standing(tags, Rule::Tags, cx.at, cx.policy);
+    if let Some(problem) = standing.problem() {
+        violations.push(report(resource, problem));
+    }
+    standing
+}
+
+/// The ledger's record of what a waiver exempted a resource from; `None` when it had nothing
+/// wrong anyway.
+fn exempt(resource: &str, waiver: &waiver::Waiver, violations: &[Violation]) -> Option<Waived> {
+    (!violations.is_empty()).then(|| Waived {
+        resource: resource.to_string(),
+        waiver: waiver.describe(),
+        problems: violations
+            .iter()
+            .map(|v| v.problem.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
 }
 
 /// Spelling, required keys and allowed values of one resource's tags.
@@ -606,15 +715,7 @@ fn value_violation(
 }
 
 /// The naming convention for the resource's kind.
-fn naming(
-    cx: &Context<'_>,
-    rt: &ResourceType,
-    resource: &Created,
-    changes: &mut Changes,
-    violations: &mut Vec<Violation>,
-    containment: &mut Vec<Action>,
-    notes: &mut Vec<String>,
-) {
+fn naming(cx: &Context<'_>, rt: &ResourceType, resource: &Created, changes: &mut Changes, found: &mut Findings) {
     let Some(pattern) = cx.policy.naming.resources.get(rt.kind) else {
         return;
     };
@@ -637,7 +738,7 @@ fn naming(
     let proposal = conforming_name(cx, name.as_deref(), &resource.id).filter(|p| pattern.matches(env, p));
     match (rt.name, &proposal) {
         (NameSource::Tag, Some(p)) => {
-            violations.push(fixable(
+            found.violations.push(fixable(
                 &resource.id,
                 format!("{shown} does not match {expected}; renamed {p}"),
             ));
@@ -646,7 +747,7 @@ fn naming(
         }
         _ => {
             let example = proposal.map(|p| format!(", for example {p}")).unwrap_or_default();
-            violations.push(report(
+            found.violations.push(report(
                 &resource.id,
                 format!(
                     "{shown} does not match {expected}{example}; {} names cannot be changed, so it is marked {VIOLATION_TAG}=naming",
@@ -658,12 +759,12 @@ fn naming(
     }
     if cx.mode == Mode::Enforce {
         match rt.kind {
-            "ec2:instance" => containment.push(Action::StopInstances {
+            "ec2:instance" => found.containment.push(Action::StopInstances {
                 region: cx.region.clone(),
                 instances: vec![resource.id.clone()],
             }),
             // Containment of principals is agent-quarantine's, which receives the same event.
-            "iam:role" | "iam:user" => notes.push(format!(
+            "iam:role" | "iam:user" => found.notes.push(format!(
                 "In enforce mode agent-quarantine isolates {} {}; `guardrail release` lets it go again, for instance once a conforming replacement exists.",
                 rt.noun, resource.id
             )),
@@ -930,6 +1031,126 @@ mod tests {
         );
     }
 
+    /// A sample's call made by `issuer` with `tags` in place of its own.
+    fn tagged_by(sample: &str, issuer: &str, tags: serde_json::Value) -> CloudTrailEvent {
+        let mut v: serde_json::Value = serde_json::from_str(sample).expect("JSON");
+        let d = &mut v["detail"];
+        d["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = issuer.into();
+        if d["requestParameters"]["tagSet"].is_object() {
+            d["requestParameters"]["tagSet"]["items"] = tags;
+        } else {
+            d["requestParameters"]["tags"] = tags;
+        }
+        call(&v.to_string())
+    }
+
+    const SETTER: &str = "arn:aws:iam::111122223333:role/security-waivers/alice";
+    const AGENT: &str = "arn:aws:iam::111122223333:role/agents/agent-runner";
+
+    fn with_waiver(waiver: &str) -> serde_json::Value {
+        serde_json::json!([{"key": "Environment", "value": "prod"}, {"key": WAIVER_TAG, "value": waiver}])
+    }
+
+    #[test]
+    fn a_waiver_a_setter_sets_exempts_the_resource_and_anyone_elses_is_removed() {
+        let policy = Policy::builtin().expect("policy");
+        let created = include_str!("../../../events/tag-enforcer/create-role.json");
+        // The event is of 2026-11-22.
+        let valid = with_waiver("rules=tags+quarantine until=2026-12-31 ticket=SEC-9");
+        let decide = |c: &CloudTrailEvent| plan_of(plan_created(c, &dev("111122223333"), &policy).expect("decision"));
+
+        let waived = decide(&tagged_by(created, SETTER, valid.clone()));
+        assert!(waived.actions.is_empty() && waived.violations.is_empty(), "{waived:?}");
+        let [w] = waived.waived.as_slice() else {
+            panic!("{:?}", waived.waived)
+        };
+        assert_eq!(
+            (w.resource.as_str(), w.waiver.as_str()),
+            ("build-helper", "waiver SEC-9 until 2026-12-31")
+        );
+        assert!(w.problems.contains("tag Environment is \"prod\""), "{}", w.problems);
+
+        let forged = decide(&tagged_by(created, AGENT, valid));
+        assert!(forged.waived.is_empty());
+        assert!(
+            forged
+                .violations
+                .iter()
+                .any(|v| v.fixable && v.problem.contains("not name as a waiver setter")),
+            "{:?}",
+            forged.violations
+        );
+        let [Action::Tag { set, remove, .. }] = forged.actions.as_slice() else {
+            panic!("{:?}", forged.actions)
+        };
+        assert_eq!(remove, &[WAIVER_TAG.to_string()]);
+        assert!(set.contains(&Tag::new(ENVIRONMENT_TAG, "dev")), "{set:?}");
+
+        // Past its last day the waiver is reported and the rule applies.
+        let expired = decide(&tagged_by(
+            created,
+            SETTER,
+            with_waiver("rules=tags until=2026-11-21 ticket=SEC-9"),
+        ));
+        assert!(expired.waived.is_empty());
+        assert!(
+            expired
+                .violations
+                .iter()
+                .any(|v| !v.fixable && v.problem.contains("waiver SEC-9 until 2026-11-21 expired")),
+            "{:?}",
+            expired.violations
+        );
+        assert!(!expired.actions.is_empty());
+        // A waiver for the quarantine rule only does not exempt from the tag rule.
+        let other = decide(&tagged_by(
+            created,
+            SETTER,
+            with_waiver("rules=quarantine until=2026-12-31 ticket=SEC-9"),
+        ));
+        assert!(other.waived.is_empty() && !other.actions.is_empty(), "{other:?}");
+    }
+
+    #[test]
+    fn a_tag_call_setting_a_waiver_is_reverted_unless_a_setter_made_it() {
+        let policy = Policy::builtin().expect("policy");
+        let sample = include_str!("../../../events/tag-enforcer/create-tags.json");
+        let decide = |c: &CloudTrailEvent| {
+            let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
+            plan_of(plan_change(c, change, &dev("111122223333"), &policy).expect("decision"))
+        };
+        let valid = with_waiver("rules=tags until=2026-12-31 ticket=SEC-9");
+        let by_setter = decide(&tagged_by(sample, SETTER, valid.clone()));
+        assert!(
+            by_setter.actions.is_empty() && by_setter.violations.is_empty(),
+            "{by_setter:?}"
+        );
+        assert_eq!(by_setter.waived.len(), 1);
+        let by_agent = decide(&tagged_by(sample, AGENT, valid));
+        assert!(by_agent.waived.is_empty());
+        let removed: Vec<&String> = by_agent
+            .actions
+            .iter()
+            .flat_map(|a| match a {
+                Action::Tag { remove, .. } => remove.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(removed, [WAIVER_TAG]);
+        // Removing a waiver is never drift.
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/tag-enforcer/delete-tags.json")).expect("JSON");
+        v["detail"]["requestParameters"]["tagSet"]["items"] = serde_json::json!([{"key": WAIVER_TAG}]);
+        let ended = call(&v.to_string());
+        let change = resources::change_for(&ended.event_source, &ended.event_name).expect("a tag change");
+        assert!(matches!(
+            plan_change(&ended, change, &dev("111122223333"), &policy),
+            Ok(Decision::Ignore {
+                reason: Ignored::Compliant { .. }
+            })
+        ));
+    }
+
     #[test]
     fn every_action_of_a_plan_has_its_own_id() {
         // Instances and their volumes are tagged by id: the same ids, different calls.
@@ -1002,6 +1223,8 @@ mod tests {
             created_at: None,
             created_principal: None,
             derives_from: "the event",
+            at: Utc::now(),
+            sets_waivers: None,
         };
         assert_eq!(
             conforming_name(&cx, Some("Prod Cache #2"), "i-1").as_deref(),
@@ -1109,6 +1332,7 @@ mod tests {
             &listed,
             &policy,
             "sweep s@t",
+            Utc::now(),
         ));
         assert_eq!(plan.in_place, ["i-0123456789abcdef0"]);
         assert_eq!(plan.cause, "sweep s@t");
@@ -1166,6 +1390,7 @@ mod tests {
             &listed,
             &sweep_policy(),
             "sweep",
+            Utc::now(),
         ));
         let sizes: Vec<usize> = plan
             .actions
@@ -1185,6 +1410,7 @@ mod tests {
             &listed,
             &detect,
             "sweep",
+            Utc::now(),
         ));
         assert_eq!(plan.mode, Mode::Detect);
         assert!(plan.actions.is_empty());
@@ -1199,7 +1425,15 @@ mod tests {
             ..dev("111122223333")
         };
         let listed = [found("arn:aws:s3:::anything", &[])];
-        let decision = plan_listed(&account, &us_east_1(), &sandbox, &listed, &sweep_policy(), "sweep");
+        let decision = plan_listed(
+            &account,
+            &us_east_1(),
+            &sandbox,
+            &listed,
+            &sweep_policy(),
+            "sweep",
+            Utc::now(),
+        );
         assert!(
             matches!(
                 decision,

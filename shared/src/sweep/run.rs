@@ -176,6 +176,7 @@ impl Sweeper {
                 log,
                 cause,
                 record,
+                now: source.time,
             }
             .account(session, account)
             .await

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
+
 use super::account::{Apply, Log, StepRow, apply_steps, ledger_entries};
 use super::{Row, Tally};
 use crate::apply::{Actuator, Session};
@@ -24,7 +26,8 @@ pub struct TagRun {
     /// Resources: in place, changed, would change, needing a person, in a failed call; a region
     /// that could not be listed counts as one failure.
     pub tally: Tally,
-    /// Resources needing a person, failed calls and regions not listed.
+    /// Resources needing a person, failed calls, regions not listed and resources a waiver
+    /// exempts.
     pub findings: Vec<StepRow>,
     /// Why nothing was checked (an account outside every environment, the rule off), if so.
     pub nothing: Option<String>,
@@ -40,8 +43,12 @@ impl TagRun {
             None => self
                 .findings
                 .iter()
-                .find(|s| s.status != "needs a person")
-                .or_else(|| self.findings.first())
+                // Failures first, then what needs a person, then what is waived.
+                .min_by_key(|s| match s.status {
+                    "needs a person" => 1,
+                    "waived" => 2,
+                    _ => 0,
+                })
                 .map(|s| format!("{}: {}", s.step, s.detail))
                 .unwrap_or_default(),
         };
@@ -69,6 +76,8 @@ pub struct TagRunner<'a, A: Actuator> {
     pub cause: &'a str,
     /// What the audit ledger names as the source of the changes; `None`: not recorded.
     pub record: Option<&'a Source<'a>>,
+    /// When waivers are judged: the sweep's start.
+    pub now: DateTime<Utc>,
 }
 
 impl<A: Actuator> TagRunner<'_, A> {
@@ -137,7 +146,7 @@ impl<A: Actuator> TagRunner<'_, A> {
         found: &[Found],
         run: &mut TagRun,
     ) {
-        let plan: Plan = match plan_listed(account, region, placement, found, self.policy, self.cause) {
+        let plan: Plan = match plan_listed(account, region, placement, found, self.policy, self.cause, self.now) {
             // Only compliance here: `account` checked that the rule runs in the account.
             Decision::Ignore { reason } => {
                 if let Ignored::Compliant { checked } = reason {
@@ -188,5 +197,12 @@ impl<A: Actuator> TagRunner<'_, A> {
             }
         }
         run.tally.needs_a_person += people.len();
+        for w in &plan.waived {
+            run.findings.push(StepRow::new(
+                w.resource.clone(),
+                "waived",
+                format!("{}: {}", w.waiver, w.problems),
+            ));
+        }
     }
 }
