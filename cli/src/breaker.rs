@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{SecondsFormat, Utc};
-use guardrail::aws::BreakerTable;
-use guardrail::breaker::State;
-use guardrail::ids::AccountId;
+use chrono::{DateTime, SecondsFormat, Utc};
+use guardrail::aws::{BreakerTable, LedgerTable};
+use guardrail::breaker::{self, State};
+use guardrail::ids::{AccountId, clip};
+use guardrail::ledger::{Entry, Ledger, Outcome, Values, stamp};
 use guardrail::policy::{Policy, Rule};
+use guardrail::rules::Function;
 use serde_json::json;
 
 use crate::{Format, unusable};
@@ -23,7 +25,8 @@ pub enum Command {
     /// Close a tripped breaker and forget its counts: the rule acts again in the account.
     /// Check what it did first (`guardrail audit --account ID --since 1h`).
     ///
-    /// Exit 0 when reset, 2 when the breaker cannot be written.
+    /// Exit 0 when reset, 2 when the breaker cannot be written or the reset not recorded in
+    /// the audit ledger.
     Reset(ResetArgs),
 }
 
@@ -41,6 +44,10 @@ pub struct Target {
     /// Guardrail's table; default GUARDRAIL_TABLE, else guardrail.
     #[arg(long)]
     table: Option<String>,
+    /// The audit ledger a reset is recorded in; default GUARDRAIL_LEDGER_TABLE, else
+    /// guardrail-ledger.
+    #[arg(long)]
+    ledger_table: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -90,15 +97,13 @@ fn act(command: &str, target: &Target, reason: Option<&str>) -> ExitCode {
         let sdk = guardrail::aws::load().await;
         let breakers = BreakerTable::new(&sdk, &table);
         let now = Utc::now();
-        let (state, reset) = match reason {
-            None => (breakers.status(rule, &account).await, false),
-            Some(reason) => {
-                let by = match crate::caller(&sdk).await {
-                    Ok(by) => by,
-                    Err(e) => return unusable(command, e),
-                };
-                (breakers.reset(rule, &account, &by, reason, now).await, true)
-            }
+        let mut by = None;
+        let state = match reason {
+            None => breakers.status(rule, &account).await,
+            Some(reason) => match crate::caller(&sdk).await {
+                Ok(caller) => breakers.reset(rule, &account, by.insert(caller), reason, now).await,
+                Err(e) => return unusable(command, e),
+            },
         };
         let state = match state {
             Ok(s) => s,
@@ -109,9 +114,68 @@ fn act(command: &str, target: &Target, reason: Option<&str>) -> ExitCode {
                 );
             }
         };
-        print(target.format, &policy, rule, &account, &state, reset, now);
+        print(target.format, &policy, rule, &account, &state, by.is_some(), now);
+        if let (Some(by), Some(reason)) = (by, reason) {
+            // Reopening a rule is a change to what Guardrail does: the ledger keeps who and why.
+            let entry = reset_entry(&policy, rule, &account, &state, &by, reason, now);
+            let ledger_table =
+                crate::table_name(target.ledger_table.as_deref(), guardrail::config::LEDGER_VAR, "guardrail-ledger");
+            let ledger = LedgerTable::new(&sdk, &ledger_table, policy.safety.ledger_days);
+            if let Err(e) = ledger.append(&[entry]).await {
+                eprintln!(
+                    "guardrail breaker reset: the breaker is reset, but the audit ledger {ledger_table} could not record it: {e}\n(set --ledger-table or GUARDRAIL_LEDGER_TABLE; it needs dynamodb:PutItem on the table)"
+                );
+                return ExitCode::from(2);
+            }
+        }
         ExitCode::SUCCESS
     })
+}
+
+/// The ledger's record of a reset: the breaker's state before it, who and why.
+fn reset_entry(
+    policy: &Policy,
+    rule: Rule,
+    account: &AccountId,
+    before: &State,
+    by: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Entry {
+    let window = chrono::Duration::from_std(policy.safety.breaker.window).unwrap_or_default();
+    let function = Function::ALL
+        .into_iter()
+        .find(|f| f.rule() == rule)
+        .unwrap_or(Function::TagEnforcer);
+    let mut values = Values::new();
+    values.insert("changes".into(), Some(before.counted(now, window).to_string()));
+    values.insert(
+        "tripped".into(),
+        before
+            .trip
+            .as_ref()
+            .map(|t| t.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    Entry {
+        account: account.to_string(),
+        time: now,
+        recorded: now,
+        function: function.name().to_string(),
+        rule: rule.name().to_string(),
+        mode: "manual".into(),
+        event: format!("breaker-reset#{}", stamp(now)),
+        cause: clip(&format!("reset by {by}: {reason}"), 512),
+        resource: breaker::key(rule, account),
+        action: "reset the blast-radius breaker".into(),
+        before: values,
+        after: Values::from([
+            ("changes".to_string(), Some("0".to_string())),
+            ("tripped".to_string(), None),
+        ]),
+        outcome: Outcome::Applied,
+        detail: clip(reason, 2000),
+        attempt: 1,
+    }
 }
 
 /// The breaker as read (status) or as it was before the reset.

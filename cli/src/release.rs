@@ -10,10 +10,11 @@ use guardrail::apply::Session;
 use guardrail::config::Config;
 use guardrail::facts::Facts;
 use guardrail::ids::{AccountId, Region};
+use guardrail::ledger::{Ledger, Source};
 use guardrail::quarantine::{PrincipalKind, PrincipalRef};
 use guardrail::rules::Function;
 use guardrail::rules::quarantine::plan_release;
-use guardrail::sweep::{Apply, StepRow, apply_steps};
+use guardrail::sweep::{Apply, StepRow, apply_steps, ledger_entries};
 use serde_json::json;
 
 use crate::{Format, steps, unusable};
@@ -131,9 +132,28 @@ async fn release(args: &Args, principal: PrincipalRef, config: Config) -> ExitCo
         &mut steps,
     )
     .await;
+    // The release is Guardrail's change too: the ledger records each step made or tried.
+    let event = format!("release#{}", guardrail::ledger::stamp(now));
+    let source = Source {
+        function: Function::AgentQuarantine,
+        event: &event,
+        time: now,
+        recorded: now,
+        attempt: 1,
+    };
+    let entries = ledger_entries(Some(&source), &plan, &steps);
+    let (recorded, unrecorded) = match pipeline.ledger.append(&entries).await {
+        Ok(_) => (entries.len(), None),
+        Err(e) => (
+            0,
+            Some(format!(
+                " (the audit ledger could not record it: {e}; see README, Troubleshooting)"
+            )),
+        ),
+    };
     steps.extend(plan.notes.iter().map(|n| StepRow::new(n, "note", "")));
 
-    let headline = if args.dry_run {
+    let mut headline = if args.dry_run {
         format!("dry run: {} step(s) planned, nothing changed", plan.actions.len())
     } else if failed {
         "release incomplete: fix the failure and run the same command again (it is safe to repeat)".to_string()
@@ -150,7 +170,11 @@ async fn release(args: &Args, principal: PrincipalRef, config: Config) -> ExitCo
             Err(e) => format!("released {principal}, but the alert could not be sent: {e}"),
         }
     };
+    if let Some(unrecorded) = unrecorded {
+        headline.push_str(&unrecorded);
+    }
     let fields = json!({
+        "recorded": recorded,
         "account": principal.account, "principal": principal.name, "kind": principal.kind,
         "environment": plan.environment, "released_by": who, "dry_run": args.dry_run,
     });

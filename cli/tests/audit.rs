@@ -131,6 +131,21 @@ async fn breaker_status_shows_a_trip_and_reset_records_who_and_why_and_closes_it
     assert!(json["tripped"].is_null() && json["counted"] == 0, "{json:#}");
     let last = json["last_reset"].as_str().unwrap_or_default();
     assert!(last.contains("INC-9 checked") && last.contains("arn:aws:"), "{last}");
+    let resets: Vec<guardrail::ledger::Entry> = world
+        .ledger_of(&dev)
+        .await
+        .into_iter()
+        .filter(|e| e.event.starts_with("breaker-reset#"))
+        .collect();
+    let [reset] = resets.as_slice() else {
+        panic!("one ledger entry for the reset: {resets:#?}")
+    };
+    assert_eq!(reset.resource, format!("breaker#tags#{dev}"));
+    assert!(
+        reset.cause.contains("INC-9 checked") && reset.cause.contains("arn:aws:"),
+        "{reset:?}"
+    );
+    assert!(reset.before["tripped"].is_some(), "{reset:?}");
 
     let unknown = run(&world, &["breaker", "status", "--rule", "tag", "--account", &dev]);
     assert_eq!(unknown.status.code(), Some(2));

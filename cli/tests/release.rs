@@ -105,6 +105,22 @@ async fn release_restores_the_role_exactly_and_only_a_new_finding_quarantines_it
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].attributes.get("action").map(String::as_str), Some("released"));
     assert!(alerts[0].body.to_string().contains(&released.by));
+    // The ledger records each step of the release, with who and why; the dry run recorded none.
+    let released_steps: Vec<guardrail::ledger::Entry> = world
+        .ledger_of(&account)
+        .await
+        .into_iter()
+        .filter(|e| e.event.starts_with("release#"))
+        .collect();
+    assert_eq!(released_steps.len(), 3, "{released_steps:#?}");
+    assert!(
+        released_steps
+            .iter()
+            .all(|e| e.outcome == guardrail::ledger::Outcome::Applied
+                && e.cause.contains("prompt injection ruled out")
+                && e.cause.contains(&released.by)),
+        "{released_steps:#?}"
+    );
 
     // The old finding replayed does nothing; the role stays released.
     let replay = p.handle(old, &invocation()).await;

@@ -111,7 +111,12 @@ pub fn ledger_entries(source: Option<&Source<'_>>, plan: &Plan, steps: &[StepRow
     if ran.is_empty() {
         return Vec::new();
     }
+    // What a sweep leaves alone under a waiver is in its summary, not the ledger: every sweep
+    // would record it again.
     ledger::entries(source, plan, &ran)
+        .into_iter()
+        .filter(|e| e.outcome != ledger::Outcome::Waived)
+        .collect()
 }
 
 /// One account's baseline run: what was in place, changed, left for a person, or failed.

@@ -11,7 +11,7 @@ mod run;
 mod tags;
 
 #[cfg(feature = "aws")]
-pub use account::{AccountRun, Apply, Runner, StepRow, apply_steps};
+pub use account::{AccountRun, Apply, Runner, StepRow, apply_steps, ledger_entries};
 #[cfg(feature = "aws")]
 pub use run::Sweeper;
 #[cfg(feature = "aws")]

@@ -237,3 +237,42 @@ fn pace_spaces_writes_at_the_rate_and_lets_the_first_go_at_once() {
     // After a quiet spell nothing waits.
     assert_eq!(pace.delay(start + Duration::from_secs(60), 1), Duration::ZERO);
 }
+
+#[test]
+fn a_sweep_records_what_it_changed_but_not_what_it_leaves_alone_under_a_waiver() {
+    use crate::plan::{Action, Plan, Tag, Waived};
+    use crate::policy::{Mode, Rule};
+    use crate::rules::resources::TagApi;
+    let mut plan = Plan::new(Rule::Tags, Mode::Fix, account(111_122_223_333), "2 resources");
+    plan.actions.push(Action::Tag {
+        api: TagApi::Ec2,
+        region: crate::ids::Region::parse("us-east-1").unwrap_or_else(|| panic!("region")),
+        resources: vec!["i-1".into()],
+        set: vec![Tag::new("Environment", "dev")],
+        remove: Vec::new(),
+    });
+    plan.waived.push(Waived {
+        resource: "i-2".into(),
+        waiver: "waiver SEC-1 until 2026-12-31".into(),
+        problems: "required tag Owner is missing".into(),
+    });
+    let source = crate::ledger::Source {
+        function: crate::rules::Function::TagEnforcer,
+        event: "sweep#daily",
+        time: t("2026-11-23T03:00:00Z"),
+        recorded: t("2026-11-23T03:00:01Z"),
+        attempt: 1,
+    };
+    let steps = [StepRow::new("tag i-1", "done", "")];
+    let entries = ledger_entries(Some(&source), &plan, &steps);
+    let recorded: Vec<(&str, crate::ledger::Outcome)> =
+        entries.iter().map(|e| (e.resource.as_str(), e.outcome)).collect();
+    assert_eq!(recorded, [("i-1", crate::ledger::Outcome::Applied)]);
+    // The same plan from an event records the waived resource too.
+    let from_event = crate::ledger::entries(&source, &plan, &[(&plan.actions[0], crate::ledger::Ran::Applied)]);
+    assert!(
+        from_event
+            .iter()
+            .any(|e| e.resource == "i-2" && e.outcome == crate::ledger::Outcome::Waived)
+    );
+}
