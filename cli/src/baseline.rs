@@ -14,6 +14,7 @@ use guardrail::rules::Function;
 use guardrail::sweep::{Runner, StepRow};
 use serde_json::json;
 
+use crate::record::Record;
 use crate::{Format, steps, unusable};
 
 const COMMAND: &str = "baseline";
@@ -29,6 +30,10 @@ pub struct Args {
     /// Policy file; without it, the built-in infra/policy.toml.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// The audit ledger the changes are recorded in; default GUARDRAIL_LEDGER_TABLE, else
+    /// guardrail-ledger.
+    #[arg(long)]
+    ledger_table: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -58,6 +63,13 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
         "reading account {account}: Organizations, then the account in {} region(s)…",
         policy.baseline.regions.len()
     );
+    // What a person changes is in the ledger too; a dry run changes nothing.
+    let record = match Record::unless_dry_run(args.dry_run, &sdk, COMMAND, args.ledger_table.as_deref(), &policy).await
+    {
+        Ok(r) => r,
+        Err(e) => return unusable(COMMAND, e),
+    };
+    let source = record.as_ref().map(|r| r.source(Function::AccountBaseline));
     let inspector = AwsInspector::new(access.clone());
     let runner = Runner {
         inspector: &inspector,
@@ -66,7 +78,9 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
         dry_run: args.dry_run,
         pace: None,
         log: &|line| eprintln!("{line}"),
-        record: None,
+        record: source.as_ref(),
+        // A person runs this: what the environment's approval list names is applied.
+        approvals: false,
     };
     let run = match runner
         .account(&Session::new("cli-baseline", account.as_str()), &account)
@@ -80,6 +94,10 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
         return ExitCode::SUCCESS;
     }
     let planned = run.count("would change");
+    let unrecorded = match &record {
+        Some(record) if !run.entries.is_empty() => record.append(&run.entries).await.err(),
+        _ => None,
+    };
     let headline = if let Some(mode) = run.detects {
         format!("the policy runs the baseline in {mode} mode here: {planned} change(s) found, nothing changed")
     } else if args.dry_run {
@@ -89,8 +107,12 @@ async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitC
     } else {
         "baseline applied".to_string()
     };
+    let headline = match &unrecorded {
+        Some(e) => format!("{headline}; {e}"),
+        None => headline,
+    };
     print_result(args, &account, run.environment.as_deref(), &run.steps, &headline);
-    if run.failed {
+    if run.failed || unrecorded.is_some() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

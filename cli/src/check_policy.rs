@@ -90,5 +90,21 @@ fn summary(policy: &Policy, origin: &str) -> String {
             waivers.max_days
         )
     };
+    let approvals: Vec<String> = policy
+        .environments
+        .iter()
+        .filter(|e| !e.approval.is_empty())
+        .map(|e| format!("{}: {}", e.name, e.approval.join(", ")))
+        .collect();
+    let _ = if approvals.is_empty() {
+        writeln!(t, "human approval: nothing waits for a person")
+    } else {
+        writeln!(
+            t,
+            "human approval (expires after {}): {}",
+            humantime::format_duration(policy.safety.approval_expiry),
+            approvals.join("; ")
+        )
+    };
     t
 }

@@ -55,6 +55,9 @@ async fn replay(pipeline: &AwsPipeline, event: Value) -> Result<(), String> {
             Outcome::Waived { resources } => {
                 format!("{resources} resource(s) left alone under a waiver, recorded in the ledger")
             }
+            Outcome::Pending { approval } => {
+                format!("waiting for a person: `guardrail approve {approval}` applies it")
+            }
             Outcome::Duplicate { summary } => {
                 format!("duplicate, nothing done (first delivery: {summary})")
             }

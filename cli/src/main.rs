@@ -1,7 +1,8 @@
 //! `guardrail`: the operator CLI. Ask what Guardrail would do with an event, check a policy,
-//! baseline an account, sweep the organization, release a quarantine, pause Guardrail, run the
-//! local demo.
+//! baseline an account, sweep the organization, release a quarantine, pause Guardrail, approve
+//! what waits for a person, run the local demo.
 
+mod approve;
 mod audit;
 mod baseline;
 mod breaker;
@@ -9,6 +10,7 @@ mod check_policy;
 mod demo;
 mod pause;
 mod plan;
+mod record;
 mod redrive;
 mod release;
 mod steps;
@@ -93,6 +95,24 @@ enum Command {
         #[command(subcommand)]
         command: breaker::Command,
     },
+    /// Approve a plan that waits for a person (README, Human approval): its event is decided on
+    /// again with the accounts' state now, and that plan applied once, through the function's
+    /// member roles; recorded in the audit ledger and alerted. Reads GUARDRAIL_TABLE,
+    /// GUARDRAIL_LEDGER_TABLE, GUARDRAIL_TOPIC_ARN and GUARDRAIL_POLICY like the functions.
+    ///
+    /// Exit 0 when applied (or nothing was left to do), 1 when applying failed (run it again),
+    /// 2 when it cannot be approved (unknown, expired, decided already, paused).
+    Approve(approve::ApproveArgs),
+    /// Reject a plan that waits for a person: nothing is changed; recorded in the audit ledger
+    /// and alerted.
+    ///
+    /// Exit 0 when rejected, 2 when it cannot be (unknown, expired, decided already).
+    Reject(approve::DecideArgs),
+    /// List the plans waiting for a person's approval, soonest deadline first, and those that
+    /// expired lately (or --format json).
+    ///
+    /// Exit 0 when listed, 2 when the table cannot be read.
+    Approvals(approve::ListArgs),
     /// Show what Guardrail did or planned, from the audit ledger: every action taken, failed,
     /// held back or detected, per resource, with its values before and after and who caused it.
     /// Needs dynamodb:Query on the ledger table in the security account.
@@ -125,6 +145,9 @@ fn main() -> ExitCode {
         Command::Pause(args) => pause::pause(&args),
         Command::Resume(args) => pause::resume(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Approve(args) => approve::approve(&args),
+        Command::Reject(args) => approve::reject(&args),
+        Command::Approvals(args) => approve::list(&args),
         Command::Breaker { command } => breaker::run(&command),
     }
 }

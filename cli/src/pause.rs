@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use guardrail::aws::SsmSwitch;
-use guardrail::pause::{active_value, paused_value};
+use guardrail::ids::clip;
+use guardrail::ledger::{Entry, Outcome, Values};
+use guardrail::pause::{Pause, Switch, active_value, paused_value};
 
+use crate::record::Record;
 use crate::{Format, unusable};
 
 #[derive(clap::Args)]
@@ -23,6 +26,10 @@ pub struct Common {
     /// Policy file (its safety.pause_parameter); without it, the built-in infra/policy.toml.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// The audit ledger the switch's change is recorded in; default GUARDRAIL_LEDGER_TABLE,
+    /// else guardrail-ledger.
+    #[arg(long)]
+    ledger_table: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -53,20 +60,33 @@ fn set(command: &str, reason: Option<&str>, args: &Common) -> ExitCode {
     };
     runtime.block_on(async {
         let sdk = guardrail::aws::load().await;
-        let by = match crate::caller(&sdk).await {
-            Ok(by) => by,
+        let record = match Record::start(&sdk, command, args.ledger_table.as_deref(), &policy).await {
+            Ok(r) => r,
             Err(e) => return unusable(command, e),
         };
-        let now = chrono::Utc::now();
+        let by = record.who.clone();
+        let now = record.time;
         let value = match reason {
             Some(r) => paused_value(r, &by, now),
             None => active_value(&by, now),
         };
-        if let Err(e) = SsmSwitch::new(&sdk, Some(name.clone())).set(&value).await {
+        let switch = SsmSwitch::new(&sdk, Some(name.clone()));
+        // What it was, for the ledger; unreadable, the ledger says so.
+        let before = match switch.state().await {
+            Ok(Pause::Paused { detail }) => detail,
+            Ok(Pause::Active) => "active".to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        if let Err(e) = switch.set(&value).await {
             return unusable(
                 command,
                 format!("{e}\n(the SCP lets only break-glass-* roles change {name}; see README, Safety rails)"),
             );
+        }
+        // The switch is set whatever the ledger says: in an emergency, pausing comes first.
+        let entry = switch_entry(&record, &name, reason, &before, &value);
+        if let Err(e) = record.append(&[entry]).await {
+            eprintln!("guardrail {command}: {e}");
         }
         let paused = reason.is_some();
         match args.format {
@@ -83,4 +103,32 @@ fn set(command: &str, reason: Option<&str>, args: &Common) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// The ledger's record of the switch's change: who, why, and its value before and after.
+fn switch_entry(record: &Record, parameter: &str, reason: Option<&str>, before: &str, after: &str) -> Entry {
+    let (action, cause) = match reason {
+        Some(r) => (
+            "pause Guardrail org-wide",
+            format!("paused by {}: {}", record.who, r.trim()),
+        ),
+        None => ("resume Guardrail", format!("resumed by {}", record.who)),
+    };
+    Entry {
+        account: record.account(),
+        time: record.time,
+        recorded: record.time,
+        function: "guardrail".into(),
+        rule: "kill-switch".into(),
+        mode: "manual".into(),
+        event: record.event().to_string(),
+        cause: clip(&cause, 512),
+        resource: parameter.to_string(),
+        action: action.into(),
+        before: Values::from([("value".to_string(), Some(clip(before, 500)))]),
+        after: Values::from([("value".to_string(), Some(clip(after, 500)))]),
+        outcome: Outcome::Applied,
+        detail: clip(reason.unwrap_or_default().trim(), 2000),
+        attempt: 1,
+    }
 }

@@ -218,6 +218,19 @@ async fn decide_one(args: &Args, policy: &Policy, facts: &StaticFacts, event: &E
                 environments(policy)
             )
         });
+        let note = note.or_else(|| match &decision {
+            Decision::Act { plan } => {
+                let needs = guardrail::approval::needed(plan, policy);
+                (!needs.is_empty()).then(|| {
+                    format!(
+                        "{} needs a person's approval in environment {}: the function changes nothing and alerts with `guardrail approve ID`",
+                        needs.join(" and "),
+                        plan.environment.as_deref().unwrap_or("-")
+                    )
+                })
+            }
+            Decision::Ignore { .. } => None,
+        });
         decisions.push(FunctionDecision {
             function,
             decision,

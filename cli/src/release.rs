@@ -140,6 +140,7 @@ async fn release(args: &Args, principal: PrincipalRef, config: Config) -> ExitCo
         time: now,
         recorded: now,
         attempt: 1,
+        note: None,
     };
     let entries = ledger_entries(Some(&source), &plan, &steps);
     let (recorded, unrecorded) = match pipeline.ledger.append(&entries).await {

@@ -16,6 +16,7 @@ use guardrail::rules::Function;
 use guardrail::sweep::{Row, Runner, TagRunner, Tally};
 use serde::Serialize;
 
+use crate::record::Record;
 use crate::{Format, unusable};
 
 const COMMAND: &str = "sweep";
@@ -38,6 +39,10 @@ pub struct Args {
     /// Policy file; without it, the built-in infra/policy.toml.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// The audit ledger the changes are recorded in; default GUARDRAIL_LEDGER_TABLE, else
+    /// guardrail-ledger.
+    #[arg(long)]
+    ledger_table: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -125,6 +130,17 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
     if let (Selection::Account(id), true) = (selection, members.accounts.is_empty()) {
         return unusable(COMMAND, format!("account {id} is not a member of the organization"));
     }
+    // What a person changes is in the ledger too; a dry run changes nothing.
+    let record = match Record::unless_dry_run(args.dry_run, &sdk, COMMAND, args.ledger_table.as_deref(), &policy).await
+    {
+        Ok(r) => r,
+        Err(e) => return unusable(COMMAND, e),
+    };
+    let baseline_source = record.as_ref().map(|r| r.source(Function::AccountBaseline));
+    let tags_source = record.as_ref().map(|r| r.source(Function::TagEnforcer));
+    let cause = record
+        .as_ref()
+        .map_or_else(|| "guardrail sweep".to_string(), |r| r.by.clone());
     let inspector = AwsInspector::new(access.clone());
     let log = |line: &str| eprintln!("{line}");
     let baseline = Runner {
@@ -134,7 +150,9 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         dry_run: args.dry_run,
         pace: Some(policy.sweep.writes_per_second),
         log: &log,
-        record: None,
+        record: baseline_source.as_ref(),
+        // A person runs this: what the environment's approval list names is applied.
+        approvals: false,
     };
     let tag_access = MemberAccess::new(&sdk, policy.clone(), Function::TagEnforcer);
     let directory = AwsDirectory::without_table(Function::TagEnforcer, &sdk, policy.clone());
@@ -148,9 +166,11 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
         dry_run: args.dry_run,
         pace: Some(policy.sweep.writes_per_second),
         log: &log,
-        cause: "guardrail sweep",
-        record: None,
+        cause: &cause,
+        record: tags_source.as_ref(),
         now: chrono::Utc::now(),
+        // A person runs this: what the environment's approval list names is applied.
+        approvals: false,
     };
     let total = members.accounts.len();
     let mut rows = Vec::new();
@@ -173,14 +193,23 @@ async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitC
                 Check::Baseline => baseline
                     .account(&session, &m.account)
                     .await
-                    .map(|run| run.row(&m.account, &m.name)),
+                    .map(|run| (run.row(&m.account, &m.name), run.entries)),
                 Check::Tags => tags
                     .account(&session, &m.account)
                     .await
-                    .map(|run| run.row(&m.account, &m.name)),
+                    .map(|run| (run.row(&m.account, &m.name), run.entries)),
             };
-            let row = run.unwrap_or_else(|reason| Row::failed(&m.account, &m.name, check.rule(), &reason));
-            rows.push(Line::new(row, check.rule()));
+            let (row, entries) =
+                run.unwrap_or_else(|reason| (Row::failed(&m.account, &m.name, check.rule(), &reason), Vec::new()));
+            let mut line = Line::new(row, check.rule());
+            if let (Some(record), false) = (&record, entries.is_empty())
+                && let Err(e) = record.append(&entries).await
+            {
+                eprintln!("{e}");
+                line.tally.failed += 1;
+                line.note = format!("could not record {} change(s) in the audit ledger", entries.len());
+            }
+            rows.push(line);
         }
     }
     print(&rows, args.format, args.dry_run);

@@ -12,7 +12,7 @@ fn guardrail(world: &World, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_guardrail"))
         .args(args)
         .env_clear()
-        .envs(world.emulator.env())
+        .envs(world.function_env())
         .output()
         .expect("run guardrail")
 }
@@ -65,9 +65,19 @@ async fn dry_run_shows_the_plan_and_the_real_run_applies_it() {
         "progress on stderr"
     );
 
+    // The ledger has each change, with who ran the command; the dry run recorded nothing.
+    let entries = recorded(&world, &account, "baseline").await;
+    assert!(entries.len() >= 15, "{entries:#?}");
+    assert!(
+        entries.iter().all(|e| e.outcome == guardrail::ledger::Outcome::Applied
+            && e.detail.starts_with("guardrail baseline run by arn:aws:")),
+        "{entries:#?}"
+    );
+
     let again = tokio::task::block_in_place(|| guardrail(&world, &["baseline", "--account", &account]));
     assert_eq!(again.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do: all 15 checked item(s) already comply"));
+    assert_eq!(recorded(&world, &account, "baseline").await.len(), entries.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,13 +110,25 @@ fn sweep(world: &World, args: &[&str]) -> (Option<i32>, std::collections::BTreeM
     (out.status.code(), rows, stderr)
 }
 
-/// Calls since `mark` that change something (no reads, no role assumption).
+/// Calls since `mark` that change something in the organization (no reads, no role
+/// assumption, and not the audit ledger's entries in the security account).
 fn writes(world: &World, mark: usize) -> Vec<String> {
     world
         .emulator
         .calls_since(mark)
         .into_iter()
-        .filter(|c| ![".Get", ".List", ".Describe", ".GET:"].iter().any(|r| c.contains(r)) && c != "sts.AssumeRole")
+        .filter(|c| ![".Get", ".List", ".Describe", ".GET:"].iter().any(|r| c.contains(r)))
+        .filter(|c| c != "sts.AssumeRole" && c != "sts.GetCallerIdentity" && c != "dynamodb.PutItem")
+        .collect()
+}
+
+/// The audit ledger's entries a CLI command wrote for an account.
+async fn recorded(world: &World, account: &str, command: &str) -> Vec<guardrail::ledger::Entry> {
+    world
+        .ledger_of(account)
+        .await
+        .into_iter()
+        .filter(|e| e.event.starts_with(&format!("cli-{command}#")))
         .collect()
 }
 
@@ -154,6 +176,11 @@ async fn a_sweep_fixes_exactly_what_is_not_compliant_and_a_second_sweep_writes_n
         .count();
     // dev's one region, and both regions of prod and agents.
     assert_eq!(ebs, 5);
+    let dev_entries = recorded(&world, &dev, "sweep").await;
+    assert_eq!(dev_entries.len(), 1, "dev's one change: {dev_entries:#?}");
+    assert!(dev_entries[0].resource.contains("us-west-2"), "{dev_entries:#?}");
+    assert_eq!(dev_entries[0].function, "account-baseline");
+    assert!(recorded(&world, &sandbox, "sweep").await.is_empty());
 
     // Everything that can comply does: a second sweep writes nothing.
     let mark = world.emulator.calls().len();
@@ -215,6 +242,17 @@ async fn a_sweep_fixes_exactly_what_is_not_compliant_and_a_second_sweep_writes_n
         let written = writes(&world, mark);
         assert_eq!(written.len(), expected as usize, "{written:?}");
     }
+    let relabelled: Vec<_> = recorded(&world, &dev, "sweep")
+        .await
+        .into_iter()
+        .filter(|e| e.rule == "tags")
+        .collect();
+    assert_eq!(relabelled.len(), 1, "{relabelled:#?}");
+    assert_eq!(relabelled[0].before.get("Environment"), Some(&Some("prod".to_string())));
+    assert!(
+        relabelled[0].cause.starts_with("guardrail sweep run by arn:aws:"),
+        "{relabelled:#?}"
+    );
 
     // One OU, both rules, and the table for people.
     let out = tokio::task::block_in_place(|| guardrail(&world, &["sweep", "--ou", "dev", "--dry-run"]));
@@ -277,4 +315,33 @@ async fn pause_and_resume_write_the_kill_switch_with_who_and_why() {
     let out = tokio::task::block_in_place(|| guardrail(&world, &["pause", "--reason", " "]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--reason must say why"));
+
+    // The ledger has both changes of the switch, with who, why, and its value before and after.
+    let mut flips: Vec<guardrail::ledger::Entry> = world
+        .ledger(&guardrail::ledger::Query {
+            since: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+            ..Default::default()
+        })
+        .await
+        .into_iter()
+        .filter(|e| e.resource == "/guardrail/pause")
+        .collect();
+    flips.sort_by_key(|e| e.time);
+    assert_eq!(flips.len(), 2, "{flips:#?}");
+    assert_eq!(flips[0].action, "pause Guardrail org-wide");
+    assert_eq!(flips[0].before["value"].as_deref(), Some("active"));
+    assert!(flips[0].cause.ends_with(": bad policy push INC-42"), "{flips:#?}");
+    assert_eq!(flips[1].action, "resume Guardrail");
+    assert!(
+        flips[1].before["value"]
+            .as_deref()
+            .is_some_and(|v| v.starts_with("paused by arn:aws:")),
+        "{flips:#?}"
+    );
+    assert!(
+        flips[1].after["value"]
+            .as_deref()
+            .is_some_and(|v| v.starts_with("active since")),
+        "{flips:#?}"
+    );
 }

@@ -94,13 +94,19 @@ impl Alert {
             return Alert::assemble(function, plan, verb, title, done, plan.undo.clone(), event_id, time);
         }
         if plan.held.is_some() {
-            let lines = plan.withheld.iter().map(|a| format!("held back: {a}")).collect();
+            let held = if plan.held == Some(Hold::Pending) {
+                "waiting for approval"
+            } else {
+                "held back"
+            };
+            let lines = plan.withheld.iter().map(|a| format!("{held}: {a}")).collect();
             let (action, title) = match plan.held {
                 Some(Hold::Tripped) => (
                     "tripped",
                     format!("breaker tripped: {} rule stopped in {}", plan.rule.name(), plan.account),
                 ),
                 Some(Hold::Waived) => ("waived", format!("waived: {}", plan.subject)),
+                Some(Hold::Pending) => ("pending", format!("approval needed: {}", plan.subject)),
                 _ => ("detected", format!("problems with {}", plan.subject)),
             };
             return Alert::assemble(function, plan, action, title, lines, Vec::new(), event_id, time);

@@ -239,7 +239,7 @@ pub struct RateKey {
 }
 
 /// The calls counted in a window, this one included.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RateCount {
     pub calls: u64,
     /// Calls of this event name (0 when the name has no budget of its own).
@@ -388,5 +388,71 @@ impl Facts for StaticFacts {
             .iter()
             .find(|(arn, _)| arn == &alarm.arn)
             .map(|(_, v)| v.clone()))
+    }
+}
+
+/// Facts as `inner` reads them, except that an agent's call is counted at most once: the first
+/// count is remembered and given back. An approval stores the count its event was decided with
+/// and decides on it again from the same count, however long ago its window ended.
+pub struct Remembered<'a, F> {
+    inner: &'a F,
+    count: Mutex<Option<RateCount>>,
+}
+
+impl<'a, F: Facts> Remembered<'a, F> {
+    /// `count`: the count to give back, when one was remembered earlier.
+    pub fn new(inner: &'a F, count: Option<RateCount>) -> Self {
+        Remembered {
+            inner,
+            count: Mutex::new(count),
+        }
+    }
+
+    /// The count the decision used, if it counted a call.
+    pub fn count(&self) -> Option<RateCount> {
+        self.count.lock().ok().and_then(|c| *c)
+    }
+}
+
+impl<F: Facts> Facts for Remembered<'_, F> {
+    async fn membership(&self, account: &AccountId) -> Result<Membership> {
+        self.inner.membership(account).await
+    }
+
+    async fn account(
+        &self,
+        session: &Session,
+        account: &AccountId,
+        scope: &Scope,
+        policy: &Policy,
+    ) -> Result<Option<AccountFacts>> {
+        self.inner.account(session, account, scope, policy).await
+    }
+
+    async fn remember(&self, placement: &Placement) -> Result<()> {
+        self.inner.remember(placement).await
+    }
+
+    async fn principal(&self, session: &Session, principal: &PrincipalRef) -> Result<Option<PrincipalFacts>> {
+        self.inner.principal(session, principal).await
+    }
+
+    async fn principal_tags(&self, session: &Session, principal: &PrincipalRef) -> Result<Option<Vec<Tag>>> {
+        self.inner.principal_tags(session, principal).await
+    }
+
+    async fn count_call(&self, key: &RateKey) -> Result<RateCount> {
+        if let Some(count) = self.count() {
+            return Ok(count);
+        }
+        let count = self.inner.count_call(key).await?;
+        if let Ok(mut remembered) = self.count.lock() {
+            *remembered = Some(count);
+        }
+        Ok(count)
+    }
+
+    async fn alarm_tag(&self, session: &Session, alarm: &AlarmChange, key: &str) -> Result<Option<String>> {
+        self.inner.alarm_tag(session, alarm, key).await
     }
 }

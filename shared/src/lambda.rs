@@ -9,8 +9,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use crate::aws::{
-    AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, BreakerTable, DynamoReplayStore, LedgerTable,
-    MemberAccess, QuarantineTable, SnsNotifier, SsmSwitch,
+    ApprovalTable, AwsActuator, AwsDirectory, AwsFacts, AwsInspector, AwsPrincipals, BreakerTable, DynamoReplayStore,
+    LedgerTable, MemberAccess, QuarantineTable, SnsNotifier, SsmSwitch,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -29,6 +29,7 @@ impl Ports for AwsPorts {
     type Switch = SsmSwitch;
     type Ledger = LedgerTable;
     type Breaker = BreakerTable;
+    type Approvals = ApprovalTable;
 }
 
 /// A function wired to AWS.
@@ -52,6 +53,7 @@ pub fn aws_pipeline(function: Function, config: Config, sdk: &SdkConfig) -> AwsP
         switch: SsmSwitch::new(sdk, policy.safety.pause_parameter.clone()),
         ledger: LedgerTable::new(sdk, &config.ledger_table, policy.safety.ledger_days),
         breaker: BreakerTable::new(sdk, &config.table),
+        approvals: ApprovalTable::new(sdk, &config.table),
         policy,
     }
 }

@@ -26,7 +26,8 @@ pub enum Outcome {
     Applied,
     /// Tried and failed (each attempt has its entry).
     Failed,
-    /// Not tried: it waits for earlier steps that failed.
+    /// Not tried: it waits for earlier steps that failed, or an approved plan found nothing
+    /// left to do.
     NotRun,
     /// Found and reported; the rule's mode changes nothing.
     Detected,
@@ -36,10 +37,16 @@ pub enum Outcome {
     Held,
     /// Found, and left alone under a waiver.
     Waived,
+    /// Planned, and waiting for a person's approval.
+    Pending,
+    /// Planned, waited for approval, and a person rejected it.
+    Rejected,
+    /// Planned, waited for approval, and nobody approved it in time.
+    Expired,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Applied,
         Outcome::Failed,
         Outcome::NotRun,
@@ -47,6 +54,9 @@ impl Outcome {
         Outcome::Paused,
         Outcome::Held,
         Outcome::Waived,
+        Outcome::Pending,
+        Outcome::Rejected,
+        Outcome::Expired,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +68,9 @@ impl Outcome {
             Outcome::Paused => "paused",
             Outcome::Held => "held",
             Outcome::Waived => "waived",
+            Outcome::Pending => "pending",
+            Outcome::Rejected => "rejected",
+            Outcome::Expired => "expired",
         }
     }
 
@@ -140,6 +153,9 @@ pub struct Source<'a> {
     pub time: DateTime<Utc>,
     pub recorded: DateTime<Utc>,
     pub attempt: u32,
+    /// Why the actions ran, when a person decided it (`approved by ...`): the detail of the
+    /// entries of applied actions.
+    pub note: Option<&'a str>,
 }
 
 /// How one action ended in this attempt.
@@ -156,7 +172,7 @@ pub fn entries(source: &Source<'_>, plan: &Plan, ran: &[(&Action, Ran)]) -> Vec<
     let mut out = Vec::new();
     for (action, how) in ran {
         let (outcome, detail) = match how {
-            Ran::Applied => (Outcome::Applied, String::new()),
+            Ran::Applied => (Outcome::Applied, source.note.unwrap_or_default().to_string()),
             Ran::Failed(e) => (Outcome::Failed, e.clone()),
             Ran::NotRun(why) => (Outcome::NotRun, why.clone()),
         };
@@ -168,6 +184,7 @@ pub fn entries(source: &Source<'_>, plan: &Plan, ran: &[(&Action, Ran)]) -> Vec<
             Hold::Paused => Outcome::Paused,
             Hold::Tripped | Hold::Open => Outcome::Held,
             Hold::Waived => Outcome::Waived,
+            Hold::Pending => Outcome::Pending,
         };
         for action in &plan.withheld {
             action_entries(source, plan, action, outcome, &detail, &mut out);
@@ -401,6 +418,7 @@ mod tests {
             time: t,
             recorded: t + Duration::seconds(attempt.into()),
             attempt,
+            note: None,
         }
     }
 

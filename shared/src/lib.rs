@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod apply;
+pub mod approval;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod breaker;

@@ -38,7 +38,7 @@ pub struct RuleCounters {
 impl RuleCounters {
     pub fn of(outcome: &Outcome) -> RuleCounters {
         match outcome {
-            Outcome::Detected { .. } | Outcome::Waived { .. } => RuleCounters {
+            Outcome::Detected { .. } | Outcome::Waived { .. } | Outcome::Pending { .. } => RuleCounters {
                 decided: 1,
                 ..RuleCounters::default()
             },

@@ -12,11 +12,13 @@ use tracing::{info, warn};
 
 use crate::alert::{Alert, Notifier, Severity};
 use crate::apply::{Actuator, Session};
+use crate::approval::{self, Approval, Approvals};
 use crate::breaker::{self, Breaker};
 use crate::error::{Error, Result};
 use crate::event::{self, Event, Rejection};
-use crate::facts::{Facts, Membership, PrincipalFacts, RateKey};
+use crate::facts::{Facts, Membership, PrincipalFacts, RateKey, Remembered};
 use crate::gate;
+use crate::ids::clip;
 use crate::ledger::{self, Ledger, Ran};
 use crate::pause::{Pause, Switch};
 use crate::plan::{Decision, Ignored, Plan};
@@ -42,6 +44,7 @@ pub trait Ports {
     type Switch: Switch;
     type Ledger: Ledger;
     type Breaker: Breaker;
+    type Approvals: Approvals;
 }
 
 /// One function wired to its ports.
@@ -58,6 +61,20 @@ pub struct Pipeline<P: Ports> {
     pub ledger: P::Ledger,
     /// The blast-radius breaker, which counts the changes of every plan allowed to act.
     pub breaker: P::Breaker,
+    /// Where plans that wait for a person's approval are kept.
+    pub approvals: P::Approvals,
+}
+
+/// How one plan is applied and recorded: under which claim, for which event, and why.
+struct Run<'a> {
+    /// The event's replay key (the ledger's event).
+    event_key: &'a str,
+    /// The replay guard's key of this run: the event's, or an approval's.
+    claim: String,
+    /// The approval to ask for, when the plan waits for a person.
+    request: Option<Approval>,
+    /// Who approved the plan and why, for the ledger.
+    approved: Option<String>,
 }
 
 /// A claim this delivery holds.
@@ -116,6 +133,8 @@ pub enum Outcome {
     Applied { actions: Vec<String> },
     /// Only resources a waiver exempts: recorded in the ledger, not alerted.
     Waived { resources: usize },
+    /// The plan waits for a person's approval (`guardrail approve <approval>`).
+    Pending { approval: String },
     /// Work failed: recorded, alerted when final, retried by Lambda.
     Failed { error_type: &'static str, error: String },
     /// Part of a sweep done; a follow-up invocation carries on with the rest.
@@ -134,6 +153,7 @@ impl Outcome {
             Outcome::Detected { .. } => "detected",
             Outcome::Applied { .. } => "applied",
             Outcome::Waived { .. } => "waived",
+            Outcome::Pending { .. } => "pending",
             Outcome::Failed { .. } => "failed",
             Outcome::Continued { .. } => "continued",
             Outcome::Swept { .. } => "swept",
@@ -316,7 +336,14 @@ impl<P: Ports> Pipeline<P> {
             events: Vec::new(),
             error: None,
         };
-        for decoded in event::decode_value(input) {
+        // The events as they came are kept only when some plan may wait for approval.
+        let keep = approval::possible(self.function.rule(), &self.policy);
+        for item in event::items(input) {
+            let raw = match (&item, keep) {
+                (Ok(item), true) => Some(item.value.clone()),
+                _ => None,
+            };
+            let decoded = item.and_then(event::decode_item);
             let (event_report, error) = match decoded {
                 Err(r) => (
                     EventReport {
@@ -329,7 +356,7 @@ impl<P: Ports> Pipeline<P> {
                 ),
                 Ok(event) => {
                     // Boxed: the per-event future is deep, and boxing keeps the runtime's future small.
-                    let (outcome, error) = match Box::pin(self.handle_event(&event, invocation)).await {
+                    let (outcome, error) = match Box::pin(self.handle_event(&event, raw, invocation)).await {
                         Ok(outcome) => (outcome, None),
                         Err(e) => (
                             Outcome::Failed {
@@ -377,9 +404,10 @@ impl<P: Ports> Pipeline<P> {
         decide(self.function, &self.policy, &self.facts, session, event, now).await
     }
 
-    async fn handle_event(&self, event: &Event, invocation: &Invocation) -> Result<Outcome> {
+    async fn handle_event(&self, event: &Event, raw: Option<Value>, invocation: &Invocation) -> Result<Outcome> {
         let session = Session::new(self.function.name(), event.id().unwrap_or("event"));
-        let decision = match self.decide(&session, event, invocation.now).await {
+        let facts = Remembered::new(&self.facts, None);
+        let decision = match decide(self.function, &self.policy, &facts, &session, event, invocation.now).await {
             Ok(d) => d,
             Err(e) => return self.fail_before_plan(event, e, invocation).await,
         };
@@ -389,20 +417,150 @@ impl<P: Ports> Pipeline<P> {
             Ok(Decision::Act { mut plan }) => match event.replay_key() {
                 Err(r) => Ok(rejected(&r)),
                 Ok(key) => {
-                    if !plan.actions.is_empty() {
-                        match self.switch.state().await {
-                            Ok(Pause::Paused { detail }) => crate::pause::hold(&mut plan, &detail),
-                            Ok(Pause::Active) => {}
-                            Err(e) => return self.fail_before_plan(event, e, invocation).await,
-                        }
-                    }
-                    if let Err(e) = self.count_changes(&mut plan, &key, invocation.now).await {
+                    if let Err(e) = self.hold_if_paused(&mut plan).await {
                         return self.fail_before_plan(event, e, invocation).await;
                     }
-                    self.act(event, &plan, &key, &session, invocation).await
+                    let request = self.ask_approval(&mut plan, event, raw, &key, facts.count(), invocation.now);
+                    if request.is_none()
+                        && let Err(e) = self.count_changes(&mut plan, &key, invocation.now).await
+                    {
+                        return self.fail_before_plan(event, e, invocation).await;
+                    }
+                    let run = Run {
+                        event_key: &key,
+                        claim: format!("{}#{key}", self.function),
+                        request,
+                        approved: None,
+                    };
+                    self.act(event, &plan, run, &session, invocation).await
                 }
             },
         }
+    }
+
+    /// Holds a plan that would change something while the kill switch says paused.
+    async fn hold_if_paused(&self, plan: &mut Plan) -> Result<()> {
+        if plan.actions.is_empty() {
+            return Ok(());
+        }
+        if let Pause::Paused { detail } = self.switch.state().await? {
+            crate::pause::hold(plan, &detail);
+        }
+        Ok(())
+    }
+
+    /// Holds a plan whose environment makes it wait for a person, and returns the approval to
+    /// ask for (`None`: the plan may act, or its event is too large to keep).
+    fn ask_approval(
+        &self,
+        plan: &mut Plan,
+        event: &Event,
+        raw: Option<Value>,
+        key: &str,
+        count: Option<crate::facts::RateCount>,
+        now: DateTime<Utc>,
+    ) -> Option<Approval> {
+        let needs = approval::needed(plan, &self.policy);
+        if needs.is_empty() {
+            return None;
+        }
+        let raw = raw.unwrap_or(Value::Null);
+        let bytes = serde_json::to_vec(&raw).map_or(usize::MAX, |v| v.len());
+        if raw.is_null() || bytes > approval::MAX_EVENT_BYTES {
+            approval::too_large(plan, &needs, bytes);
+            return None;
+        }
+        let id = approval::id(self.function, key);
+        let expiry = Duration::from_std(self.policy.safety.approval_expiry).unwrap_or(Duration::hours(24));
+        approval::hold(plan, &id, &needs, now + expiry);
+        Some(Approval::request(
+            id,
+            self.function,
+            key,
+            event.id(),
+            raw,
+            plan,
+            needs,
+            count,
+            now,
+            &self.policy,
+        ))
+    }
+
+    /// An approval's event decided on again with the accounts' state now: its rate count as it
+    /// was, its freshness as when it came. Reads only: `guardrail approve --dry-run` shows it.
+    pub async fn redecide(&self, approval: &Approval) -> Result<(Event, std::result::Result<Decision, Rejection>)> {
+        let mut events = event::decode_value(approval.event.clone());
+        let event = match (events.pop(), events.is_empty()) {
+            (Some(Ok(e)), true) => e,
+            (Some(Err(r)), true) => {
+                return Err(Error::Corrupt {
+                    what: "approval",
+                    detail: format!("its event no longer decodes: {r}"),
+                });
+            }
+            _ => {
+                return Err(Error::Corrupt {
+                    what: "approval",
+                    detail: "it does not hold exactly one event".into(),
+                });
+            }
+        };
+        let session = Session::new(self.function.name(), event.id().unwrap_or("approval"));
+        let facts = Remembered::new(&self.facts, approval.count);
+        let decision = decide(
+            self.function,
+            &self.policy,
+            &facts,
+            &session,
+            &event,
+            approval.requested_at,
+        )
+        .await?;
+        Ok((event, decision))
+    }
+
+    /// Applies the plan of an approved approval ([`Pipeline::redecide`]), under a claim of the
+    /// approval's own, so approving twice acts once. The kill switch still holds it back; the
+    /// breaker does not count a person's decision.
+    pub async fn run_approved(&self, approval: &Approval, invocation: &Invocation) -> Result<Outcome> {
+        let decided = approval.decided.as_ref().ok_or_else(|| Error::Corrupt {
+            what: "approval",
+            detail: "it is not approved".into(),
+        })?;
+        let (event, decision) = self.redecide(approval).await?;
+        let mut plan = match decision {
+            Err(r) => return Ok(rejected(&r)),
+            Ok(Decision::Ignore { reason }) => return Ok(ignored(&reason)),
+            Ok(Decision::Act { plan }) => plan,
+        };
+        let session = Session::new(self.function.name(), event.id().unwrap_or("approval"));
+        if let Pause::Paused { detail } = self.switch.state().await? {
+            return Err(Error::Aws {
+                service: "guardrail",
+                operation: "approve",
+                code: "Paused".into(),
+                message: format!(
+                    "Guardrail is paused org-wide ({detail}): approve again once `guardrail resume` has run"
+                ),
+                transient: true,
+            });
+        }
+        let note = format!(
+            "approved by {} at {}: {} (approval {})",
+            decided.by,
+            decided.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            clip(&decided.reason, 300),
+            approval.id
+        );
+        plan.notes.insert(0, note.clone());
+        let run = Run {
+            event_key: &approval.event_key,
+            claim: format!("{}#approved#{}", self.function, approval.id),
+            request: None,
+            approved: Some(note),
+        };
+        self.act(&event, &plan, run, &session, invocation).await
     }
 
     /// Counts a plan's changes against its rule's breaker in its account, and holds the plan
@@ -512,15 +670,15 @@ impl<P: Ports> Pipeline<P> {
         &self,
         event: &Event,
         plan: &Plan,
-        key: &str,
+        run: Run<'_>,
         session: &Session,
         invocation: &Invocation,
     ) -> Result<Outcome> {
-        let event_key = key;
-        let key = format!("{}#{key}", self.function);
+        let event_key = run.event_key;
+        let key = run.claim.as_str();
         let owner = invocation.request_id.as_str();
         let event_time = event.time().unwrap_or(invocation.now);
-        let claimed = match self.claim(event, &key, invocation).await? {
+        let claimed = match self.claim(event, key, invocation).await? {
             Ok(c) => c,
             Err(outcome) => return Ok(outcome),
         };
@@ -554,7 +712,7 @@ impl<P: Ports> Pipeline<P> {
                     ran.push((action, Ran::Applied));
                     // The last step's completion is saved with the final record.
                     if i + 1 < remaining.len() {
-                        self.store.progress(&key, owner, &done).await?;
+                        self.store.progress(key, owner, &done).await?;
                     }
                 }
                 Err(e) => {
@@ -570,8 +728,21 @@ impl<P: Ports> Pipeline<P> {
             time: event_time,
             recorded: invocation.now,
             attempt: claimed.attempt,
+            note: run.approved.as_deref(),
         };
         let entries = ledger::entries(&source, plan, &ran);
+        let mut requested = None;
+        let asked = run.request.is_some();
+        if let Some(mut approval) = run.request {
+            approval.keep_entries(&entries);
+            match self.approvals.request(&approval).await {
+                Ok(()) => requested = Some(approval.id),
+                Err(e) => {
+                    warn!(function = %self.function, error = %e, "could not keep the approval");
+                    failures.push((format!("keep approval {}", approval.id), e));
+                }
+            }
+        }
         let mut ledger_failed = false;
         if let Err(e) = self.ledger.append(&entries).await {
             warn!(function = %self.function, error = %e, "could not write the audit ledger");
@@ -597,7 +768,7 @@ impl<P: Ports> Pipeline<P> {
             // A plan of waived resources only is for the ledger: someone chose to exempt them.
             let waived_only = plan.violations.is_empty() && !plan.waived.is_empty();
             if !waived_only && let Err(e) = self.notifier.publish(&alert).await {
-                self.store.fail(&key, owner, &e.to_string(), &done, false).await?;
+                self.store.fail(key, owner, &e.to_string(), &done, false).await?;
                 return Err(e);
             }
             if let Some(placement) = &plan.placement
@@ -608,7 +779,7 @@ impl<P: Ports> Pipeline<P> {
             let summary = format!("{}: {}", alert.action, alert.done.join("; "));
             if !self
                 .store
-                .complete(&key, owner, &crate::ids::clip(&summary, 1000), &done)
+                .complete(key, owner, &crate::ids::clip(&summary, 1000), &done)
                 .await?
             {
                 warn!(
@@ -616,7 +787,9 @@ impl<P: Ports> Pipeline<P> {
                     "claim was lost before completion; another delivery finished the event"
                 );
             }
-            return Ok(if waived_only {
+            return Ok(if let Some(approval) = requested {
+                Outcome::Pending { approval }
+            } else if waived_only {
                 Outcome::Waived {
                     resources: plan.waived.len(),
                 }
@@ -631,7 +804,7 @@ impl<P: Ports> Pipeline<P> {
             });
         }
 
-        let total = plan.actions.len() + plan.unchecked.len() + usize::from(ledger_failed);
+        let total = plan.actions.len() + plan.unchecked.len() + usize::from(ledger_failed) + usize::from(asked);
         let failed = failures.len();
         // Written down before the failures are turned into the event's error.
         let failed_lines: Vec<String> = failures.iter().map(|(a, e)| format!("FAILED: {a}: {e}")).collect();
@@ -652,7 +825,7 @@ impl<P: Ports> Pipeline<P> {
                 }
             }
         };
-        self.record_failure(&key, owner, error, &done, &claimed, || {
+        self.record_failure(key, owner, error, &done, &claimed, || {
             failure_alert(self.function, plan, &done, failed_lines, event, event_time)
         })
         .await
@@ -740,12 +913,17 @@ mod tests {
         type Switch = Pause;
         type Ledger = crate::ledger::MemoryLedger;
         type Breaker = crate::breaker::MemoryBreaker;
+        type Approvals = crate::approval::MemoryApprovals;
     }
 
     fn pipeline(broken: Option<TagApi>) -> Pipeline<Fakes> {
+        pipeline_with(broken, Policy::builtin().expect("policy"))
+    }
+
+    fn pipeline_with(broken: Option<TagApi>, policy: Policy) -> Pipeline<Fakes> {
         Pipeline {
             function: Function::TagEnforcer,
-            policy: Arc::new(Policy::builtin().expect("policy")),
+            policy: Arc::new(policy),
             store: MemoryReplayStore::default(),
             notifier: Alerts::default(),
             facts: StaticFacts {
@@ -759,6 +937,7 @@ mod tests {
             switch: Pause::Active,
             ledger: crate::ledger::MemoryLedger::default(),
             breaker: crate::breaker::MemoryBreaker::default(),
+            approvals: crate::approval::MemoryApprovals::default(),
         }
     }
 
@@ -871,6 +1050,126 @@ mod tests {
         assert_eq!(
             (relabelled.event.as_str(), relabelled.cause.as_str()),
             ("cloudtrail#e-1", "IAMUser arn:aws:iam::111122223333:user/bob")
+        );
+    }
+
+    fn alerts(p: &Pipeline<Fakes>) -> Vec<Alert> {
+        p.notifier.0.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// dev asks a person before the tag rule changes anything: the plan waits, its approval
+    /// holds the event, and only the approved run acts, once, however often it is run.
+    #[tokio::test]
+    async fn a_plan_that_needs_approval_waits_and_acts_once_when_approved() {
+        let text = crate::policy::BUILTIN_POLICY.replace(
+            "[environments.dev.modes]",
+            "approval = [\"tags\"]\n[environments.dev.modes]",
+        );
+        let p = pipeline_with(None, Policy::from_toml(&text, "test").expect("policy"));
+        let now = Utc::now();
+        let report = p.handle(event(now), &invocation(1, now)).await;
+        let id = crate::approval::id(Function::TagEnforcer, "cloudtrail#e-1");
+        assert_eq!(
+            report.events[0].outcome,
+            Outcome::Pending { approval: id.clone() },
+            "{report:?}"
+        );
+        assert!(p.actuator.inner.applied().is_empty(), "nothing changes before approval");
+        let alert = alerts(&p).pop().expect("an alert");
+        assert_eq!(alert.action, "pending");
+        assert!(alert.title.starts_with("approval needed: "), "{}", alert.title);
+        assert!(
+            alert.notes[0].contains(&format!("guardrail approve {id} --reason TEXT")),
+            "{:?}",
+            alert.notes
+        );
+        assert!(alert.done.iter().all(|d| d.starts_with("waiting for approval: ")));
+        let pending = p.approvals.get(&id).expect("the approval is kept");
+        assert_eq!(pending.state, crate::approval::State::Pending);
+        assert_eq!(pending.planned.len(), 2, "{:?}", pending.planned);
+        assert_eq!(pending.event["eventID"], "e-1", "the event as it came");
+        let entries = p.ledger.entries();
+        assert!(!entries.is_empty());
+        assert!(entries.iter().all(|e| e.outcome == crate::ledger::Outcome::Pending));
+        assert_eq!(pending.entries.len(), entries.len());
+
+        // A second delivery is a duplicate: no second approval, alert or entry.
+        let again = p.handle(event(now), &invocation(2, now)).await;
+        assert!(
+            matches!(again.events[0].outcome, Outcome::Duplicate { .. }),
+            "{again:?}"
+        );
+        assert_eq!(p.ledger.entries().len(), entries.len());
+
+        // Approved two hours later: the event is past its freshness window, yet it is decided
+        // as of when it came, and applied once.
+        let approved = crate::approval::Approval {
+            state: crate::approval::State::Approved,
+            decided: Some(crate::approval::Decided {
+                by: "arn:aws:iam::111122223333:role/oncall".into(),
+                reason: "checked".into(),
+                at: now + Duration::hours(2),
+            }),
+            ..pending
+        };
+        let later = invocation(3, now + Duration::hours(2));
+        let outcome = p.run_approved(&approved, &later).await.expect("applied");
+        assert!(
+            matches!(outcome, Outcome::Applied { ref actions } if actions.len() == 2),
+            "{outcome:?}"
+        );
+        assert_eq!(p.actuator.inner.applied().len(), 2);
+        let applied: Vec<_> = p
+            .ledger
+            .entries()
+            .into_iter()
+            .filter(|e| e.outcome == crate::ledger::Outcome::Applied)
+            .collect();
+        assert_eq!(applied.len(), entries.len(), "one applied entry per pending one");
+        assert!(applied.iter().all(|e| {
+            e.event == "cloudtrail#e-1"
+                && e.detail
+                    .starts_with("approved by arn:aws:iam::111122223333:role/oncall")
+        }));
+        let alert = alerts(&p).pop().expect("an alert");
+        assert_eq!(alert.action, "tagged");
+        assert!(alert.notes[0].contains("approved by"), "{:?}", alert.notes);
+
+        let twice = p
+            .run_approved(&approved, &invocation(4, now + Duration::hours(2)))
+            .await;
+        assert!(matches!(twice, Ok(Outcome::Duplicate { .. })), "{twice:?}");
+        assert_eq!(p.actuator.inner.applied().len(), 2, "approving twice acts once");
+    }
+
+    /// An agent's count is taken once and given back, so an approval decided again sees the
+    /// count its event was decided with.
+    #[tokio::test]
+    async fn remembered_facts_count_a_call_once() {
+        let inner = StaticFacts::default();
+        let key = RateKey {
+            principal_arn: "arn:aws:iam::111122223333:role/agents/a".into(),
+            event_name: "RunInstances".into(),
+            event_id: "e-1".into(),
+            window_start: Utc::now(),
+            window_secs: 60,
+            counted_by_name: false,
+            by_tag: false,
+        };
+        let facts = Remembered::new(&inner, None);
+        assert_eq!(facts.count(), None);
+        let first = facts.count_call(&key).await.expect("count");
+        assert_eq!(first.calls, 1);
+        assert_eq!(facts.count(), Some(first));
+        let stored = crate::facts::RateCount {
+            calls: 301,
+            event_calls: 0,
+        };
+        let again = Remembered::new(&inner, Some(stored));
+        assert_eq!(
+            again.count_call(&key).await.ok(),
+            Some(stored),
+            "the stored count, not a new one"
         );
     }
 }

@@ -400,6 +400,22 @@ impl Action {
         }
     }
 
+    /// The high-risk kind of action this is, as an environment's `approval` list names it
+    /// ([`crate::policy::APPROVAL_ACTIONS`]); `None` for the others.
+    pub fn risk(&self) -> Option<&'static str> {
+        match self {
+            Action::Deny {
+                issued_before: None, ..
+            } => Some("isolate"),
+            Action::Deny { .. } => Some("revoke-sessions"),
+            Action::SetAccessKeys { active: false, .. } => Some("deactivate-keys"),
+            Action::StopInstances { .. } => Some("stop-instances"),
+            Action::DeleteDefaultVpc { .. } => Some("delete-default-vpc"),
+            Action::MoveAccount { .. } => Some("move-account"),
+            _ => None,
+        }
+    }
+
     /// Whether the action may run only once every action and check before it succeeded: the
     /// account leaves the root (where the bootstrap role is reachable) only fully baselined.
     pub fn needs_all_before(&self) -> bool {
@@ -609,6 +625,8 @@ pub enum Hold {
     Open,
     /// A waiver on the principal exempts it from the rule.
     Waived,
+    /// The environment makes it wait for a person's approval.
+    Pending,
 }
 
 impl Hold {
@@ -618,6 +636,7 @@ impl Hold {
             Hold::Tripped => "tripped",
             Hold::Open => "breaker-open",
             Hold::Waived => "waived",
+            Hold::Pending => "pending",
         }
     }
 }

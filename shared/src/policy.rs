@@ -98,7 +98,20 @@ pub struct Environment {
     modes: BTreeMap<Rule, Mode>,
     /// Values for tags that resources in this environment must carry and that cannot be derived.
     pub tag_defaults: BTreeMap<String, String>,
+    /// What waits for a person's `guardrail approve` here: rule names (every change the rule
+    /// makes) and high-risk action kinds ([`APPROVAL_ACTIONS`]).
+    pub approval: Vec<String>,
 }
+
+/// The action kinds an environment's `approval` list may name, besides rule names.
+pub const APPROVAL_ACTIONS: [&str; 6] = [
+    "isolate",
+    "revoke-sessions",
+    "deactivate-keys",
+    "stop-instances",
+    "delete-default-vpc",
+    "move-account",
+];
 
 impl Environment {
     /// The rule's mode here; rules the policy does not mention run in `detect`.
@@ -167,6 +180,8 @@ pub struct Safety {
     pub ledger_days: u32,
     pub breaker: BreakerLimits,
     pub waivers: Waivers,
+    /// How long a plan waiting for approval may be approved.
+    pub approval_expiry: Duration,
 }
 
 /// Who may exempt a resource or principal from rules with a `guardrail:waiver` tag, and for how
@@ -270,6 +285,12 @@ impl Policy {
         })
     }
 
+    /// Whether some environment makes a plan wait for approval (so events are kept to decide
+    /// on again).
+    pub fn asks_approval(&self) -> bool {
+        self.environments.iter().any(|e| !e.approval.is_empty())
+    }
+
     /// Whether the tag rules leave this principal's resources alone.
     pub fn is_exempt(&self, arn: &str) -> bool {
         self.exempt_principals.iter().any(|p| p.matches(arn))
@@ -335,6 +356,17 @@ mod tests {
             "no waiver counts until the policy names setters"
         );
         assert_eq!(p.safety.waivers.max_days, 90);
+        assert_eq!(p.safety.approval_expiry, Duration::from_secs(86_400));
+        assert!(
+            !p.asks_approval(),
+            "nothing waits for a person unless an environment says so"
+        );
+        let builtin = Policy::builtin().unwrap_or_else(|e| panic!("{e}"));
+        assert!(builtin.asks_approval());
+        assert_eq!(
+            builtin.environment("prod").map(|e| e.approval.clone()),
+            Some(vec!["quarantine".to_string()])
+        );
         let off = Policy::from_toml(
             &MINIMAL.replace("version = 1\n", "version = 1\n[safety.breaker]\nquarantine = 0\n"),
             "p.toml",
@@ -477,6 +509,24 @@ mod tests {
                 "safety.waivers.setters",
                 3,
                 "not an ARN pattern",
+            ),
+            (
+                "version = 1\n[environments.prod]\napproval = [\"isolation\"]\n",
+                "environments.prod.approval",
+                3,
+                "neither a rule (tags, baseline, quarantine) nor a high-risk action (isolate, revoke-sessions",
+            ),
+            (
+                "version = 1\n[environments.prod]\napproval = [\"isolate\", \"isolate\"]\n",
+                "environments.prod.approval",
+                3,
+                "listed twice",
+            ),
+            (
+                "version = 1\n[safety]\napproval_expiry = \"30d\"\n[environments.prod]\n",
+                "safety.approval_expiry",
+                3,
+                "outside the allowed 10m..7days",
             ),
             (
                 "version = 1\n[safety.breaker]\nrules = 1\n[environments.prod]\n",

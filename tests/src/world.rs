@@ -108,25 +108,45 @@ pub struct Stack {
     pub alerts_queue_url: String,
 }
 
-/// Creates an on-demand DynamoDB table with the string partition key `pk`; returns its ARN.
+/// A table's attribute definition.
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("attribute")
+}
+
+/// A table's or index's key element.
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key")
+}
+
+/// Creates Guardrail's table as `infra/template.yaml` does: the string partition key `pk` and
+/// the sparse index of pending approvals (checked against the template by `tests/infra.rs`);
+/// returns its ARN.
 pub async fn create_table(config: &SdkConfig, name: &str) -> String {
+    use guardrail::aws::{DEADLINE, PENDING_INDEX, QUEUE};
     aws_sdk_dynamodb::Client::new(config)
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute(QUEUE, ScalarAttributeType::S))
+        .attribute_definitions(attribute(DEADLINE, ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(PENDING_INDEX)
+                .key_schema(key(QUEUE, KeyType::Hash))
+                .key_schema(key(DEADLINE, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
+                .expect("index"),
         )
         .send()
         .await
@@ -139,20 +159,6 @@ pub async fn create_table(config: &SdkConfig, name: &str) -> String {
 /// Creates the audit ledger's table as `infra/template.yaml` does: key `account` and `entry`,
 /// indexes `by-resource` and `by-day` (checked against the template by `tests/infra.rs`).
 pub async fn create_ledger_table(config: &SdkConfig, name: &str) {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute")
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
     let index = |name: &str, hash: &str| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
@@ -171,7 +177,7 @@ pub async fn create_ledger_table(config: &SdkConfig, name: &str) {
         .global_secondary_indexes(index("by-resource", "resource"))
         .global_secondary_indexes(index("by-day", "day"));
     for name in guardrail::ledger::ATTRIBUTES {
-        request = request.attribute_definitions(attribute(name));
+        request = request.attribute_definitions(attribute(name, ScalarAttributeType::S));
     }
     request.send().await.expect("CreateTable (ledger)");
 }
@@ -413,6 +419,17 @@ impl World {
             request = request.item(*k, aws_sdk_dynamodb::types::AttributeValue::S(v.to_string()));
         }
         request.send().await.expect("PutItem");
+    }
+
+    /// Deletes an item of the Guardrail table, as its TTL would.
+    pub async fn delete_item(&self, pk: &str) {
+        aws_sdk_dynamodb::Client::new(&self.config)
+            .delete_item()
+            .table_name(&self.stack.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_string()))
+            .send()
+            .await
+            .expect("DeleteItem");
     }
 
     /// Reads a raw item of the Guardrail table.

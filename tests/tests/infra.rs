@@ -333,6 +333,19 @@ fn leading_keys_conditions_admit_each_functions_own_items_only() {
         "dynamodb:PutItem",
         "account#111122223333"
     ));
+    // Approvals: each function asks for its own, and none may approve, reject or read one.
+    for function in Function::ALL {
+        let role = format!("guardrail-{function}-lambda");
+        let own = guardrail::approval::key(&guardrail::approval::id(function, "finding#f#1"));
+        assert!(admits(&role, "dynamodb:PutItem", &own), "{role} asks for {own}");
+        for action in ["dynamodb:UpdateItem", "dynamodb:GetItem"] {
+            assert!(!admits(&role, action, &own), "{role} may not {action} {own}");
+        }
+        for other in Function::ALL.into_iter().filter(|f| *f != function) {
+            let theirs = guardrail::approval::key(&guardrail::approval::id(other, "finding#f#1"));
+            assert!(!admits(&role, "dynamodb:PutItem", &theirs), "{role} on {theirs}");
+        }
+    }
 }
 
 #[test]
@@ -392,6 +405,36 @@ fn the_ledger_table_is_the_one_the_code_writes_and_nobody_may_rewrite_it() {
         t["Globals"]["Function"]["Environment"]["Variables"][guardrail::config::LEDGER_VAR],
         json!({"Ref": "Ledger"})
     );
+}
+
+#[test]
+fn guardrails_table_has_the_pending_approvals_index_the_code_queries() {
+    use guardrail::aws::{DEADLINE, PENDING_INDEX, QUEUE};
+    let t = guardrail_tests::infra::template("template.yaml");
+    let table = &t["Resources"]["Table"]["Properties"];
+    let definitions: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap_or_default().to_string(),
+                a["AttributeType"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [("pk", "S"), (QUEUE, "S"), (DEADLINE, "N")]
+        .map(|(n, k)| (n.to_string(), k.to_string()))
+        .into();
+    assert_eq!(definitions, expected);
+    let index = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["IndexName"], PENDING_INDEX);
+    assert_eq!(
+        index["KeySchema"],
+        json!([{"AttributeName": QUEUE, "KeyType": "HASH"}, {"AttributeName": DEADLINE, "KeyType": "RANGE"}])
+    );
+    assert_eq!(index["Projection"]["ProjectionType"], "ALL");
+    assert_eq!(table["GlobalSecondaryIndexes"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]

@@ -3,11 +3,13 @@
 //! runs out (a second here, a minute deployed), each alert says so and why, and a resume lets
 //! them act again. The blast-radius breaker: past its limit a rule only detects in that account,
 //! until a person resets it. Waivers: a setter's waiver exempts a resource or principal until its
-//! last day, and no longer.
+//! last day, and no longer. Human approval: a plan that waits for a person changes nothing until
+//! it is approved, and then acts once.
 
 use std::time::Duration;
 
-use guardrail::aws::{BreakerTable, SsmSwitch};
+use guardrail::approval::{Decided, State};
+use guardrail::aws::{ApprovalTable, BreakerTable, SsmSwitch};
 use guardrail::ids::AccountId;
 use guardrail::ledger::Outcome as LedgerOutcome;
 use guardrail::pause::{active_value, paused_value};
@@ -17,7 +19,7 @@ use guardrail::policy::{Policy, Rule};
 use guardrail::rules::Function;
 use guardrail::sweep::{INPUT_KEY, Request};
 use guardrail::waiver::WAIVER_TAG;
-use guardrail_tests::agents::{EXFILTRATION, agent_role, finding};
+use guardrail_tests::agents::{EXFILTRATION, agent_role, finding, role_snapshot};
 use guardrail_tests::events::{ec2_tags, launch, launch_event, mislabelled_launch};
 use guardrail_tests::{World, invocation, outcomes};
 use serde_json::json;
@@ -435,4 +437,200 @@ async fn a_waiver_exempts_until_its_last_day_and_an_expired_one_no_longer_does()
         )
         .await;
     assert!(matches!(outcomes(&report)[..], [Outcome::Applied { .. }]), "{report:?}");
+}
+
+/// prod's shipped policy makes quarantine wait for a person: a finding on an agent there plans
+/// the isolation, changes nothing in the account, keeps the approval with the event, records the
+/// plan as pending and alerts with the approve command; a replay adds nothing; once approved,
+/// the plan decided again with the role's state now is applied, once, however often it is run.
+#[tokio::test]
+async fn a_pending_approval_does_nothing_until_approved_and_then_acts_once() {
+    let world = World::start().await;
+    let prod = world.org.account("prod").to_string();
+    let in_prod = world.emulator.config_as(&prod).await;
+    agent_role(&in_prod, "agent-payments", "/agents/", &[]).await;
+    let before = role_snapshot(&in_prod, "agent-payments").await;
+    let p = world.pipeline(Function::AgentQuarantine, Policy::builtin().expect("policy"));
+    let event = finding(
+        &prod,
+        "AssumedRole",
+        "agent-payments",
+        "Discovery:IAMUser/AnomalousBehavior",
+        5.0,
+    );
+    let mark = world.emulator.calls().len();
+    let report = p.handle(event.clone(), &invocation()).await;
+    let [Outcome::Pending { approval: id }] = &outcomes(&report)[..] else {
+        panic!("the plan waits: {report:?}");
+    };
+    assert_eq!(
+        world.emulator.writes_in(mark, &prod),
+        Vec::<String>::new(),
+        "nothing written in the account"
+    );
+    assert_eq!(role_snapshot(&in_prod, "agent-payments").await, before);
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].attributes["action"], "pending");
+    let body = alerts[0].body.to_string();
+    assert!(
+        body.contains(&format!("guardrail approve {id} --reason TEXT")) && body.contains("isolate role agent-payments"),
+        "{body}"
+    );
+    let pending = world.ledger_of(&prod).await;
+    assert!(!pending.is_empty());
+    assert!(
+        pending.iter().all(|e| e.outcome == LedgerOutcome::Pending),
+        "{pending:#?}"
+    );
+    assert!(
+        pending
+            .iter()
+            .any(|e| e.action.starts_with("isolate role agent-payments"))
+    );
+    let table = ApprovalTable::new(&world.config, &world.stack.table);
+    let listed = table.pending(chrono::Utc::now()).await.expect("pending approvals");
+    assert_eq!(listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    let approval = listed[0].clone();
+    assert_eq!(
+        (approval.state, approval.needs.as_slice()),
+        (State::Pending, &["quarantine".to_string()][..])
+    );
+
+    // The same finding again: a duplicate, with no second approval, alert or entry.
+    let again = p.handle(event, &invocation()).await;
+    assert!(matches!(outcomes(&again)[..], [Outcome::Duplicate { .. }]), "{again:?}");
+    assert_eq!(world.ledger_of(&prod).await.len(), pending.len());
+    assert!(world.alerts().await.is_empty());
+
+    // Approved: the isolation is applied, recorded with who approved it, and out of the list.
+    let approved = guardrail::approval::Approval {
+        state: State::Approved,
+        decided: Some(Decided {
+            by: "arn:aws:iam::123456789012:role/security-oncall".into(),
+            reason: "INC-7: agent exfiltrating".into(),
+            at: chrono::Utc::now(),
+        }),
+        ..approval
+    };
+    assert!(table.update(&approved, State::Pending).await.expect("approve"));
+    assert!(
+        !table.update(&approved, State::Pending).await.expect("update"),
+        "a second person's approval finds it moved on"
+    );
+    assert!(table.pending(chrono::Utc::now()).await.expect("pending").is_empty());
+    let outcome = p.run_approved(&approved, &invocation()).await.expect("applied");
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    let after = role_snapshot(&in_prod, "agent-payments").await;
+    assert!(
+        after.inline_policies.contains(&"guardrail-quarantine".to_string()),
+        "{after:?}"
+    );
+    let alerts = world.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].attributes["action"], "quarantined");
+    assert!(
+        alerts[0]
+            .body
+            .to_string()
+            .contains("approved by arn:aws:iam::123456789012:role/security-oncall")
+    );
+    let ledger = world.ledger_of(&prod).await;
+    let applied: Vec<_> = ledger.iter().filter(|e| e.outcome == LedgerOutcome::Applied).collect();
+    assert_eq!(
+        applied.len(),
+        pending.len(),
+        "one applied entry per planned one: {ledger:#?}"
+    );
+    assert!(
+        applied
+            .iter()
+            .all(|e| e.detail.contains("INC-7") && e.event == pending[0].event)
+    );
+
+    // Run again (a retry, a second operator): decided again, the role is contained already.
+    let mark = world.emulator.calls().len();
+    let twice = p.run_approved(&approved, &invocation()).await.expect("decided");
+    assert!(
+        matches!(&twice, Outcome::Ignored { reason } if reason.contains("already quarantined")),
+        "{twice:?}"
+    );
+    assert_eq!(world.emulator.writes_in(mark, &prod), Vec::<String>::new());
+    assert_eq!(world.ledger_of(&prod).await.len(), ledger.len());
+}
+
+/// Approval is per environment and per rule or action: where dev asks a person before the tag
+/// rule changes anything, a mislabelled launch is left labelled prod until approved, and then
+/// relabelled through the tag enforcer's own member role.
+#[tokio::test]
+async fn a_tag_fix_that_waits_for_approval_is_applied_through_the_functions_role_once_approved() {
+    let world = World::start().await;
+    let dev = world.org.account("dev").to_string();
+    let in_dev = world.emulator.config_as(&dev).await;
+    let text = guardrail::policy::BUILTIN_POLICY.replacen(
+        "[environments.dev.modes]",
+        "approval = [\"tags\"]\n[environments.dev.modes]",
+        1,
+    );
+    let p = world.pipeline(Function::TagEnforcer, Policy::from_toml(&text, "test").expect("policy"));
+    let (instance, event) = mislabelled_launch(&world, "dev").await;
+    let mark = world.emulator.calls().len();
+    let report = p.handle(event, &invocation()).await;
+    let [Outcome::Pending { approval: id }] = &outcomes(&report)[..] else {
+        panic!("the relabelling waits: {report:?}");
+    };
+    assert!(id.starts_with("tag-enforcer-"), "{id}");
+    assert_eq!(world.emulator.writes_in(mark, &dev), Vec::<String>::new());
+    assert_eq!(ec2_tags(&in_dev, &instance).await["Environment"], "prod");
+    assert_eq!(world.alerts().await[0].attributes["action"], "pending");
+
+    let table = ApprovalTable::new(&world.config, &world.stack.table);
+    let approval = table.get(id).await.expect("read").expect("kept");
+    assert_eq!(
+        (approval.needs.as_slice(), approval.rule.as_str()),
+        (&["tags".to_string()][..], "tags")
+    );
+    let approved = guardrail::approval::Approval {
+        state: State::Approved,
+        decided: Some(Decided {
+            by: "arn:aws:iam::123456789012:role/security-oncall".into(),
+            reason: "checked".into(),
+            at: chrono::Utc::now(),
+        }),
+        ..approval
+    };
+    assert!(table.update(&approved, State::Pending).await.expect("approve"));
+    let outcome = p.run_approved(&approved, &invocation()).await.expect("applied");
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    assert_eq!(ec2_tags(&in_dev, &instance).await["Environment"], "dev");
+    assert!(
+        world
+            .ledger_of(&dev)
+            .await
+            .iter()
+            .any(|e| e.resource == instance && e.outcome == LedgerOutcome::Applied && e.detail.contains("approved by")),
+        "the relabelling is in the ledger with who approved it"
+    );
+
+    // The scheduled sweep, which no person watches, only reports what waits for approval.
+    let (second, _) = mislabelled_launch(&world, "dev").await;
+    world.alerts().await;
+    let sweeper = world.sweeper(Function::TagEnforcer, Policy::from_toml(&text, "test").expect("policy"));
+    let input = json!({ INPUT_KEY: {"name": "approval", "time": chrono::Utc::now().to_rfc3339(), "accounts": [dev]} });
+    let mark = world.emulator.calls().len();
+    let report = sweeper
+        .handle(Request::from_input(&input).expect("a sweep"), &invocation())
+        .await;
+    assert!(matches!(outcomes(&report)[..], [Outcome::Swept { .. }]), "{report:?}");
+    assert_eq!(world.emulator.writes_in(mark, &dev), Vec::<String>::new());
+    assert_eq!(ec2_tags(&in_dev, &second).await["Environment"], "prod");
+    let alerts = world.alerts().await;
+    assert!(
+        alerts[0]
+            .body
+            .to_string()
+            .contains("needs a person's approval in environment dev"),
+        "{:?}",
+        alerts[0].body
+    );
 }

@@ -2,6 +2,7 @@
 //! implementations of the ports. `aws-sdk-*` types appear only under this module.
 
 mod actuator;
+mod approval_table;
 mod breaker_table;
 mod continuation;
 mod directory;
@@ -32,6 +33,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 pub use actuator::AwsActuator;
+pub use approval_table::{ApprovalTable, DEADLINE, PENDING_INDEX, QUEUE};
 pub use breaker_table::BreakerTable;
 pub use continuation::LambdaContinuation;
 pub use directory::AwsDirectory;
@@ -155,6 +157,26 @@ pub(crate) async fn get_item(
         .await
         .map_err(|e| aws_error("dynamodb", "GetItem", e))?
         .item)
+}
+
+/// A record kept as JSON in a string attribute of an item (`record`, `progress`); `Corrupt`
+/// names `what` when it is missing or does not read back.
+pub(crate) fn json_attribute<T: serde::de::DeserializeOwned>(
+    item: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    attribute: &str,
+    what: &'static str,
+) -> Result<T> {
+    let text = item
+        .and_then(|i| i.get(attribute))
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| Error::Corrupt {
+            what,
+            detail: format!("no {attribute} attribute"),
+        })?;
+    serde_json::from_str(text).map_err(|e| Error::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 /// A DynamoDB number.

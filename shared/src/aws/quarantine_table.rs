@@ -176,15 +176,5 @@ impl QuarantineTable {
 }
 
 fn record_of(item: &Item) -> Result<QuarantineRecord> {
-    let text = item
-        .get("record")
-        .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| Error::Corrupt {
-            what: "quarantine record",
-            detail: "no record attribute".into(),
-        })?;
-    serde_json::from_str(text).map_err(|e| Error::Corrupt {
-        what: "quarantine record",
-        detail: e.to_string(),
-    })
+    super::json_attribute(Some(item), "record", "quarantine record")
 }

@@ -162,15 +162,5 @@ fn encode(progress: &Progress) -> Result<String> {
 }
 
 fn progress(item: Option<&HashMap<String, AttributeValue>>) -> Result<Progress> {
-    let text = item
-        .and_then(|i| i.get("progress"))
-        .and_then(|p| p.as_s().ok())
-        .ok_or_else(|| Error::Corrupt {
-            what: "sweep record",
-            detail: "no progress attribute".into(),
-        })?;
-    serde_json::from_str(text).map_err(|e| Error::Corrupt {
-        what: "sweep record",
-        detail: e.to_string(),
-    })
+    super::json_attribute(item, "progress", "sweep record")
 }

@@ -262,12 +262,36 @@ pub fn decode(bytes: &[u8]) -> Vec<Decoded> {
 /// Decodes an already parsed input (what the Lambda runtime hands over). Always returns at least
 /// one item.
 pub fn decode_value(value: Value) -> Vec<Decoded> {
+    items(value).into_iter().map(|i| i.and_then(decode_item)).collect()
+}
+
+/// One event as it came, unwrapped from its SNS/SQS wrappers and log file, not yet decoded: what
+/// an approval keeps to decide on it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub value: Value,
+    /// A record of a CloudTrail log file, without an envelope.
+    in_log_file: bool,
+}
+
+/// Unwraps an input into its events, undecoded. Always returns at least one item.
+pub fn items(value: Value) -> Vec<Result<Item, Rejection>> {
     let mut out = Vec::new();
     unwrap_into(value, 0, &mut out);
     if out.is_empty() {
         out.push(Err(Rejection::EmptyBatch));
     }
-    out.into_iter().map(|d| d.and_then(bounded_keys)).collect()
+    out
+}
+
+/// Decodes one unwrapped event.
+pub fn decode_item(item: Item) -> Decoded {
+    let decoded = if item.in_log_file {
+        decode_record(item.value, EnvelopeFacts::default(), Via::CloudTrailLogFile)
+    } else {
+        decode_single(item.value)
+    };
+    decoded.and_then(bounded_keys)
 }
 
 /// The longest event id accepted: CloudTrail and EventBridge ids are UUIDs, GuardDuty's 32 hex
@@ -301,7 +325,7 @@ fn bounded_keys(event: Event) -> Decoded {
     Ok(event)
 }
 
-fn unwrap_into(mut v: Value, wrappers: usize, out: &mut Vec<Decoded>) {
+fn unwrap_into(mut v: Value, wrappers: usize, out: &mut Vec<Result<Item, Rejection>>) {
     if wrappers > MAX_WRAPPERS {
         out.push(Err(Rejection::TooDeeplyWrapped));
         return;
@@ -321,7 +345,10 @@ fn unwrap_into(mut v: Value, wrappers: usize, out: &mut Vec<Decoded>) {
             match wrapped_message(&record) {
                 Some(Ok(inner)) => unwrap_into(inner, wrappers + 1, out),
                 Some(Err(rejection)) => out.push(Err(rejection)),
-                None => out.push(decode_record(record, EnvelopeFacts::default(), Via::CloudTrailLogFile)),
+                None => out.push(Ok(Item {
+                    value: record,
+                    in_log_file: true,
+                })),
             }
         }
         return;
@@ -333,7 +360,10 @@ fn unwrap_into(mut v: Value, wrappers: usize, out: &mut Vec<Decoded>) {
         }
         return;
     }
-    out.push(decode_single(v));
+    out.push(Ok(Item {
+        value: v,
+        in_log_file: false,
+    }));
 }
 
 /// The inner event of an SNS notification, an SNS/SQS Lambda record, or `None` if `v` is not

@@ -12,9 +12,9 @@ use wildmatch::WildMatch;
 use regex::Regex;
 
 use super::{
-    Baseline, BreakerLimits, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming, OWNER_TAG,
-    PasswordPolicy, Pattern, Policy, PolicyError, Quarantine, RateBudget, Response, Rule, Safety, SnapshotBlock, Sweep,
-    TagRules, ValuePattern, Waivers,
+    APPROVAL_ACTIONS, Baseline, BreakerLimits, ENVIRONMENT_TAG, Environment, FindingRule, Mode, NamePattern, Naming,
+    OWNER_TAG, PasswordPolicy, Pattern, Policy, PolicyError, Quarantine, RateBudget, Response, Rule, Safety,
+    SnapshotBlock, Sweep, TagRules, ValuePattern, Waivers,
 };
 use crate::ids::Region;
 
@@ -134,6 +134,7 @@ struct RawSafety {
     breaker: RawBreaker,
     #[serde(default)]
     waivers: RawWaivers,
+    approval_expiry: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -198,6 +199,8 @@ struct RawEnvironment {
     modes: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     tag_defaults: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    approval: Vec<Spanned<String>>,
 }
 
 /// Parses and validates a policy.
@@ -363,11 +366,13 @@ impl Validator<'_> {
                 }
                 tag_defaults.insert(k.into_inner(), v.into_inner());
             }
+            let approval = self.approval(&format!("{key}.approval"), env.approval)?;
             environments.push(Environment {
                 name: name.into_inner(),
                 ou: ou.into_inner(),
                 modes,
                 tag_defaults,
+                approval,
             });
         }
         if environments.is_empty() {
@@ -394,6 +399,12 @@ impl Validator<'_> {
                 setters: self.patterns("safety.waivers.setters", raw.safety.waivers.setters)?,
                 max_days: self.count("safety.waivers.max_days", raw.safety.waivers.max_days, 90, 1..=366)?,
             },
+            approval_expiry: self.duration(
+                "safety.approval_expiry",
+                raw.safety.approval_expiry,
+                "24h",
+                600..=7 * 86_400,
+            )?,
         };
         Ok(Policy {
             freshness,
@@ -429,6 +440,30 @@ impl Validator<'_> {
             }
         }
         Ok(BreakerLimits { window, limits })
+    }
+
+    /// An environment's approval list: rule names and high-risk action kinds, each once.
+    fn approval(&self, key: &str, raw: Vec<Spanned<String>>) -> Result<Vec<String>, PolicyError> {
+        let mut out: Vec<String> = Vec::new();
+        for item in raw {
+            let name = item.get_ref();
+            let known = Rule::ALL.iter().any(|r| r.name() == name) || APPROVAL_ACTIONS.contains(&name.as_str());
+            if !known {
+                return Err(self.err(
+                    key,
+                    item.span(),
+                    format!(
+                        "{name:?} is neither a rule (tags, baseline, quarantine) nor a high-risk action ({})",
+                        APPROVAL_ACTIONS.join(", ")
+                    ),
+                ));
+            }
+            if out.contains(name) {
+                return Err(self.err(key, item.span(), format!("{name:?} is listed twice")));
+            }
+            out.push(item.into_inner());
+        }
+        Ok(out)
     }
 
     /// An SSM parameter name (`/a/b`), `default` when absent; `None` when set empty.

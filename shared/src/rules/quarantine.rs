@@ -825,10 +825,11 @@ mod tests {
     const CREATE_ROLE: &str = include_str!("../../../events/tag-enforcer/create-role.json");
     const ACCOUNT: &str = "111122223333";
 
-    /// The built-in policy plus a `staging` environment running quarantine in fix mode.
+    /// The built-in policy plus a `staging` environment running quarantine in fix mode and an
+    /// `audit` one running it in detect mode.
     fn policy() -> Policy {
         let text = format!(
-            "{}\n[environments.staging]\nou = \"staging\"\n[environments.staging.modes]\nquarantine = \"fix\"\n",
+            "{}\n[environments.staging]\nou = \"staging\"\n[environments.staging.modes]\nquarantine = \"fix\"\n[environments.audit]\n[environments.audit.modes]\nquarantine = \"detect\"\n",
             crate::policy::BUILTIN_POLICY
         );
         Policy::from_toml(&text, "test").expect("policy")
@@ -1047,8 +1048,8 @@ mod tests {
     #[test]
     fn modes_decide_how_far_guardrail_goes() {
         let alarm = event(ALARM, |_| {});
-        // prod runs quarantine in detect: report what enforce would do.
-        let plan = plan_of(decide_with(&alarm, role("agent-runner", "/", "prod")));
+        // detect: report what enforce would do.
+        let plan = plan_of(decide_with(&alarm, role("agent-runner", "/", "audit")));
         assert!(plan.actions.is_empty());
         assert!(
             plan.notes.iter().any(|n| n.contains("would isolate role agent-runner")),

@@ -119,6 +119,33 @@ pub fn ledger_entries(source: Option<&Source<'_>>, plan: &Plan, steps: &[StepRow
         .collect()
 }
 
+/// The row saying that a sweep only reports `plan` because its environment makes it wait for
+/// a person's approval (when `approvals` is on), and how to apply it.
+pub(crate) fn waits_for_approval(
+    approvals: bool,
+    plan: &Plan,
+    policy: &Policy,
+    account: &AccountId,
+    command: &str,
+) -> Option<StepRow> {
+    let needs = if approvals {
+        crate::approval::needed(plan, policy)
+    } else {
+        Vec::new()
+    };
+    (!needs.is_empty()).then(|| {
+        StepRow::new(
+            format!("{} change(s)", plan.actions.len()),
+            "needs a person",
+            format!(
+                "{} needs a person's approval in environment {}: only reported; `guardrail {command} --account {account}` applies it",
+                needs.join(" and "),
+                plan.environment.as_deref().unwrap_or("-")
+            ),
+        )
+    })
+}
+
 /// One account's baseline run: what was in place, changed, left for a person, or failed.
 #[derive(Clone, Debug)]
 pub struct AccountRun {
@@ -183,6 +210,10 @@ pub struct Runner<'a, A: Actuator> {
     pub log: Log<'a>,
     /// What the audit ledger names as the source of the changes; `None`: not recorded.
     pub record: Option<&'a Source<'a>>,
+    /// Whether a plan the environment's `approval` list names is only reported (the scheduled
+    /// sweep, which no person watches) rather than applied (`guardrail sweep` and `baseline`,
+    /// which a person runs).
+    pub approvals: bool,
 }
 
 impl<A: Actuator> Runner<'_, A> {
@@ -224,12 +255,14 @@ impl<A: Actuator> Runner<'_, A> {
                 .iter()
                 .map(|u| StepRow::new(&u.check, "not checked", &u.error)),
         );
+        let waits = waits_for_approval(self.approvals, &plan, self.policy, account, "baseline");
         let how = Apply {
-            dry_run: self.dry_run,
+            dry_run: self.dry_run || waits.is_some(),
             stop_at_failure: false,
             pace: self.pace,
             log: self.log,
         };
+        steps.extend(waits);
         let first = steps.len();
         let failed = apply_steps(self.actuator, session, account, &plan.actions, &how, &mut steps).await
             || !plan.unchecked.is_empty();

@@ -162,6 +162,7 @@ impl Sweeper {
                 pace,
                 log,
                 record,
+                approvals: true,
             }
             .account(session, account)
             .await
@@ -177,6 +178,7 @@ impl Sweeper {
                 cause,
                 record,
                 now: source.time,
+                approvals: true,
             }
             .account(session, account)
             .await
@@ -326,6 +328,7 @@ impl Sweeper {
                 time: progress.started,
                 recorded: Utc::now(),
                 attempt: progress.legs,
+                note: None,
             };
             let rows = join_all(
                 batch

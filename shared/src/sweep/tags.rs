@@ -78,6 +78,9 @@ pub struct TagRunner<'a, A: Actuator> {
     pub record: Option<&'a Source<'a>>,
     /// When waivers are judged: the sweep's start.
     pub now: DateTime<Utc>,
+    /// Whether a plan the environment's `approval` list names is only reported (the scheduled
+    /// sweep) rather than applied (`guardrail sweep`, which a person runs).
+    pub approvals: bool,
 }
 
 impl<A: Actuator> TagRunner<'_, A> {
@@ -157,8 +160,14 @@ impl<A: Actuator> TagRunner<'_, A> {
             Decision::Act { plan } => *plan,
         };
         run.tally.in_place += plan.in_place.len();
+        let waits =
+            super::account::waits_for_approval(self.approvals, &plan, self.policy, account, "sweep --rules tags");
+        if let Some(row) = &waits {
+            run.tally.needs_a_person += 1;
+            run.findings.push(row.clone());
+        }
         let how = Apply {
-            dry_run: self.dry_run,
+            dry_run: self.dry_run || waits.is_some(),
             stop_at_failure: false,
             pace: self.pace,
             log: self.log,

@@ -262,6 +262,7 @@ fn a_sweep_records_what_it_changed_but_not_what_it_leaves_alone_under_a_waiver()
         time: t("2026-11-23T03:00:00Z"),
         recorded: t("2026-11-23T03:00:01Z"),
         attempt: 1,
+        note: None,
     };
     let steps = [StepRow::new("tag i-1", "done", "")];
     let entries = ledger_entries(Some(&source), &plan, &steps);
