@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use guardrail::aws::LedgerTable;
-use guardrail::ledger::{Entry, Query, Values, stamp};
+use guardrail::ledger::{Entry, Outcome, Query, Values, stamp};
 
 use crate::unusable;
 
@@ -32,6 +32,13 @@ pub struct Args {
     /// account or a resource, 7d.
     #[arg(long)]
     since: Option<String>,
+    /// Only entries of this rule: tags, baseline, quarantine, or kill-switch.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Only entries with these outcomes (comma-separated): applied, failed, not-run, detected,
+    /// paused, held, waived, pending, rejected, expired.
+    #[arg(long, value_delimiter = ',')]
+    outcome: Vec<String>,
     /// At most this many entries, newest first.
     #[arg(long, default_value_t = 1000)]
     limit: usize,
@@ -55,11 +62,26 @@ pub fn run(args: &Args) -> ExitCode {
     {
         return unusable(COMMAND, format!("--account {account:?} is not a 12-digit account id"));
     }
+    let mut outcomes = Vec::new();
+    for name in &args.outcome {
+        match Outcome::parse(name.trim()) {
+            Some(o) => outcomes.push(o),
+            None => {
+                let known: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+                return unusable(
+                    COMMAND,
+                    format!("--outcome {name:?} is not an outcome; use {}", known.join(", ")),
+                );
+            }
+        }
+    }
     let table = crate::table_name(args.table.as_deref(), guardrail::config::LEDGER_VAR, "guardrail-ledger");
     let query = Query {
         account: args.account.clone(),
         resource: args.resource.clone(),
         since,
+        rule: args.rule.clone(),
+        outcomes,
         limit: Some(args.limit.max(1)),
     };
     let runtime = match crate::runtime(COMMAND) {

@@ -234,6 +234,36 @@ async fn a_rejected_or_expired_approval_changes_nothing_and_the_ledger_says_how_
             .any(|e| e.outcome == Entry::Rejected && e.detail.contains("false positive: load test"))
     );
     assert_eq!(ended("agent-a", Entry::Applied) + ended("agent-b", Entry::Applied), 0);
+    // `guardrail audit` picks them out by outcome and rule.
+    let audit = guardrail(
+        &world,
+        None,
+        &[
+            "audit",
+            "--account",
+            &prod,
+            "--rule",
+            "quarantine",
+            "--outcome",
+            "rejected,expired",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+    let rows: Value = serde_json::from_slice(&audit.stdout).expect("JSON");
+    assert_eq!(
+        rows.as_array().map(Vec::len),
+        Some(ended("agent-a", Entry::Rejected) + ended("agent-b", Entry::Expired)),
+        "{rows}"
+    );
+    let bad = guardrail(&world, None, &["audit", "--outcome", "approved"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).contains("not an outcome; use applied, failed"),
+        "{}",
+        text(&bad)
+    );
 
     for (id, needle) in [
         ("agent-quarantine-12", "not an approval id"),

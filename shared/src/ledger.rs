@@ -314,6 +314,10 @@ pub struct Query {
     pub account: Option<String>,
     pub resource: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Only entries of this rule (`tags`, ..., `kill-switch`).
+    pub rule: Option<String>,
+    /// Only entries with one of these outcomes; empty: any.
+    pub outcomes: Vec<Outcome>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
 }
@@ -323,6 +327,8 @@ impl Query {
         self.account.as_ref().is_none_or(|a| *a == e.account)
             && self.resource.as_ref().is_none_or(|r| *r == e.resource)
             && self.since.is_none_or(|s| e.time >= s)
+            && self.rule.as_ref().is_none_or(|r| *r == e.rule)
+            && (self.outcomes.is_empty() || self.outcomes.contains(&e.outcome))
     }
 }
 
@@ -510,11 +516,19 @@ mod tests {
             account: account.map(str::to_string),
             resource: resource.map(str::to_string),
             since,
-            limit: None,
+            ..Query::default()
         };
         assert!(q(Some("111122223333"), Some("i-1"), Some(e.time)).matches(&e));
         assert!(!q(Some("444455556666"), None, None).matches(&e));
         assert!(!q(None, Some("i-2"), None).matches(&e));
         assert!(!q(None, None, Some(e.time + Duration::seconds(1))).matches(&e));
+        let by = |rule: Option<&str>, outcomes: Vec<Outcome>| Query {
+            rule: rule.map(str::to_string),
+            outcomes,
+            ..Query::default()
+        };
+        assert!(by(Some("tags"), vec![Outcome::Pending, Outcome::Applied]).matches(&e));
+        assert!(!by(Some("quarantine"), Vec::new()).matches(&e));
+        assert!(!by(None, vec![Outcome::Pending]).matches(&e));
     }
 }
