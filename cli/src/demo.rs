@@ -255,24 +255,53 @@ async fn demo() -> Result<(), String> {
         "   $ guardrail release --account {agents} --role agent-runner --reason \"{}\"",
         release[6]
     );
-    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-        .args(release)
-        .env_clear()
-        .envs(world.function_env())
-        .output()
-        .map_err(|e| format!("guardrail release: {e}"))?;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        println!("   | {line}");
-    }
-    if !out.status.success() {
-        return Err(format!(
-            "guardrail release failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    cli(&world, &release)?;
     println!(
         "   role now:    {}",
         show_role(&role_snapshot(&agents_config, "agent-runner").await)
+    );
+
+    let prod = world.org.account("prod").to_string();
+    let prod_config = world.emulator.config_as(&prod).await;
+    step(
+        "GuardDuty reports anomalous behaviour of agent-payments, an agent role in the prod account.\n   The policy runs quarantine in enforce there, but `approval = [\"quarantine\"]`: a person decides.",
+    );
+    agent_role(&prod_config, "agent-payments", "/agents/", &[("team", "payments")]).await;
+    replay(
+        &quarantine,
+        finding(
+            &prod,
+            "AssumedRole",
+            "agent-payments",
+            "Discovery:IAMUser/AnomalousBehavior",
+            5.0,
+        ),
+    )
+    .await?;
+    println!(
+        "   role now:    {}",
+        show_role(&role_snapshot(&prod_config, "agent-payments").await)
+    );
+    let waiting = guardrail::aws::ApprovalTable::new(&world.config, &world.stack.table)
+        .pending(Utc::now())
+        .await
+        .map_err(|e| format!("approvals: {e}"))?;
+    let Some(approval) = waiting.first() else {
+        return Err("the demo expected an approval waiting for a person".into());
+    };
+
+    step("The on-call engineer checks it and approves it with the command the alert gave:");
+    let approve = [
+        "approve",
+        approval.id.as_str(),
+        "--reason",
+        "INC-1207: agent looping on payouts API",
+    ];
+    println!("   $ guardrail approve {} --reason \"{}\"", approve[1], approve[3]);
+    cli(&world, &approve)?;
+    println!(
+        "   role now:    {}",
+        show_role(&role_snapshot(&prod_config, "agent-payments").await)
     );
 
     println!();
@@ -298,6 +327,7 @@ async fn demo() -> Result<(), String> {
         ("naming", naming_alert),
         ("baseline", with_action("baselined")),
         ("quarantine", with_action("quarantined")),
+        ("approval", with_action("pending")),
     ];
     for (which, received) in shown {
         let Some(received) = received else { continue };
@@ -315,6 +345,29 @@ async fn demo() -> Result<(), String> {
     );
     println!("The emulator stops now. `guardrail plan FILE --env dev --any-age` plans any event offline;");
     println!("`guardrail baseline --account ID --dry-run` shows an existing account's baseline;");
-    println!("`guardrail release --account ID --role NAME --reason TEXT` ends a quarantine.");
+    println!("`guardrail release --account ID --role NAME --reason TEXT` ends a quarantine;");
+    println!("`guardrail approvals` lists what waits for a person, `guardrail audit` what Guardrail did.");
     Ok(())
+}
+
+/// Runs this CLI against the demo's world, as an operator would, and shows its output.
+fn cli(world: &World, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(args)
+        .env_clear()
+        .envs(world.function_env())
+        .output()
+        .map_err(|e| format!("guardrail {}: {e}", args[0]))?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        println!("   | {line}");
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "guardrail {} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }

@@ -115,7 +115,17 @@ mod tests {
             instances: vec!["i-12345678".into()],
         });
         plan.undo.push("aws iam delete-role-policy ...".into());
+        plan.notes
+            .push("Release it, once the cause is understood, with: aws iam delete-role-policy ...".into());
+        plan.notes
+            .push("The finding in the GuardDuty console: https://...".into());
         hold(&mut plan, "paused by me: test");
+        assert_eq!(
+            plan.notes.len(),
+            2,
+            "the undo note goes, the others stay: {:?}",
+            plan.notes
+        );
         assert_eq!(plan.mode, Mode::Detect);
         assert!(plan.actions.is_empty() && plan.undo.is_empty());
         assert!(

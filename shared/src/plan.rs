@@ -682,12 +682,13 @@ impl Plan {
     }
 
     /// Holds every action back (`hold`), keeping them for the ledger: the plan only reports,
-    /// and its first note says why.
+    /// and its first note says why. Notes that say how to undo what is now not done go.
     pub fn hold_back(&mut self, hold: Hold, why: String) {
         self.withheld.append(&mut self.actions);
         self.held = Some(hold);
         self.mode = Mode::Detect;
-        self.undo.clear();
+        let undo = std::mem::take(&mut self.undo);
+        self.notes.retain(|n| !undo.iter().any(|u| n.contains(u.as_str())));
         self.placement = None;
         self.notes.insert(0, why);
     }
