@@ -761,3 +761,66 @@ async fn the_member_role_is_used_where_it_exists_and_the_bootstrap_role_where_it
         "{used:?}"
     );
 }
+
+/// Where the environment makes deleting a default VPC wait for a person, a new account's whole
+/// baseline waits (its steps are one plan): nothing is written in the account or Organizations
+/// until the approval, and the approved run baselines it completely, through the same roles.
+#[tokio::test]
+async fn a_baseline_that_waits_for_approval_changes_nothing_until_approved() {
+    use guardrail::approval::{Approval, Decided, State as Standing};
+    let world = World::start().await;
+    let (account, event) = new_account(&world, "dev-ledgers").await;
+    let text = guardrail::policy::BUILTIN_POLICY.replacen(
+        "[environments.dev.modes]",
+        "approval = [\"delete-default-vpc\"]\n[environments.dev.modes]",
+        1,
+    );
+    let p = world.pipeline(
+        Function::AccountBaseline,
+        Policy::from_toml(&text, "test").expect("policy"),
+    );
+    let mark = world.emulator.calls().len();
+    let report = p.handle(event, &invocation()).await;
+    let [Outcome::Pending { approval: id }] = &outcomes(&report)[..] else {
+        panic!("the baseline waits: {report:?}")
+    };
+    assert_eq!(world.emulator.writes_in(mark, &account), Vec::<String>::new());
+    assert!(
+        !world
+            .emulator
+            .calls_since(mark)
+            .contains(&"organizations.MoveAccount".to_string()),
+        "the account stays where it is"
+    );
+    let before = state(&world, &account).await;
+    assert_eq!((before.ou.as_str(), before.alias.as_deref()), ("root", None));
+    let alert = &world.alerts().await[0];
+    assert_eq!(alert.attributes["action"], "pending");
+    assert!(
+        alert
+            .body
+            .to_string()
+            .contains("delete-default-vpc needs a person's approval")
+    );
+
+    let table = guardrail::aws::ApprovalTable::new(&world.config, &world.stack.table);
+    let approval = table.get(id).await.expect("read").expect("kept");
+    let approved = Approval {
+        state: Standing::Approved,
+        decided: Some(Decided {
+            by: "arn:aws:iam::123456789012:role/platform-oncall".into(),
+            reason: "new ledger account, default VPCs unused".into(),
+            at: chrono::Utc::now(),
+        }),
+        ..approval
+    };
+    assert!(table.update(&approved, Standing::Pending).await.expect("approve"));
+    let outcome = p.run_approved(&approved, &invocation()).await.expect("applied");
+    let Outcome::Applied { actions } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(actions.len(), 15, "{actions:#?}");
+    let after = state(&world, &account).await;
+    assert_eq!(after.ou, "dev");
+    assert_eq!(after.regions, vec![baselined_region(), baselined_region()]);
+}
