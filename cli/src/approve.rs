@@ -5,9 +5,9 @@
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use guardrail::alert::Notifier;
-use guardrail::approval::{self, Approval, Decided, State};
+use guardrail::approval::{self, Approval, Decided, State, stamp};
 use guardrail::aws::ApprovalTable;
 use guardrail::config::Config;
 use guardrail::lambda::AwsPipeline;
@@ -195,30 +195,31 @@ async fn preview(pipeline: &AwsPipeline, approval: &Approval, format: Format) ->
 }
 
 async fn approve_it(pipeline: &AwsPipeline, approval: Approval, decided: Decided, format: Format) -> ExitCode {
-    let mut approved = approval.clone();
-    if approval.state == State::Pending {
-        approved.state = State::Approved;
-        approved.decided = Some(decided.clone());
+    let approved = if approval.state == State::Pending {
+        let approved = approval.decide(State::Approved, decided);
         match pipeline.approvals.update(&approved, State::Pending).await {
-            Ok(true) => {}
+            Ok(true) => approved,
             Ok(false) => return moved("approve", pipeline, &approval.id).await,
             Err(e) => return unusable("approve", e),
         }
-    } else if let Some(first) = &approval.decided {
+    } else {
         // Approved before, and its run did not finish: this run carries on with it.
-        eprintln!(
-            "approved earlier by {} at {}; applying it again",
-            first.by,
-            stamp(first.at)
-        );
-    }
+        if let Some(first) = &approval.decided {
+            eprintln!(
+                "approved earlier by {} at {}; applying it again",
+                first.by,
+                stamp(first.at)
+            );
+        }
+        approval
+    };
     let now = Utc::now();
     let invocation = Invocation {
-        request_id: format!("approve-{}-{}", approval.id, now.timestamp_millis()),
+        request_id: format!("approve-{}-{}", approved.id, now.timestamp_millis()),
         now,
         deadline: now + chrono::Duration::minutes(5),
     };
-    eprintln!("deciding on {} again and applying the plan…", approval.subject);
+    eprintln!("deciding on {} again and applying the plan…", approved.subject);
     let outcome = pipeline.run_approved(&approved, &invocation).await;
     let by = approved.decided.as_ref().map_or("", |d| d.by.as_str()).to_string();
     let (result, rows, code) = match &outcome {
@@ -258,7 +259,7 @@ async fn approve_it(pipeline: &AwsPipeline, approval: Approval, decided: Decided
         Err(e) => {
             let headline = format!(
                 "approved, but applying failed: {e}. Fix the cause and run `guardrail approve {} --reason TEXT` again (it is safe to repeat)",
-                approval.id
+                approved.id
             );
             report(format, &approved, &headline, &[], Some(&by));
             return ExitCode::FAILURE;
@@ -291,11 +292,7 @@ async fn reject_it(pipeline: &AwsPipeline, approval: Approval, decided: Decided,
             ),
         );
     }
-    let rejected = Approval {
-        state: State::Rejected,
-        decided: Some(decided.clone()),
-        ..approval.clone()
-    };
+    let rejected = approval.decide(State::Rejected, decided.clone());
     match pipeline.approvals.update(&rejected, State::Pending).await {
         Ok(true) => {}
         Ok(false) => return moved("reject", pipeline, &approval.id).await,
@@ -366,10 +363,6 @@ fn report(format: Format, approval: &Approval, headline: &str, rows: &[StepRow],
         &heading,
         rows,
     );
-}
-
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `guardrail approvals`: those waiting, soonest deadline first, and those recently expired.

@@ -131,7 +131,13 @@ pub fn too_large(plan: &mut Plan, needs: &[String], bytes: usize) {
     );
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
+/// The last moment a plan decided at `now` may be approved (`safety.approval_expiry` later).
+pub fn deadline(policy: &Policy, now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(policy.safety.approval_expiry).unwrap_or(chrono::Duration::hours(24))
+}
+
+/// How approvals show times: to the second.
+pub fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -205,7 +211,8 @@ pub struct Approval {
 }
 
 impl Approval {
-    /// A new pending approval of `plan` (held back already), for the event `raw`.
+    /// A new pending approval of `plan` (held back already, until `deadline`), for the event
+    /// `raw` decided at `now`.
     #[allow(clippy::too_many_arguments)]
     pub fn request(
         id: String,
@@ -217,9 +224,8 @@ impl Approval {
         needs: Vec<String>,
         count: Option<RateCount>,
         now: DateTime<Utc>,
-        policy: &Policy,
+        deadline: DateTime<Utc>,
     ) -> Approval {
-        let expiry = chrono::Duration::from_std(policy.safety.approval_expiry).unwrap_or(chrono::Duration::hours(24));
         Approval {
             id,
             function,
@@ -227,7 +233,7 @@ impl Approval {
             event_id: event_id.map(str::to_string),
             event: raw,
             requested_at: now,
-            deadline: now + expiry,
+            deadline,
             account: plan.account.to_string(),
             rule: plan.rule.name().to_string(),
             environment: plan.environment.clone(),
@@ -262,6 +268,15 @@ impl Approval {
             })
             .cloned()
             .collect();
+    }
+
+    /// The approval as a person's decision leaves it (approved or rejected).
+    pub fn decide(&self, state: State, decided: Decided) -> Approval {
+        Approval {
+            state,
+            decided: Some(decided),
+            ..self.clone()
+        }
     }
 
     /// Where it stands at `now`: a pending approval past its deadline has expired.
@@ -493,7 +508,7 @@ mod tests {
             vec!["isolate".into()],
             None,
             now,
-            &p,
+            deadline(&p, now),
         );
         assert_eq!(approval.deadline, now + chrono::Duration::hours(24));
         assert_eq!(approval.planned.len(), 1);
@@ -502,15 +517,14 @@ mod tests {
         let late = approval.deadline + chrono::Duration::seconds(1);
         assert_eq!(approval.standing(late), State::Expired);
         assert!(approval.closed(late).is_some_and(|c| c.contains("expired")));
-        let rejected = Approval {
-            state: State::Rejected,
-            decided: Some(Decided {
+        let rejected = approval.decide(
+            State::Rejected,
+            Decided {
                 by: "arn:aws:iam::1:role/oncall".into(),
                 reason: "false positive".into(),
                 at: now,
-            }),
-            ..approval
-        };
+            },
+        );
         assert!(
             rejected
                 .closed(now)

@@ -471,8 +471,8 @@ impl<P: Ports> Pipeline<P> {
             return None;
         }
         let id = approval::id(self.function, key);
-        let expiry = Duration::from_std(self.policy.safety.approval_expiry).unwrap_or(Duration::hours(24));
-        approval::hold(plan, &id, &needs, now + expiry);
+        let deadline = approval::deadline(&self.policy, now);
+        approval::hold(plan, &id, &needs, deadline);
         Some(Approval::request(
             id,
             self.function,
@@ -483,7 +483,7 @@ impl<P: Ports> Pipeline<P> {
             needs,
             count,
             now,
-            &self.policy,
+            deadline,
         ))
     }
 
@@ -1103,15 +1103,14 @@ mod tests {
 
         // Approved two hours later: the event is past its freshness window, yet it is decided
         // as of when it came, and applied once.
-        let approved = crate::approval::Approval {
-            state: crate::approval::State::Approved,
-            decided: Some(crate::approval::Decided {
+        let approved = pending.decide(
+            crate::approval::State::Approved,
+            crate::approval::Decided {
                 by: "arn:aws:iam::111122223333:role/oncall".into(),
                 reason: "checked".into(),
                 at: now + Duration::hours(2),
-            }),
-            ..pending
-        };
+            },
+        );
         let later = invocation(3, now + Duration::hours(2));
         let outcome = p.run_approved(&approved, &later).await.expect("applied");
         assert!(

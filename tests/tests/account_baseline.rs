@@ -767,7 +767,7 @@ async fn the_member_role_is_used_where_it_exists_and_the_bootstrap_role_where_it
 /// until the approval, and the approved run baselines it completely, through the same roles.
 #[tokio::test]
 async fn a_baseline_that_waits_for_approval_changes_nothing_until_approved() {
-    use guardrail::approval::{Approval, Decided, State as Standing};
+    use guardrail::approval::{Decided, State as Standing};
     let world = World::start().await;
     let (account, event) = new_account(&world, "dev-ledgers").await;
     let text = guardrail::policy::BUILTIN_POLICY.replacen(
@@ -805,15 +805,14 @@ async fn a_baseline_that_waits_for_approval_changes_nothing_until_approved() {
 
     let table = guardrail::aws::ApprovalTable::new(&world.config, &world.stack.table);
     let approval = table.get(id).await.expect("read").expect("kept");
-    let approved = Approval {
-        state: Standing::Approved,
-        decided: Some(Decided {
+    let approved = approval.decide(
+        Standing::Approved,
+        Decided {
             by: "arn:aws:iam::123456789012:role/platform-oncall".into(),
             reason: "new ledger account, default VPCs unused".into(),
             at: chrono::Utc::now(),
-        }),
-        ..approval
-    };
+        },
+    );
     assert!(table.update(&approved, Standing::Pending).await.expect("approve"));
     let outcome = p.run_approved(&approved, &invocation()).await.expect("applied");
     let Outcome::Applied { actions } = &outcome else {

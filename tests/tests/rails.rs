@@ -504,15 +504,14 @@ async fn a_pending_approval_does_nothing_until_approved_and_then_acts_once() {
     assert!(world.alerts().await.is_empty());
 
     // Approved: the isolation is applied, recorded with who approved it, and out of the list.
-    let approved = guardrail::approval::Approval {
-        state: State::Approved,
-        decided: Some(Decided {
+    let approved = approval.decide(
+        State::Approved,
+        Decided {
             by: "arn:aws:iam::123456789012:role/security-oncall".into(),
             reason: "INC-7: agent exfiltrating".into(),
             at: chrono::Utc::now(),
-        }),
-        ..approval
-    };
+        },
+    );
     assert!(table.update(&approved, State::Pending).await.expect("approve"));
     assert!(
         !table.update(&approved, State::Pending).await.expect("update"),
@@ -590,15 +589,14 @@ async fn a_tag_fix_that_waits_for_approval_is_applied_through_the_functions_role
         (approval.needs.as_slice(), approval.rule.as_str()),
         (&["tags".to_string()][..], "tags")
     );
-    let approved = guardrail::approval::Approval {
-        state: State::Approved,
-        decided: Some(Decided {
+    let approved = approval.decide(
+        State::Approved,
+        Decided {
             by: "arn:aws:iam::123456789012:role/security-oncall".into(),
             reason: "checked".into(),
             at: chrono::Utc::now(),
-        }),
-        ..approval
-    };
+        },
+    );
     assert!(table.update(&approved, State::Pending).await.expect("approve"));
     let outcome = p.run_approved(&approved, &invocation()).await.expect("applied");
     assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
