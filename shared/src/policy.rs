@@ -263,8 +263,10 @@ impl Policy {
     }
 
     /// Each function's member role (`roles.member`) and execution role
-    /// (`guardrail-<function>-lambda`, named so by `infra/template.yaml`) in any account, and the
-    /// management and Organizations roles.
+    /// (`guardrail-<function>-lambda`, named so by `infra/template.yaml`) in any account, at the
+    /// path the templates give them (`/`), and the management and Organizations roles. A role of
+    /// that name at another path (`role/agents/guardrail-tag-enforcer`) is anyone's to create:
+    /// the SCPs protect only `role/guardrail-*`, so it is nobody special here either.
     fn is_own_role(&self, arn: &str) -> bool {
         if [&self.baseline.management_role, &self.organizations_role]
             .into_iter()
@@ -279,7 +281,7 @@ impl Policy {
         if !prefix.starts_with("arn:") || !prefix.contains(":iam::") {
             return false;
         }
-        let name = path_and_name.rsplit('/').next().unwrap_or(path_and_name);
+        let name = path_and_name;
         crate::rules::Function::ALL.iter().any(|f| {
             name == self.member_role.replace("{function}", f.name()) || name == format!("guardrail-{}-lambda", f.name())
         })
@@ -392,7 +394,7 @@ mod tests {
         assert!(p.guardrail_principals.is_empty());
         for own in [
             "arn:aws:iam::111122223333:role/sec-tag-enforcer",
-            "arn:aws:iam::111122223333:role/ops/sec-agent-quarantine",
+            "arn:aws:iam::111122223333:role/sec-agent-quarantine",
             "arn:aws:iam::444455556666:role/guardrail-account-baseline-lambda",
             "arn:aws:iam::999988887777:role/org-writer",
         ] {
@@ -401,6 +403,10 @@ mod tests {
         for other in [
             "arn:aws:iam::111122223333:role/sec-tag-enforcer-x",
             "arn:aws:iam::111122223333:role/guardrail-tag-enforcer",
+            // The same names at another path: anyone may create those.
+            "arn:aws:iam::111122223333:role/ops/sec-agent-quarantine",
+            "arn:aws:iam::111122223333:role/agents/guardrail-agent-quarantine-lambda",
+            "arn:aws:iam::111122223333:role/agents/sec-tag-enforcer",
             "arn:aws:iam::111122223333:user/sec-tag-enforcer",
             "arn:aws:sts::111122223333:assumed-role/agent/sec-tag-enforcer",
             "arn:aws:iam::111122223333:role/org-writer",

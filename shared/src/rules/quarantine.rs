@@ -1498,7 +1498,9 @@ mod tests {
                     } else {
                         format!("{prefix}-{}", functions[*function])
                     };
-                    ("arn:aws:iam::*:role/none".into(), prefix.clone(), role(&name, "/agents/", "agents"))
+                    // At the path the templates give Guardrail's roles: the same name elsewhere is
+                    // anyone's (policy::tests).
+                    ("arn:aws:iam::*:role/none".into(), prefix.clone(), role(&name, "/", "agents"))
                 }
                 Untouchable::OrganizationAccess => (
                     "arn:aws:iam::*:role/none".into(),
