@@ -157,6 +157,18 @@ impl Tag {
             value: value.into(),
         }
     }
+
+    /// Whether this is the tag `key` (one of Guardrail's, such as `guardrail:waiver`).
+    pub fn is(&self, key: &str) -> bool {
+        same_key(&self.key, key)
+    }
+}
+
+/// Whether two tag keys name the same tag for Guardrail. IAM compares a principal's tag keys
+/// without regard to case (`Guardrail:Quarantine` and `guardrail:quarantine` are one tag there),
+/// and the SCPs deny Guardrail's keys in any case, so Guardrail reads its own keys that way too.
+pub fn same_key(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 /// Something a rule found wrong.

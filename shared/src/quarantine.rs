@@ -120,7 +120,7 @@ impl PrincipalState {
                 .filter(|p| *p != policy_name)
                 .cloned()
                 .collect(),
-            tags: self.tags.iter().filter(|t| t.key != QUARANTINE_TAG).cloned().collect(),
+            tags: self.tags.iter().filter(|t| !t.is(QUARANTINE_TAG)).cloned().collect(),
             ..self.clone()
         }
     }

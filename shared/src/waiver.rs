@@ -99,7 +99,7 @@ impl Waiver {
 /// The standing of the waiver among `tags` for `rule` at `at`. A waiver further ahead than the
 /// policy's `max_days`, or any waiver when the policy names no setters, is not honoured.
 pub fn standing(tags: &[Tag], rule: Rule, at: DateTime<Utc>, policy: &Policy) -> Standing {
-    let Some(tag) = tags.iter().find(|t| t.key == WAIVER_TAG) else {
+    let Some(tag) = tags.iter().find(|t| t.is(WAIVER_TAG)) else {
         return Standing::None;
     };
     let waivers = &policy.safety.waivers;

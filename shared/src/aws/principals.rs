@@ -112,7 +112,7 @@ impl AwsPrincipals {
             .iter()
             .filter(|m| m.resource_arn() == Some(alarm.arn.as_str()))
             .flat_map(|m| m.tags())
-            .find(|t| t.key() == key)
+            .find(|t| crate::plan::same_key(t.key(), key))
             .map(|t| t.value().to_string()))
     }
 }

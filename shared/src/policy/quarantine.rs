@@ -77,10 +77,10 @@ impl Quarantine {
     /// Whether a principal is an agent: by its ARN, or by its tag.
     pub fn is_agent(&self, arn: &str, tags: &[Tag]) -> bool {
         self.agent_roles.iter().any(|p| p.matches(arn))
-            || self.agent_tag.as_ref().is_some_and(|key| {
-                tags.iter()
-                    .any(|t| &t.key == key && !t.value.eq_ignore_ascii_case("false"))
-            })
+            || self
+                .agent_tag
+                .as_ref()
+                .is_some_and(|key| tags.iter().any(|t| t.is(key) && !t.value.eq_ignore_ascii_case("false")))
     }
 
     /// The response the finding table gives, if any.

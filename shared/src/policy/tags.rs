@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::plan::same_key;
+
 /// What the policy says about tags.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TagRules {
@@ -76,13 +78,14 @@ impl TagRules {
         })
     }
 
-    /// Whether removing or changing the key is drift Guardrail reverts or reports.
+    /// Whether removing or changing the key is drift Guardrail reverts or reports. Protected
+    /// keys (`guardrail:*`) match in any case, as IAM matches a principal's tag keys.
     pub fn is_protected(&self, key: &str) -> bool {
         key == super::ENVIRONMENT_TAG
             || self.required.iter().any(|k| k == key)
             || self.protected.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => key.starts_with(prefix),
-                None => p == key,
+                Some(prefix) => key.get(..prefix.len()).is_some_and(|start| same_key(start, prefix)),
+                None => same_key(p, key),
             })
     }
 
@@ -197,6 +200,9 @@ mod tests {
         let r = rules();
         assert!(r.is_protected("Environment") && r.is_protected("Owner") && r.is_protected("guardrail:quarantine"));
         assert!(!r.is_protected("Name") && !r.is_protected("guardrailx"));
+        for spelling in ["Guardrail:Quarantine", "GUARDRAIL:WAIVER", "guardrail:Agent"] {
+            assert!(r.is_protected(spelling), "{spelling}: IAM takes it for Guardrail's key");
+        }
         assert_eq!(r.disallowed("DataClass", "internal"), None);
         assert!(
             r.disallowed("DataClass", "secret")

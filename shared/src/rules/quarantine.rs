@@ -753,7 +753,7 @@ pub fn plan_release(
                     policy_name: record.policy_name.clone(),
                 });
             }
-            if state.tags.iter().any(|t| t.key == QUARANTINE_TAG) {
+            if state.tags.iter().any(|t| t.is(QUARANTINE_TAG)) {
                 plan.actions.push(Action::Tag {
                     api: tag_api(principal.kind),
                     region,
@@ -1167,6 +1167,9 @@ mod tests {
         assert!(key.by_tag);
         let tagged = [Tag::new("guardrail:agent", "true")];
         assert_eq!(untagged_caller(&key, Some(&tagged), &counting), None);
+        // IAM keeps one tag whatever the case of its key: Guardrail:Agent is the agent tag.
+        let spelled = [Tag::new("Guardrail:Agent", "true")];
+        assert_eq!(untagged_caller(&key, Some(&spelled), &counting), None);
         for tags in [Some(&[Tag::new("guardrail:agent", "false")][..]), Some(&[][..]), None] {
             assert!(matches!(
                 untagged_caller(&key, tags, &counting),

@@ -10,7 +10,7 @@ use crate::event::json::select_strings;
 use crate::event::{CloudTrailEvent, Rejection};
 use crate::facts::Placement;
 use crate::ids::{AccountId, Region, clip};
-use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation, Waived};
+use crate::plan::{Action, Decision, Ignored, Plan, Tag, Violation, Waived, same_key};
 use crate::policy::{ENVIRONMENT_TAG, Environment, Mode, OWNER_TAG, Policy, Rule};
 use crate::waiver::{self, Standing, WAIVER_TAG};
 
@@ -293,7 +293,7 @@ pub fn plan_change(
         let mut found = Vec::new();
         for tag in &changed.set {
             let key = cx.policy.tags.canonical(&tag.key).unwrap_or(&tag.key);
-            if key == WAIVER_TAG {
+            if same_key(key, WAIVER_TAG) {
                 continue;
             }
             if key == ENVIRONMENT_TAG {
@@ -329,7 +329,7 @@ pub fn plan_change(
             }
         }
         // Anyone may end a waiver early: that only lets the rules act again.
-        for key in changed.removed.iter().filter(|k| *k != WAIVER_TAG) {
+        for key in changed.removed.iter().filter(|k| !same_key(k, WAIVER_TAG)) {
             if key == ENVIRONMENT_TAG {
                 found.push(fixable(resource, format!("{who} removed tag {ENVIRONMENT_TAG}")));
                 changes
@@ -585,18 +585,19 @@ fn waiver_of(
     changes: &mut Changes,
     violations: &mut Vec<Violation>,
 ) -> Standing {
-    let Some(tag) = tags.iter().find(|t| t.key == WAIVER_TAG) else {
+    let Some(tag) = tags.iter().find(|t| t.is(WAIVER_TAG)) else {
         return Standing::None;
     };
     if cx.sets_waivers == Some(false) {
         violations.push(fixable(
             resource,
             format!(
-                "{WAIVER_TAG}={:?} was set by a principal the policy does not name as a waiver setter; removed",
+                "{}={:?} was set by a principal the policy does not name as a waiver setter; removed",
+                tag.key,
                 clip(&tag.value, 64)
             ),
         ));
-        changes.remove.insert(WAIVER_TAG.into(), tag.value.clone());
+        changes.remove.insert(tag.key.clone(), tag.value.clone());
         return Standing::None;
     }
     let standing = waiver::standing(tags, Rule::Tags, cx.at, cx.policy);
