@@ -429,9 +429,15 @@ impl Action {
     }
 
     /// Whether the action may run only once every action and check before it succeeded: the
-    /// account leaves the root (where the bootstrap role is reachable) only fully baselined.
+    /// account leaves the root (where the bootstrap role is reachable) only fully baselined; a
+    /// deny policy goes on only once the quarantine tag that protects it (SCP
+    /// `QuarantineStaysUntilReleased`) is on; and the quarantine record, which makes later
+    /// events see the principal as contained, is written only once it is.
     pub fn needs_all_before(&self) -> bool {
-        matches!(self, Action::MoveAccount { .. })
+        matches!(
+            self,
+            Action::MoveAccount { .. } | Action::Deny { .. } | Action::SaveQuarantine { .. }
+        )
     }
 
     /// Whether the action runs in Organizations (the management account) rather than in the

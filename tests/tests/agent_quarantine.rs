@@ -388,3 +388,59 @@ async fn an_isolated_user_loses_its_access_keys() {
     want.sort();
     assert_eq!(deactivated, want);
 }
+
+#[tokio::test]
+async fn the_quarantine_tag_goes_on_before_the_deny_policy_so_the_deny_is_never_unprotected() {
+    let world = World::start().await;
+    let account = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&account).await;
+    agent_role(&member, "agent-runner", "/agents/", &[]).await;
+    let event = finding(&account, "AssumedRole", "agent-runner", EXFILTRATION, 8.0);
+    let p = world.pipeline(Function::AgentQuarantine, builtin());
+
+    // The SCP (QuarantineStaysUntilReleased) protects the policies of a principal tagged
+    // guardrail:quarantine: with the tagging call failing, no deny policy may go on untagged.
+    world.emulator.inject_fault(
+        serde_json::json!({"service": "iam", "action": "TagRole", "status": 503, "code": "ServiceUnavailable", "count": -1}),
+    );
+    let mark = world.emulator.calls().len();
+    let failed = p.handle(event.clone(), &invocation()).await;
+    assert!(
+        failed.error.is_some(),
+        "the event fails so Lambda retries it: {failed:?}"
+    );
+    let role = role_snapshot(&member, "agent-runner").await;
+    assert!(
+        !role.inline_policies.iter().any(|p| p == "guardrail-quarantine"),
+        "a deny without its protecting tag: {:?}",
+        role.inline_policies
+    );
+    assert!(
+        iam_writes(&world, mark)
+            .iter()
+            .all(|c| !c.starts_with("iam.PutRolePolicy"))
+    );
+    assert!(stored(&world, &account, "role", "agent-runner").await.is_none());
+
+    // The retry quarantines it completely, tag first.
+    world.emulator.clear_faults();
+    let mark = world.emulator.calls().len();
+    let retried = p.handle(event, &invocation()).await;
+    assert!(
+        matches!(outcomes(&retried)[..], [Outcome::Applied { .. }]),
+        "{retried:?}"
+    );
+    let writes = iam_writes(&world, mark);
+    let position = |action: &str| writes.iter().position(|c| c.starts_with(action));
+    assert!(
+        matches!((position("iam.TagRole"), position("iam.PutRolePolicy")), (Some(t), Some(d)) if t < d),
+        "{writes:?}"
+    );
+    let record = stored(&world, &account, "role", "agent-runner").await.expect("record");
+    assert!(record.is_active());
+    assert!(
+        record.prior.tags.iter().all(|t| !t.is(QUARANTINE_TAG)),
+        "the prior state is the role's own, without the tag the failed attempt left: {:?}",
+        record.prior.tags
+    );
+}

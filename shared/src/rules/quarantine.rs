@@ -633,8 +633,10 @@ fn waive(plan: &mut Plan, state: &PrincipalState, rule: Rule, at: DateTime<Utc>,
     }
 }
 
-/// The actions that put a principal in quarantine as `record` says. The record comes last: an
-/// active record means everything before it was done.
+/// The actions that put a principal in quarantine as `record` says. The tag comes first: the
+/// SCP (`QuarantineStaysUntilReleased`) protects the policies of a principal so tagged, so the
+/// deny policy is never in place unprotected, not even for a moment or after a failed tagging
+/// call. The record comes last: an active record means everything before it was done.
 fn quarantine_actions(
     record: QuarantineRecord,
     issued_before: Option<DateTime<Utc>>,
@@ -643,17 +645,17 @@ fn quarantine_actions(
 ) -> Vec<Action> {
     let principal = record.principal.clone();
     let mut actions = vec![
-        Action::Deny {
-            principal: principal.clone(),
-            policy_name: record.policy_name.clone(),
-            issued_before,
-        },
         Action::Tag {
             api: tag_api(principal.kind),
             region,
             resources: vec![principal.name.clone()],
             set: vec![Tag::new(QUARANTINE_TAG, record.tag_value())],
             remove: Vec::new(),
+        },
+        Action::Deny {
+            principal: principal.clone(),
+            policy_name: record.policy_name.clone(),
+            issued_before,
         },
     ];
     if !deactivate.is_empty() {
@@ -925,11 +927,12 @@ mod tests {
         let plan = plan_of(decide_with(&finding, role("agent-runner", "/apps/", "dev")));
         let read_at = at("2026-11-22T09:41:00Z");
         assert_eq!(plan.severity, Severity::High);
+        // The tag that protects the deny policy goes on first (SCP QuarantineStaysUntilReleased).
         assert!(
-            matches!(&plan.actions[0], Action::Deny { issued_before: Some(t), policy_name, .. }
+            matches!(&plan.actions[1], Action::Deny { issued_before: Some(t), policy_name, .. }
             if *t == read_at && policy_name == "guardrail-quarantine")
         );
-        assert!(matches!(&plan.actions[1], Action::Tag { api: TagApi::IamRole, set, .. }
+        assert!(matches!(&plan.actions[0], Action::Tag { api: TagApi::IamRole, set, .. }
             if set[0].key == QUARANTINE_TAG
                 && set[0].value == "revoke-sessions 2026-11-22T09:41:00Z guardduty:a4c9e2f07b1d4e6f8a2b3c4d5e6f7081"));
         let record = saved(&plan);
@@ -965,7 +968,7 @@ mod tests {
         let plan = plan_of(decide_with(&anomalous, agent));
         assert_eq!(plan.severity, Severity::Critical);
         assert!(matches!(
-            &plan.actions[0],
+            &plan.actions[1],
             Action::Deny {
                 issued_before: None,
                 ..
@@ -1268,7 +1271,7 @@ mod tests {
             (Rule::Quarantine, Mode::Enforce, Severity::Critical)
         );
         assert!(matches!(
-            &plan.actions[0],
+            &plan.actions[1],
             Action::Deny {
                 issued_before: None,
                 ..

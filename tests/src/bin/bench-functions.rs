@@ -115,8 +115,11 @@ impl Job {
                     "iam.ListAttachedRolePolicies",
                     "its managed policies, to record and restore them",
                 ),
+                (
+                    "iam.TagRole",
+                    "mark the role quarantined, first: the SCP protects the policies of a role so tagged",
+                ),
                 ("iam.PutRolePolicy", "the containment itself"),
-                ("iam.TagRole", "mark the role quarantined where its owners look"),
                 (
                     "dynamodb.PutItem",
                     "the quarantine record, so release is a deliberate act that restores it",
