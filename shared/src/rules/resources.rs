@@ -367,6 +367,11 @@ pub struct TagChange {
     pub set: &'static [&'static str],
     /// Paths to the keys removed (absent for additions).
     pub removed: &'static [&'static str],
+    /// Turns an id into an ARN for the Tagging API (`{partition}`, `{id}`).
+    pub arn: Option<&'static str>,
+    /// Whether the call replaces the whole tag set: it re-sends every tag it keeps, so a
+    /// protected key among them is not a change.
+    pub replaces_set: bool,
 }
 
 const fn change(
@@ -384,6 +389,8 @@ const fn change(
         ids,
         set,
         removed,
+        arn: None,
+        replaces_set: false,
     }
 }
 
@@ -549,6 +556,22 @@ pub static TAG_CHANGES: &[TagChange] = &[
         &[],
         &["requestParameters.tagKeys[]"],
     ),
+    // S3's own call replaces a bucket's whole tag set. AWS authorizes it without aws:TagKeys
+    // (Service Authorization Reference, Amazon S3), so no SCP can keep a waiver off a bucket:
+    // this is where a waiver set by anyone but a setter is caught and removed. The keys it drops
+    // are not in the event; the daily sweep finds a bucket that lost a required tag.
+    TagChange {
+        arn: Some("arn:{partition}:s3:::{id}"),
+        replaces_set: true,
+        ..change(
+            "s3.amazonaws.com",
+            "PutBucketTagging",
+            TagApi::Tagging,
+            &["requestParameters.bucketName"],
+            &["requestParameters.Tagging.TagSet.Tag"],
+            &[],
+        )
+    },
 ];
 
 /// The drift entry for an event.
@@ -584,12 +607,7 @@ pub fn created(rt: &ResourceType, call: &CloudTrailEvent) -> Result<Vec<Created>
                 NameSource::Tag => tags.iter().find(|t| t.key == "Name").map(|t| t.value.clone()),
                 NameSource::Path(p) => select_strings(&record, p).first().map(|s| s.to_string()),
             };
-            let id = match rt.arn {
-                Some(template) => template
-                    .replace("{partition}", call.region.as_ref().map_or("aws", |r| r.partition()))
-                    .replace("{id}", &id),
-                None => id,
-            };
+            let id = as_arn(rt.arn, id, call);
             Ok(Created {
                 id,
                 name,
@@ -597,6 +615,16 @@ pub fn created(rt: &ResourceType, call: &CloudTrailEvent) -> Result<Vec<Created>
             })
         })
         .collect()
+}
+
+/// An id made an ARN by the table's template (`arn:{partition}:s3:::{id}`), if it has one.
+fn as_arn(template: Option<&str>, id: String, call: &CloudTrailEvent) -> String {
+    match template {
+        Some(template) => template
+            .replace("{partition}", call.region.as_ref().map_or("aws", |r| r.partition()))
+            .replace("{id}", &id),
+        None => id,
+    }
 }
 
 /// The Resource Groups Tagging API's `ResourceTypeFilters` that list the table's kinds (IAM
@@ -747,8 +775,8 @@ pub fn changed(change: &TagChange, call: &CloudTrailEvent) -> Result<Changed, Re
     }
     let resources = ids
         .into_iter()
-        .map(|id| checked_id(change.api, id, call))
-        .collect::<Result<_, _>>()?;
+        .map(|id| Ok(as_arn(change.arn, checked_id(change.api, id, call)?, call)))
+        .collect::<Result<_, Rejection>>()?;
     let removed = change
         .removed
         .iter()
@@ -796,6 +824,16 @@ pub fn tags_at(record: &Value, paths: &[&str]) -> Vec<Tag> {
 }
 
 fn tags_of(v: &Value) -> Vec<Tag> {
+    // One tag alone, as S3's XML turns into JSON when a set holds a single `<Tag>`.
+    if let Some(map) = v.as_object()
+        && map.len() <= 2
+        && let Some(Value::String(key)) = map.get("Key")
+    {
+        let value = map.get("Value").and_then(Value::as_str).unwrap_or("");
+        if map.len() == 1 || map.contains_key("Value") {
+            return vec![Tag::new(key, value)];
+        }
+    }
     if let Some(map) = v
         .as_object()
         .filter(|m| !m.contains_key("items") && !m.contains_key("item"))

@@ -316,7 +316,7 @@ pub fn plan_change(
                         .set
                         .insert(ENVIRONMENT_TAG.into(), (cx.environment.name.clone(), None));
                 }
-            } else if cx.policy.tags.is_protected(key) {
+            } else if cx.policy.tags.is_protected(key) && !change.replaces_set {
                 found.push(report(
                     resource,
                     format!(
@@ -1443,6 +1443,89 @@ mod tests {
                 }
             ),
             "{decision:?}"
+        );
+    }
+
+    /// A tag call's decision in a dev account under the built-in policy.
+    fn decide_change(c: &CloudTrailEvent) -> Plan {
+        let policy = Policy::builtin().expect("policy");
+        let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
+        plan_of(plan_change(c, change, &dev("111122223333"), &policy).expect("decision"))
+    }
+
+    #[test]
+    fn guardrails_keys_count_in_any_case_as_iam_and_the_scps_take_them() {
+        // A waiver spelled otherwise, set by anyone but a setter, is removed by its own spelling.
+        let sample = include_str!("../../../events/tag-enforcer/create-tags.json");
+        let spelled = serde_json::json!([{"key": "Environment", "value": "prod"}, {"key": "Guardrail:Waiver", "value": "rules=tags until=2026-12-31 ticket=X"}]);
+        let forged = decide_change(&tagged_by(sample, AGENT, spelled.clone()));
+        assert!(forged.waived.is_empty());
+        let removed: Vec<&String> = forged
+            .actions
+            .iter()
+            .flat_map(|a| match a {
+                Action::Tag { remove, .. } => remove.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(removed, ["Guardrail:Waiver"], "{forged:?}");
+        // The same spelling from a setter is a waiver.
+        assert_eq!(decide_change(&tagged_by(sample, SETTER, spelled)).waived.len(), 1);
+        // Removing the quarantine tag in capitals is drift on a protected tag, reported.
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/tag-enforcer/untag-role.json")).expect("JSON");
+        v["detail"]["requestParameters"]["tagKeys"] = serde_json::json!(["Guardrail:Quarantine"]);
+        let untagged = decide_change(&call(&v.to_string()));
+        assert!(
+            untagged
+                .violations
+                .iter()
+                .any(|v| !v.fixable && v.problem.contains("removed protected tag Guardrail:Quarantine")),
+            "{:?}",
+            untagged.violations
+        );
+        assert_eq!(untagged.severity, Severity::High);
+    }
+
+    #[test]
+    fn a_bucket_waiver_set_with_put_bucket_tagging_is_removed_unless_a_setter_set_it() {
+        let sample = include_str!("../../../events/tag-enforcer/put-bucket-tagging.json");
+        let by_agent = decide_change(&call(sample));
+        let [
+            Action::Tag {
+                api: TagApi::Tagging,
+                resources,
+                remove,
+                set,
+                ..
+            },
+        ] = by_agent.actions.as_slice()
+        else {
+            panic!("{:?}", by_agent.actions)
+        };
+        assert_eq!(resources, &["arn:aws:s3:::dev-build-cache-111122223333"]);
+        assert_eq!(remove, &[WAIVER_TAG.to_string()]);
+        assert!(set.is_empty(), "Environment=dev is right: {set:?}");
+        // The call re-sends the tags it keeps: Owner among them is no change to report.
+        assert_eq!(by_agent.violations.len(), 1, "{:?}", by_agent.violations);
+        let mut v: serde_json::Value = serde_json::from_str(sample).expect("JSON");
+        v["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = SETTER.into();
+        v["detail"]["requestParameters"]["Tagging"]["TagSet"]["Tag"][0]["Value"] = "prod".into();
+        let by_setter = decide_change(&call(&v.to_string()));
+        assert!(
+            by_setter.actions.is_empty() && by_setter.waived.len() == 1,
+            "{by_setter:?}"
+        );
+        // A set of one tag arrives as one object, not a list.
+        v["detail"]["requestParameters"]["Tagging"]["TagSet"]["Tag"] =
+            serde_json::json!({"Key": "Environment", "Value": "prod"});
+        let relabelled = decide_change(&call(&v.to_string()));
+        assert!(
+            relabelled
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Tag { set, .. } if set.contains(&Tag::new(ENVIRONMENT_TAG, "dev")))),
+            "{relabelled:?}"
         );
     }
 }
