@@ -14,13 +14,16 @@ FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint lint-infra build package deploy deploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
+.PHONY: help venv test demo lint lint-infra iam-judge iam-report scps build package deploy deploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
 	@echo "make test          fmt, clippy, and every test (unit, emulator, end-to-end)"
 	@echo "make check-policy  validate infra/policy.toml (or POLICY=path)"
 	@echo "make lint-infra    cfn-lint and checkov on every template in infra/"
+	@echo "make iam-judge     every IAM, SCP, trust and resource-policy claim of infra/ judged by an IAM policy evaluator"
+	@echo "make iam-report    the same, writing the evaluated table into docs/SECURITY.md"
+	@echo "make scps          the SCPs of infra/scp minified as submitted, with the commands that attach them"
 	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
 	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
@@ -45,6 +48,30 @@ lint-infra: $(LINT_VENV)/.installed
 	$(LINT_VENV)/bin/cfn-lint $(TEMPLATES)
 	$(LINT_VENV)/bin/checkov --directory infra --framework cloudformation --compact --quiet --skip-download
 
+# The IAM judge (tests/iam): @cloud-copilot/iam-simulate, an IAM policy evaluator from npm (AGPL-3.0,
+# a test tool only: never linked into or shipped with Guardrail), pinned by package-lock.json.
+IAM_JUDGE := tests/iam
+$(IAM_JUDGE)/node_modules/.installed: $(IAM_JUDGE)/package-lock.json
+	npm ci --prefix $(IAM_JUDGE) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+iam-judge: $(IAM_JUDGE)/node_modules/.installed
+	node $(IAM_JUDGE)/judge.mjs
+
+iam-report: $(IAM_JUDGE)/node_modules/.installed
+	node $(IAM_JUDGE)/judge.mjs --write
+
+# SCPs as `aws organizations create-policy` submits them: minified (whitespace counts through the
+# API, and each must stay within 5,120 characters; make iam-judge checks these very bytes).
+SCP_OUT := $(CARGO_TARGET_DIR)/scp
+scps:
+	@mkdir -p $(SCP_OUT)
+	@for f in infra/scp/*.json; do \
+		$(PYTHON) -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' $$f > $(SCP_OUT)/$$(basename $$f); \
+		echo "$(SCP_OUT)/$$(basename $$f): $$(wc -c < $(SCP_OUT)/$$(basename $$f)) characters"; \
+	done
+	@echo "attach (management account): see README, Deploy step 5"
+
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -53,7 +80,7 @@ lint:
 # made against their policies in infra/. The test run builds it (cargo builds a package's binaries
 # for its tests); `cargo run -p` would resolve other features and rebuild the AWS SDK crates.
 CALL_LOG := $(CARGO_TARGET_DIR)/guardrail-calls
-test: venv lint lint-infra
+test: venv lint lint-infra iam-judge
 	rm -rf $(CALL_LOG)
 	GUARDRAIL_CALL_LOG_DIR=$(CALL_LOG) cargo test --workspace --locked
 	$(CARGO_TARGET_DIR)/debug/iam-coverage $(CALL_LOG)
@@ -127,19 +154,22 @@ deploy: package
 		CountTaggedAgents=$(COUNT_TAGGED_AGENTS)
 
 # make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
+# [INCIDENT_RESPONSE_ROLE=name: a role of the security account that may run `guardrail release`/`approve`]
 # [SWEEP_OPERATOR_ROLE=name: a role of the security account that may run `guardrail sweep --rules tags`]
+# Both must be named guardrail-* or break-glass-* (see README, Deploy step 4).
 comma := ,
 deploy-member:
 	@test -n "$(ORG_ROOT_OR_OUS)" -a -n "$(SECURITY_ACCOUNT)" -a -n "$(BUS_ARN)" -a -n "$(REGIONS)" || { echo "set ORG_ROOT_OR_OUS, SECURITY_ACCOUNT, BUS_ARN and REGIONS (see README: Deploy)" >&2; exit 2; }
 	aws cloudformation create-stack-set --stack-set-name guardrail-member-roles --template-body file://infra/member-roles.yaml \
 		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
 		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=SecurityAccountId,ParameterValue=$(SECURITY_ACCOUNT) \
+		$(if $(INCIDENT_RESPONSE_ROLE),ParameterKey=IncidentResponseRoleName$(comma)ParameterValue=$(INCIDENT_RESPONSE_ROLE)) \
 		$(if $(SWEEP_OPERATOR_ROLE),ParameterKey=SweepOperatorRoleName$(comma)ParameterValue=$(SWEEP_OPERATOR_ROLE))
 	aws cloudformation create-stack-instances --stack-set-name guardrail-member-roles \
 		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions us-east-1
 	aws cloudformation create-stack-set --stack-set-name guardrail-forwarding --template-body file://infra/forwarding.yaml \
 		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
-		--capabilities CAPABILITY_IAM --parameters ParameterKey=CentralBusArn,ParameterValue=$(BUS_ARN) \
+		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=CentralBusArn,ParameterValue=$(BUS_ARN) \
 		ParameterKey=CountTaggedAgents,ParameterValue=$(COUNT_TAGGED_AGENTS)
 	aws cloudformation create-stack-instances --stack-set-name guardrail-forwarding \
 		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions $(REGIONS)

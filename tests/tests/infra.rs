@@ -1,6 +1,7 @@
 //! The templates in `infra/` against the code: event rules equal to the patterns the functions
-//! decode, no wildcard grants but where an API requires one, and an SCP AWS would accept, the
-//! audit ledger's table and the dashboard as the code writes and emits them.
+//! decode, no wildcard grants but where an API requires one, SCPs in step with the policy's
+//! principals and tag keys, the audit ledger's table and the dashboard as the code writes and
+//! emits them. What the policies allow and deny is judged by the IAM evaluator (tests/iam).
 
 use std::collections::BTreeSet;
 
@@ -171,66 +172,51 @@ fn no_role_is_granted_a_wildcard_but_where_the_api_requires_it() {
     }
 }
 
-#[test]
-fn the_scp_is_one_aws_accepts_and_spares_only_guardrail() {
-    let (doc, statements) = policy_file("scp-protect-guardrail.json");
-    let compact = serde_json::to_string(&doc).unwrap_or_default();
-    assert!(
-        compact.len() <= 5120,
-        "an SCP holds at most 5,120 characters: {}",
-        compact.len()
-    );
-    assert_eq!(doc["Version"], "2012-10-17");
-    assert!(statements.len() >= 4);
-    let raw = doc["Statement"].as_array().cloned().unwrap_or_default();
-    for (s, raw) in statements.iter().zip(&raw) {
-        assert!(!s.allow, "{}: an SCP here only denies", s.sid);
-        assert!(raw.get("Principal").is_none(), "{}: SCPs take no Principal", s.sid);
-        let spared: Vec<&str> = raw["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        assert!(
-            spared.contains(&"arn:aws:iam::*:role/guardrail-*"),
-            "{}: Guardrail's own roles must stay able to act: {spared:?}",
-            s.sid
-        );
-        assert!(
-            spared.iter().all(|p| p.starts_with("arn:aws:iam::*:role/")),
-            "{spared:?}"
-        );
-    }
-    let sids: BTreeSet<&str> = statements.iter().map(|s| s.sid.as_str()).collect();
-    for needed in [
-        "GuardrailRolesAreGuardrails",
-        "ForwardingRulesStay",
-        "QuarantineStaysUntilReleased",
-        "GuardrailTagsAreGuardrails",
-        "WaiverSettersSetOnlyWaivers",
-        "OnlyPeopleOnCallPauseGuardrail",
-    ] {
-        assert!(sids.contains(needed), "{needed} is missing from the SCP");
+/// A statement of an SCP file of `infra/scp`, by Sid.
+fn scp_statement(file: &str, sid: &str) -> Value {
+    let (doc, _) = policy_file(&format!("scp/{file}"));
+    doc["Statement"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["Sid"] == sid))
+        .cloned()
+        .unwrap_or_else(|| panic!("{sid} is missing from infra/scp/{file}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
     }
 }
 
+/// What the SCPs decide is judged by the IAM evaluator (`make iam-judge`, tests/iam); this test
+/// keeps them in step with the policy the functions run: whoever the policy protects, spares or
+/// lets set waivers by name is a role nobody else may create or change, and every tag key the
+/// code gives meaning to is denied to others in any case.
 #[test]
-fn only_the_policys_waiver_setters_may_set_a_waiver_and_nothing_else_of_guardrails() {
-    let (doc, _) = policy_file("scp-protect-guardrail.json");
-    let statement = |sid: &str| -> Value {
-        doc["Statement"]
-            .as_array()
-            .and_then(|all| all.iter().find(|s| s["Sid"] == sid))
-            .cloned()
-            .unwrap_or_else(|| panic!("{sid} is missing from the SCP"))
-    };
-    let strings = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            _ => Vec::new(),
-        }
-    };
+fn the_scps_keep_in_step_with_the_policys_principals_and_tag_keys() {
     let policy = Policy::builtin().expect("the builtin policy");
+    let exempt_roles = strings(&scp_statement("protect-guardrail.json", "ExemptRolesStayExempt")["Resource"]);
+    let mut by_name: Vec<String> = policy
+        .protected_principals
+        .iter()
+        .chain(&policy.guardrail_principals)
+        .chain(&policy.safety.waivers.setters)
+        .map(|p| p.as_str().to_string())
+        .collect();
+    by_name.push(format!("arn:aws:iam::*:role/{}", policy.baseline.bootstrap_role));
+    by_name.push(format!(
+        "arn:aws:iam::*:role/{}",
+        policy.member_role.replace("{function}", "*")
+    ));
+    for pattern in &by_name {
+        assert!(
+            exempt_roles.contains(pattern),
+            "{pattern}: the policy treats these roles specially, so ExemptRolesStayExempt must keep others from creating or changing them"
+        );
+    }
+    // The waiver setters: held to waivers, and spared by the waiver statements.
     let setters: Vec<String> = policy
         .safety
         .waivers
@@ -239,39 +225,33 @@ fn only_the_policys_waiver_setters_may_set_a_waiver_and_nothing_else_of_guardrai
         .map(|p| p.as_str().to_string())
         .collect();
     assert!(!setters.is_empty(), "the builtin policy names waiver setters");
-    let tags = statement("GuardrailTagsAreGuardrails");
-    let only_waivers = statement("WaiverSettersSetOnlyWaivers");
-    let roles = statement("GuardrailRolesAreGuardrails");
-    // The SCP and the policy name the same setters: spared by the tag statement, held to the
-    // waiver by their own, and their roles made only by the StackSet or break-glass.
+    let only_waivers = scp_statement("protect-guardrail.json", "WaiverSettersSetOnlyWaivers");
     assert_eq!(
         strings(&only_waivers["Condition"]["ArnLike"]["aws:PrincipalArn"]),
         setters
     );
-    for setter in &setters {
-        assert!(strings(&tags["Condition"]["ArnNotLike"]["aws:PrincipalArn"]).contains(setter));
-        assert!(
-            strings(&roles["Resource"]).contains(setter),
-            "{setter} roles are anyone's to make"
-        );
+    for sid in ["GuardrailTagsAreGuardrails", "WaiverTagAnyCase"] {
+        let spared =
+            strings(&scp_statement("protect-guardrail.json", sid)["Condition"]["ArnNotLike"]["aws:PrincipalArn"]);
+        assert!(setters.iter().all(|s| spared.contains(s)), "{sid}: {spared:?}");
     }
-    assert_eq!(only_waivers["Action"], tags["Action"]);
-    assert_eq!(only_waivers["Resource"], "*");
-    let keys = strings(&only_waivers["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"]);
-    let denied = |key: &str| {
-        keys.iter()
-            .any(|p| p.strip_suffix('*').map_or(p == key, |prefix| key.starts_with(prefix)))
+    // Every key the code reads is denied to others whatever its case.
+    let any_case = |sid: &str| {
+        strings(
+            &scp_statement("protect-guardrail.json", sid)["Condition"]["ForAnyValue:StringEqualsIgnoreCase"]["aws:TagKeys"],
+        )
     };
-    let own = [
+    let keys = [any_case("GuardrailTagsAnyCase"), any_case("WaiverTagAnyCase")].concat();
+    for key in [
         guardrail::quarantine::QUARANTINE_TAG.to_string(),
         guardrail::rules::tags::VIOLATION_TAG.to_string(),
+        guardrail::waiver::WAIVER_TAG.to_string(),
         policy.quarantine.agent_tag.clone().expect("an agent tag"),
         policy.quarantine.alarm_tag.clone(),
-    ];
-    for key in &own {
-        assert!(denied(key), "a waiver setter could set {key}");
+    ] {
+        assert!(keys.contains(&key), "{key} may be set by others in another case");
     }
-    assert!(!denied(guardrail::waiver::WAIVER_TAG));
+    assert_eq!(any_case("WaiverTagAnyCase"), [guardrail::waiver::WAIVER_TAG]);
 }
 
 #[test]

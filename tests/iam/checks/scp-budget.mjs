@@ -1,0 +1,30 @@
+// The SCPs must fit what Organizations accepts: 5,120 characters per policy as submitted through
+// the API or CLI (whitespace counts there; `make scps` submits them minified, as measured here),
+// and 5 SCPs attached to one target, FullAWSAccess included. AWS Organizations User Guide,
+// "Quotas and service limits": https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html
+
+export const SCP_MAX_CHARACTERS = 5120
+export const SCPS_PER_TARGET = 5
+
+/** The size of each SCP as `make scps` submits it, and what does not fit. */
+export function checkScpBudget(scps) {
+  const sizes = scps.map((s) => ({
+    file: s.file,
+    submitted: JSON.stringify(s.policy).length,
+    statements: s.policy.Statement.length
+  }))
+  const problems = sizes
+    .filter((s) => s.submitted > SCP_MAX_CHARACTERS)
+    .map((s) => `${s.file}: ${s.submitted} characters as submitted, more than ${SCP_MAX_CHARACTERS}`)
+  // FullAWSAccess stays attached to the root beside Guardrail's.
+  if (scps.length + 1 > SCPS_PER_TARGET) {
+    problems.push(`${scps.length} SCPs plus FullAWSAccess exceed ${SCPS_PER_TARGET} per target`)
+  }
+  for (const s of scps) {
+    for (const st of s.policy.Statement) {
+      if (st.Effect !== 'Deny') problems.push(`${s.file} ${st.Sid}: Guardrail's SCPs only deny`)
+      if (st.Principal || st.NotPrincipal) problems.push(`${s.file} ${st.Sid}: SCPs take no Principal`)
+    }
+  }
+  return { sizes, problems }
+}
