@@ -137,13 +137,14 @@ package: venv
 	cargo lambda build --release --arm64 --locked --output-format zip $(foreach f,$(FUNCTIONS),-p $(f))
 	@for f in $(FUNCTIONS); do ls -l $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip; done
 
-# make deploy ORG_ID=o-... MANAGEMENT_ACCOUNT=111122223333 BUCKET=artifacts-bucket [STACK=guardrail]
+# make deploy ORG_ID=o-... MANAGEMENT_ACCOUNT=111122223333 BUCKET=guardrail-artifacts-<account>-<region> [STACK=guardrail]
 # COUNT_TAGGED_AGENTS=true must go with quarantine.rate.tagged_agents = true in the policy (both
 # deploys): the rule then forwards every role's and user's calls.
 STACK ?= guardrail
 COUNT_TAGGED_AGENTS ?= false
 deploy: package
 	@test -n "$(ORG_ID)" -a -n "$(MANAGEMENT_ACCOUNT)" -a -n "$(BUCKET)" || { echo "set ORG_ID, MANAGEMENT_ACCOUNT and BUCKET (see README: Deploy)" >&2; exit 2; }
+	@case "$(BUCKET)" in guardrail-artifacts-*) ;; *) echo "BUCKET must be named guardrail-artifacts-*: the security account's SCP (ArtifactsStay) keeps everyone but the deployer from swapping the zips there (see README: Deploy)" >&2; exit 2;; esac
 	@command -v aws >/dev/null || { echo "the AWS CLI is needed: https://docs.aws.amazon.com/cli/" >&2; exit 2; }
 	sed 's|\.\./target/lambda|$(CARGO_TARGET_DIR)/lambda|' infra/template.yaml > $(CARGO_TARGET_DIR)/template.yaml
 	aws cloudformation package --template-file $(CARGO_TARGET_DIR)/template.yaml --s3-bucket $(BUCKET) \

@@ -197,7 +197,13 @@ fn strings(v: &Value) -> Vec<String> {
 #[test]
 fn the_scps_keep_in_step_with_the_policys_principals_and_tag_keys() {
     let policy = Policy::builtin().expect("the builtin policy");
-    let exempt_roles = strings(&scp_statement("protect-guardrail.json", "ExemptRolesStayExempt")["Resource"]);
+    // Roles nobody but the exempt may create: those of ExemptRolesStayExempt (nor change), and
+    // the service-linked path (AWS itself refuses changes to service-linked roles).
+    let exempt_roles = [
+        strings(&scp_statement("protect-guardrail.json", "ExemptRolesStayExempt")["Resource"]),
+        strings(&scp_statement("protect-organization.json", "ServiceLinkedPathStaysAws")["Resource"]),
+    ]
+    .concat();
     let mut by_name: Vec<String> = policy
         .protected_principals
         .iter()

@@ -16,6 +16,11 @@ const TAGS_ANY_CASE = `${ROOT_SCP}#GuardrailTagsAnyCase`
 const WAIVER_ANY_CASE = `${ROOT_SCP}#WaiverTagAnyCase`
 const SETTERS = `${ROOT_SCP}#WaiverSettersSetOnlyWaivers`
 const RULES = `${ROOT_SCP}#ForwardingRulesStay`
+const ORG_SCP = 'scp:protect-organization'
+const SERVICE_PATH = `${ORG_SCP}#ServiceLinkedPathStaysAws`
+const PROVIDER = `${ORG_SCP}#IdentityCenterProviderStays`
+const STAY = `${ORG_SCP}#AccountsStayInTheOrganization`
+const STACKS = `${ORG_SCP}#GuardrailStacksStay`
 const ALARMS = `${ROOT_SCP}#AlarmsThatContainStayHonest`
 
 const agent = (action, on, context) => ({ as: WHO.devAgent, do: action, on, context })
@@ -34,7 +39,15 @@ export default [
   probe('creates itself a waiver-setter role', agent('iam:CreateRole', role('security-waivers/evil')), denied(EXEMPT)),
   probe('creates a role named like the Control Tower bootstrap role, which Guardrail never quarantines', agent('iam:CreateRole', role('AWSControlTowerExecution')), denied(EXEMPT)),
   probe('creates a role under /aws-reserved/, which the policy never quarantines', agent('iam:CreateRole', role('aws-reserved/sso.amazonaws.com/evil')), denied(EXEMPT)),
-  probe('creates a role under /aws-service-role/, which the policy never quarantines', agent('iam:CreateRole', role('aws-service-role/evil.amazonaws.com/evil')), denied(EXEMPT)),
+  probe("rewrites the trust of an IAM Identity Center role (never quarantined) to work as it",
+    agent('iam:UpdateAssumeRolePolicy', role('aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef')), denied(EXEMPT)),
+  probe('creates a role under /aws-service-role/, which the policy never quarantines', agent('iam:CreateRole', role('aws-service-role/evil.amazonaws.com/evil')), denied(SERVICE_PATH)),
+  probe("rewrites Identity Center's SAML provider to sign itself into its (never quarantined) roles",
+    agent('iam:UpdateSAMLProvider', `arn:aws:iam::${A.dev}:saml-provider/AWSSSO_0123456789abcdef_DO_NOT_DELETE`), denied(PROVIDER)),
+  probe('takes its account out of the organization, and so out of every SCP', agent('organizations:LeaveOrganization', '*'), denied(STAY)),
+  probe("freezes Guardrail's StackSet stack in its account with a stack policy", agent('cloudformation:SetStackPolicy', arn.stack('StackSet-guardrail-forwarding-0001', A.dev)), denied(STACKS)),
+  probe("deletes Guardrail's member-roles stack", agent('cloudformation:DeleteStack', arn.stack('StackSet-guardrail-member-roles-0001', A.dev)), denied(STACKS)),
+  probe('puts its own KMS key on the default bus, to disable it later and stop the forwarding rules', agent('events:UpdateEventBus', `arn:aws:events:us-east-1:${A.dev}:event-bus/default`), denied(RULES)),
   probe('rewrites the trust of a break-glass role to assume it', agent('iam:UpdateAssumeRolePolicy', WHO.devBreakGlass), denied(EXEMPT)),
   probe('attaches a policy to a break-glass role', agent('iam:AttachRolePolicy', WHO.devBreakGlass), denied(EXEMPT)),
   probe('puts an inline policy on a break-glass role', agent('iam:PutRolePolicy', WHO.devBreakGlass), denied(EXEMPT)),
@@ -93,6 +106,7 @@ export default [
   probe('creates such an alarm in one call', agent('cloudwatch:PutMetricAlarm', arn.alarm('trap', A.dev), tags('Guardrail:Agent-Role')), denied(TAGS_ANY_CASE)),
   probe('forces the alarm watching another role into ALARM', agent('cloudwatch:SetAlarmState', watchedAlarm), denied(ALARMS)),
   probe('deletes the alarm that watches it', agent('cloudwatch:DeleteAlarms', watchedAlarm), denied(ALARMS)),
+  probe('turns the alarm that watches it into a composite that never fires', agent('cloudwatch:PutCompositeAlarm', watchedAlarm), denied(ALARMS)),
   residual('waives an S3 bucket with PutBucketTagging, which AWS authorizes without aws:TagKeys',
     agent('s3:PutBucketTagging', arn.bucket('agent-data')), allowed('AdministratorAccess#AdministratorAccess'),
     'tag-enforcer receives PutBucketTagging (forwarding rule guardrail-tag-enforcer) and removes a waiver no setter set, with an alert; the daily sweep reports waivers it finds'),
@@ -112,8 +126,32 @@ export default [
   residual('turns GuardDuty off in its account', agent('guardduty:DeleteDetector', `arn:aws:guardduty:us-east-1:${A.dev}:detector/12abc34d567e8fa901bc2d34e56789f0`),
     allowed('AdministratorAccess#AdministratorAccess'),
     'GuardDuty refuses to be disabled in a member account while the delegated administrator auto-enables all members (autoEnableOrganizationMembers = ALL; GuardDuty API reference, DisassociateFromAdministratorAccount): deploy GuardDuty so; an SCP denying it is issue 28'),
+  residual("fills its role's 50 tag slots (or its inline policy quota) so that the quarantine's calls fail",
+    agent('iam:TagRole', WHO.devAgent, tags('a', 'b', 'c')), allowed('AdministratorAccess#AdministratorAccess'),
+    'not yet closed: each quarantine attempt fails, Lambda retries it twice and it lands in the dead-letter queue, whose alarm alerts; a person contains the agent by hand (break-glass). The planned fix isolates through a permissions boundary, one slot nobody can fill beforehand'),
+  residual('keeps cluster-admin in EKS after its quarantine (EKS tokens are presigned sts:GetCallerIdentity calls, which no deny stops)',
+    agent('eks:CreateAccessEntry', `arn:aws:eks:us-east-1:${A.dev}:cluster/agents`), allowed('AdministratorAccess#AdministratorAccess'),
+    'not yet closed: the quarantine does not remove EKS access entries; deny agents eks:CreateCluster and eks:CreateAccessEntry (issue 28 compiles agents\' deny_actions into SCPs)'),
+  residual('works in a region the forwarding StackSet does not cover (its calls are not counted there)',
+    agent('ec2:RunInstances', arn.ec2('instance', '*'), { 'aws:RequestedRegion': 'eu-west-1' }), allowed('AdministratorAccess#AdministratorAccess'),
+    'REGIONS must hold every region agents may use; an SCP denying the others is issue 28, and findings from other regions issue 26'),
+  residual('reads secrets at any rate (read-only calls are not forwarded by an ENABLED rule)',
+    agent('secretsmanager:GetSecretValue', `arn:aws:secretsmanager:us-east-1:${A.dev}:secret:db-AbCdEf`), allowed('AdministratorAccess#AdministratorAccess'),
+    'rule state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS would count them, at the cost of one event per read (issue 26)'),
+  residual('has Auto Scaling tag its instances with a waiver from a launch template (tagged by a service-linked role, which SCPs do not govern)',
+    agent('autoscaling:CreateAutoScalingGroup', `arn:aws:autoscaling:us-east-1:${A.dev}:autoScalingGroup:0a1b2c3d-0000-4000-8000-0123456789ab:autoScalingGroupName/agent-fleet`),
+    allowed('AdministratorAccess#AdministratorAccess'),
+    'the launch template carrying the waiver is created by the agent, and its CreateLaunchTemplate event is tag-checked (the waiver in its instance tags is not yet read); the daily sweep reports waived resources'),
   // What people, StackSets and Guardrail do next to these denies.
   nearMiss('a person creates an ordinary role', [EXEMPT], { as: WHO.developer, do: 'iam:CreateRole', on: role('team-app') }, allowed('AdministratorAccess#AdministratorAccess')),
+  nearMiss('a person passes a service-linked role to Auto Scaling', [SERVICE_PATH, EXEMPT], { as: WHO.developer, do: 'iam:PassRole',
+    on: role('aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling_team'), context: { 'iam:PassedToService': 'autoscaling.amazonaws.com' } },
+  allowed('AdministratorAccess#AdministratorAccess')),
+  nearMiss('a person adds an identity provider of their own', [PROVIDER], { as: WHO.developer, do: 'iam:CreateSAMLProvider', on: `arn:aws:iam::${A.dev}:saml-provider/team-idp` }, allowed()),
+  nearMiss('break-glass takes an account out of the organization on purpose', [STAY], { as: WHO.devBreakGlass, do: 'organizations:LeaveOrganization', on: '*' }, allowed()),
+  nearMiss('a person updates a stack of their own', [STACKS], { as: WHO.developer, do: 'cloudformation:UpdateStack', on: arn.stack('team-app', A.dev) }, allowed()),
+  nearMiss("StackSets updates Guardrail's stack in the account", [STACKS], { as: WHO.stackSets, do: 'cloudformation:UpdateStack', on: arn.stack('StackSet-guardrail-forwarding-0001', A.dev) }, allowed()),
+  nearMiss('a person puts a key of their own on a bus of their own', [RULES], { as: WHO.developer, do: 'events:UpdateEventBus', on: `arn:aws:events:us-east-1:${A.dev}:event-bus/team-bus` }, allowed()),
   nearMiss('a person passes an ordinary role to Lambda', [EXEMPT], { as: WHO.developer, do: 'iam:PassRole', on: role('team-app'), context: { 'iam:PassedToService': 'lambda.amazonaws.com' } },
     allowed('AdministratorAccess#AdministratorAccess')),
   nearMiss('StackSets creates the member roles', [EXEMPT], { as: WHO.stackSets, do: 'iam:CreateRole', on: role('guardrail-agent-quarantine') }, allowed()),

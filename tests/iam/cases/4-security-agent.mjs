@@ -17,6 +17,11 @@ const PLANE = `${SEC_SCP}#GuardrailControlPlaneStays`
 const KEY = `${SEC_SCP}#GuardrailKeyStays`
 const PAUSE = `${SEC_SCP}#OnlyPeopleOnCallPauseGuardrail`
 const BUS = `${SEC_SCP}#BusPolicyStays`
+const FINDINGS = `${SEC_SCP}#FindingsKeepFlowing`
+const STACKSETS = `${SEC_SCP}#StackSetsAndLogPoliciesStay`
+const ARTIFACTS = `${SEC_SCP}#ArtifactsStay`
+const detector = `arn:aws:guardduty:us-east-1:${A.security}:detector/12abc34d567e8fa901bc2d34e56789f0`
+const artifact = arn.bucket('guardrail-artifacts-222222222222-us-east-1/3f2c9a0b1d7e4f56a8b9c0d1e2f3a4b5')
 const LEDGER_ENTRIES = 'guardrail-ledger-policy#EntriesAreNeverChangedOrDeleted'
 const LEDGER_TABLE = 'guardrail-ledger-policy#TheLedgerItselfStays'
 
@@ -84,6 +89,20 @@ export default [
   probe('disables the key', agent('kms:DisableKey', key, aliases), denied(KEY)),
   probe('rewrites the key policy', agent('kms:PutKeyPolicy', key, aliases), denied(KEY)),
   probe('stops rotating the key', agent('kms:DisableKeyRotation', key, aliases), denied(KEY)),
+  probe("revokes DynamoDB's grant on the key (the tables become unusable)", agent('kms:RevokeGrant', key, aliases), denied(KEY)),
+  // The security account is GuardDuty's delegated administrator.
+  probe("archives every finding about it with a suppression rule (suppressed findings never reach EventBridge)",
+    agent('guardduty:CreateFilter', `${detector}/filter/quiet`), denied(FINDINGS)),
+  probe('lists its own addresses as trusted, so no finding names them', agent('guardduty:CreateIPSet', '*'), denied(FINDINGS)),
+  probe('stops GuardDuty from enrolling new accounts', agent('guardduty:UpdateOrganizationConfiguration', '*'), denied(FINDINGS)),
+  probe('stops monitoring a member account', agent('guardduty:StopMonitoringMembers', '*'), denied(FINDINGS)),
+  probe('runs a StackSet of its own across the organization as the security account (a StackSets delegated administrator)',
+    agent('cloudformation:CreateStackSet', '*'), denied(STACKSETS)),
+  probe("rewrites Guardrail's member-roles StackSet", agent('cloudformation:UpdateStackSet', '*'), denied(STACKSETS)),
+  probe("masks Guardrail's log lines with an account-wide log policy", agent('logs:PutAccountPolicy', '*'), denied(STACKSETS)),
+  probe("swaps a function's zip in the artifact bucket before a deploy or its rollback", agent('s3:PutObject', artifact), denied(ARTIFACTS)),
+  probe('has the artifact bucket call it on every upload', agent('s3:PutBucketNotification', arn.bucket('guardrail-artifacts-222222222222-us-east-1')), denied(ARTIFACTS)),
+  probe("freezes Guardrail's stack with a stack policy", agent('cloudformation:SetStackPolicy', arn.stack('guardrail')), denied('scp:protect-organization#GuardrailStacksStay')),
   probe('deletes the alias that the key is protected by (authorized on the key too)', agent('kms:DeleteAlias', key, aliases), denied(KEY)),
   probe("deletes agent-quarantine's log group", agent('logs:DeleteLogGroup', arn.logGroup('/aws/lambda/guardrail-agent-quarantine')), denied(PLANE)),
   probe('shortens log retention to a day', agent('logs:PutRetentionPolicy', arn.logGroup('/aws/lambda/guardrail-agent-quarantine')), denied(PLANE)),
@@ -106,6 +125,13 @@ export default [
   nearMiss('the deployer updates the key policy', [KEY], { as: WHO.deployer, do: 'kms:PutKeyPolicy', on: key, context: aliases }, allowed()),
   nearMiss("break-glass changes the ledger's resource policy", [LEDGER_TABLE, PLANE], { as: WHO.secBreakGlass, do: 'dynamodb:PutResourcePolicy', on: ledger }, allowed()),
   nearMiss("the deployer changes the ledger's table (CloudFormation sets its TTL and backups)", [LEDGER_TABLE, PLANE], { as: WHO.deployer, do: 'dynamodb:UpdateTimeToLive', on: ledger }, allowed()),
+  nearMiss('the deployer uploads the zips', [ARTIFACTS], { as: WHO.deployer, do: 's3:PutObject', on: artifact }, allowed()),
+  nearMiss('an analyst writes to a bucket of their own', [ARTIFACTS], { as: WHO.analyst, do: 's3:PutObject', on: arn.bucket('team-reports/2026/12/07.csv') }, allowed()),
+  nearMiss('the deployer rolls out the member roles (a StackSets delegated administrator)', [STACKSETS], { as: WHO.deployer, do: 'cloudformation:UpdateStackSet', on: '*' }, allowed()),
+  nearMiss('an analyst reads the account\'s log policies', [STACKSETS], { as: WHO.analyst, do: 'logs:DescribeAccountPolicies', on: '*' }, allowed()),
+  nearMiss('an analyst archives a triaged finding', [FINDINGS], { as: WHO.analyst, do: 'guardduty:ArchiveFindings', on: '*' }, allowed()),
+  nearMiss('the on-call role adds a suppression rule', [FINDINGS], { as: WHO.onCall, do: 'guardduty:CreateFilter', on: `${detector}/filter/known-scanner` }, allowed()),
+  nearMiss('the deployer updates Guardrail\'s stack', ['scp:protect-organization#GuardrailStacksStay'], { as: WHO.deployer, do: 'cloudformation:UpdateStack', on: arn.stack('guardrail') }, allowed()),
   nearMiss('the deployer sets the bus policy', [BUS], { as: WHO.deployer, do: 'events:PutPermission', on: '*' }, allowed()),
   nearMiss('the on-call role approves (guardrail approve)', [PLANE], { as: WHO.onCall, do: 'dynamodb:UpdateItem', on: table, context: { 'dynamodb:LeadingKeys': ['approval#agent-quarantine-0a1b2c3d4e'] } }, allowed()),
   nearMiss('the on-call role closes a quarantine record (guardrail release)', [PLANE], { as: WHO.onCall, do: 'dynamodb:PutItem', on: table }, allowed()),

@@ -32,8 +32,8 @@ export function render({ results, counts, budget, world }) {
     `${counts.wildcardGrants} granted on \`"*"\` have no resource type there (\`tests/iam/checks/actions.mjs\`).`,
     ''
   )
-  lines.push('| SCP | characters as submitted (of 5,120) | statements |', '| --- | --- | --- |')
-  for (const s of budget.sizes) lines.push(`| \`${s.file}\` | ${s.submitted} | ${s.statements} |`)
+  lines.push('| SCP | attached to | characters as submitted (of 5,120) | statements |', '| --- | --- | --- | --- |')
+  for (const s of budget.sizes) lines.push(`| \`${s.file}\` | ${s.target} | ${s.submitted} | ${s.statements} |`)
   lines.push('')
   lines.push('The model: accounts `management`, `security` (its own OU), `dev` and `prod` (their OUs), `fresh` (a new account in the root) ' +
     'and `outside` (not in the organization); Guardrail\'s SCPs and FullAWSAccess on the root; the templates deployed with ' +

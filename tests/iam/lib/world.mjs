@@ -52,7 +52,8 @@ export const arn = {
   logGroup: (name, account = A.security) => `arn:aws:logs:${REGION}:${account}:log-group:${name}`,
   alarm: (name, account = A.security) => `arn:aws:cloudwatch:${REGION}:${account}:alarm:${name}`,
   ec2: (kind, id, account = A.dev) => `arn:aws:ec2:${REGION}:${account}:${kind}/${id}`,
-  bucket: (name) => `arn:aws:s3:::${name}`
+  bucket: (name) => `arn:aws:s3:::${name}`,
+  stack: (name, account = A.security) => `arn:aws:cloudformation:${REGION}:${account}:stack/${name}/0a1b2c3d-0000-4000-8000-0123456789ab`
 }
 
 /** The principals cases speak of, by who they are. */
