@@ -57,6 +57,12 @@ impl Error {
         }
     }
 
+    /// Whether a quota refused the call (IAM's `LimitExceeded`: a principal's 50 tags, its
+    /// inline policies' size): retrying changes nothing until someone makes room.
+    pub fn is_quota(&self) -> bool {
+        matches!(self, Error::Aws { code, .. } if code == "LimitExceeded")
+    }
+
     /// Shorthand for a configuration error naming what to fix.
     pub fn config(message: impl fmt::Display) -> Self {
         Error::Config(message.to_string())

@@ -691,7 +691,8 @@ impl<P: Ports> Pipeline<P> {
         let (earlier, remaining): (Vec<_>, Vec<_>) = plan.actions.iter().partition(|a| done.contains(&a.id()));
         ran.extend(earlier.into_iter().map(|a| (a, Ran::Applied)));
         for (i, action) in remaining.iter().enumerate() {
-            if action.needs_all_before() && !(failures.is_empty() && plan.unchecked.is_empty()) {
+            let held = !plan.unchecked.is_empty() || failures.iter().any(|(_, e)| !action.runs_despite(e));
+            if action.needs_all_before() && held {
                 let message = "not run: it runs once every step before it has succeeded";
                 ran.push((action, Ran::NotRun(message.into())));
                 failures.push((

@@ -440,6 +440,14 @@ impl Action {
         )
     }
 
+    /// Whether the action runs although an earlier step failed with `earlier`: a deny policy goes
+    /// on even when the quarantine tag before it hit a quota (an agent that filled its 50 tag
+    /// slots so that its quarantine would fail). Contained but unprotected beats free; the event
+    /// still fails, alerts and is retried, and the record is not written.
+    pub fn runs_despite(&self, earlier: &crate::error::Error) -> bool {
+        matches!(self, Action::Deny { .. }) && earlier.is_quota()
+    }
+
     /// Whether the action runs in Organizations (the management account) rather than in the
     /// account itself.
     pub fn in_organizations(&self) -> bool {
@@ -738,5 +746,50 @@ impl Plan {
             problem: problem.into(),
             fixable: true,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::quarantine::PrincipalKind;
+
+    fn aws(code: &str, transient: bool) -> Error {
+        Error::Aws {
+            service: "iam",
+            operation: "TagRole",
+            code: code.into(),
+            message: "x".into(),
+            transient,
+        }
+    }
+
+    #[test]
+    fn a_deny_goes_on_despite_a_full_tag_quota_and_nothing_else() {
+        let principal = PrincipalRef::new(
+            AccountId::parse("111122223333").expect("id"),
+            PrincipalKind::Role,
+            "agent-runner",
+        )
+        .expect("principal");
+        let deny = Action::Deny {
+            principal,
+            policy_name: "guardrail-quarantine".into(),
+            issued_before: None,
+        };
+        assert!(deny.needs_all_before());
+        assert!(deny.runs_despite(&aws("LimitExceeded", false)));
+        for other in [aws("Throttling", true), aws("AccessDenied", false)] {
+            assert!(!deny.runs_despite(&other), "{other}");
+        }
+        let tag = Action::Tag {
+            api: TagApi::IamRole,
+            region: Region::parse("us-east-1").expect("region"),
+            resources: vec!["agent-runner".into()],
+            set: vec![Tag::new("guardrail:quarantine", "isolate")],
+            remove: Vec::new(),
+        };
+        assert!(!tag.needs_all_before() && !tag.runs_despite(&aws("LimitExceeded", false)));
     }
 }

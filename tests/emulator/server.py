@@ -35,6 +35,7 @@ import urllib.parse
 from werkzeug.serving import make_server
 
 import ec2_account_settings
+import iam_quotas
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -211,6 +212,7 @@ def main() -> int:
     args = parser.parse_args()
 
     ec2_account_settings.install()
+    iam_quotas.install()
     app = CallLog(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

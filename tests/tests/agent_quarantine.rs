@@ -444,3 +444,42 @@ async fn the_quarantine_tag_goes_on_before_the_deny_policy_so_the_deny_is_never_
         record.prior.tags
     );
 }
+
+#[tokio::test]
+async fn an_agent_that_filled_its_tag_slots_is_still_denied_and_the_failure_is_not_silent() {
+    let world = World::start().await;
+    let account = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&account).await;
+    // IAM keeps at most 50 tags on a role (the emulator enforces it as IAM does): the agent
+    // filled them, so the quarantine tag cannot go on.
+    let names: Vec<String> = (0..50).map(|i| format!("k{i:02}")).collect();
+    let tags: Vec<(&str, &str)> = names.iter().map(|k| (k.as_str(), "x")).collect();
+    agent_role(&member, "agent-runner", "/agents/", &tags).await;
+    let event = finding(&account, "AssumedRole", "agent-runner", EXFILTRATION, 8.0);
+    let p = world.pipeline(Function::AgentQuarantine, builtin());
+
+    let report = p.handle(event.clone(), &invocation()).await;
+    let error = report
+        .error
+        .as_ref()
+        .expect("the event fails: the containment is incomplete");
+    assert!(error.to_string().contains("LimitExceeded"), "{error}");
+    // Contained but unprotected beats free: the deny is on.
+    let role = role_snapshot(&member, "agent-runner").await;
+    assert!(
+        role.inline_policies.iter().any(|p| p == "guardrail-quarantine"),
+        "{:?}",
+        role.inline_policies
+    );
+    assert!(!role.tags.contains_key(QUARANTINE_TAG));
+    // No record: the quarantine is not taken for complete, and a retry tries the tag again.
+    assert!(stored(&world, &account, "role", "agent-runner").await.is_none());
+    let again = p.handle(event, &invocation()).await;
+    assert!(
+        again
+            .error
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("LimitExceeded")),
+        "{again:?}"
+    );
+}
