@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use guardrail::pipeline::Outcome;
 use guardrail::policy::Policy;
 use guardrail::rules::Function;
-use guardrail_tests::agents::{agent_role, agent_user, finding, role_snapshot, user_snapshot};
+use guardrail_tests::agents::{TRUST, agent_role, agent_user, finding, role_snapshot, user_snapshot};
 use guardrail_tests::{World, invocation, outcomes};
 
 fn guardrail(world: &World, args: &[&str]) -> Output {
@@ -64,7 +64,8 @@ async fn release_restores_the_role_exactly_and_only_a_new_finding_quarantines_it
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(would.len(), 3, "{v}");
+    // The deny, the isolation boundary (the agent's own put back), the tag, the record.
+    assert_eq!(would.len(), 4, "{v}");
     assert!(
         would[0].starts_with("remove inline policy guardrail-quarantine"),
         "{would:?}"
@@ -82,7 +83,7 @@ async fn release_restores_the_role_exactly_and_only_a_new_finding_quarantines_it
     });
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("[3/3]"),
+        String::from_utf8_lossy(&out.stderr).contains("[4/4]"),
         "progress: {}",
         text(&out)
     );
@@ -112,7 +113,7 @@ async fn release_restores_the_role_exactly_and_only_a_new_finding_quarantines_it
         .into_iter()
         .filter(|e| e.event.starts_with("release#"))
         .collect();
-    assert_eq!(released_steps.len(), 3, "{released_steps:#?}");
+    assert_eq!(released_steps.len(), 4, "{released_steps:#?}");
     assert!(
         released_steps
             .iter()
@@ -247,4 +248,83 @@ async fn release_refuses_what_it_cannot_do_with_a_reason() {
         "{}",
         text(&no_table)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_filled_its_inline_quota_is_isolated_by_its_boundary_and_released_exactly() {
+    let world = World::start().await;
+    let account = world.org.account("dev").to_string();
+    let member = world.emulator.config_as(&account).await;
+    let iam = aws_sdk_iam::Client::new(&member);
+    // An agent role without a permissions boundary that filled its inline policy quota (10,240
+    // characters in all; the emulator enforces IAM's quota), so that no deny policy fits.
+    iam.create_role()
+        .role_name("agent-runner")
+        .path("/agents/")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .expect("CreateRole");
+    let document = |n: usize| {
+        let statements: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"Sid":"S{i:03}","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bucket-{i:0>40}/*"}}"#))
+            .collect();
+        format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","))
+    };
+    let n = (1..).find(|n| document(n + 1).len() >= 10_240).expect("a size");
+    let padding = document(n);
+    assert!((10_150..10_240).contains(&padding.len()), "{}", padding.len());
+    iam.put_role_policy()
+        .role_name("agent-runner")
+        .policy_name("padding")
+        .policy_document(&padding)
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    let before = role_snapshot(&member, "agent-runner").await;
+    let p = world.pipeline(Function::AgentQuarantine, Policy::builtin().expect("policy"));
+    let event = finding(
+        &account,
+        "AssumedRole",
+        "agent-runner",
+        "Discovery:IAMUser/AnomalousBehavior",
+        5.0,
+    );
+    let report = p.handle(event, &invocation()).await;
+    let error = report
+        .error
+        .as_ref()
+        .expect("the deny could not go on: the event fails and alerts");
+    assert!(error.to_string().contains("LimitExceeded"), "{error}");
+    // Isolated all the same, through the one slot the agent could not fill.
+    let isolated = role_snapshot(&member, "agent-runner").await;
+    assert_eq!(
+        isolated.boundary.as_deref(),
+        Some(format!("arn:aws:iam::{account}:policy/guardrail-isolate").as_str())
+    );
+    assert!(!isolated.inline_policies.iter().any(|p| p == "guardrail-quarantine"));
+    let item = world
+        .item(&format!("quarantine#{account}#role#agent-runner"))
+        .await
+        .expect("the pending record, written before the boundary was replaced");
+    let record: guardrail::quarantine::QuarantineRecord =
+        serde_json::from_str(item["record"].as_s().expect("record")).expect("JSON");
+    assert!(
+        record.is_pending() && record.prior.permissions_boundary.is_none(),
+        "{record:?}"
+    );
+
+    // A person releases the half-done quarantine: the role is exactly as it was.
+    let args = [
+        "release",
+        "--account",
+        &account,
+        "--role",
+        "agent-runner",
+        "--reason",
+        "padding removed by the owner",
+    ];
+    let out = tokio::task::block_in_place(|| guardrail(&world, &args));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(role_snapshot(&member, "agent-runner").await, before);
 }

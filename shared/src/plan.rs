@@ -265,6 +265,12 @@ pub enum Action {
         principal: PrincipalRef,
         policy_name: String,
     },
+    /// Set a role's permissions boundary: Guardrail's isolation boundary (isolate), or back to
+    /// what it was (release; `None` removes it).
+    SetBoundary {
+        principal: PrincipalRef,
+        boundary: Option<String>,
+    },
     /// Set a user's access keys inactive (quarantine) or active again (release).
     SetAccessKeys {
         user: PrincipalRef,
@@ -331,6 +337,13 @@ impl Action {
             Action::RemoveDeny { principal, policy_name } => {
                 format!("remove-deny:{}:{policy_name}", principal.record_key())
             }
+            Action::SetBoundary { principal, boundary } => {
+                format!(
+                    "boundary:{}:{}",
+                    principal.record_key(),
+                    boundary.as_deref().unwrap_or("none")
+                )
+            }
             Action::SetAccessKeys { user, keys, active } => {
                 format!("access-keys:{}:{active}:{}", user.record_key(), keys.join(","))
             }
@@ -382,7 +395,9 @@ impl Action {
         match self {
             Action::Tag { resources, .. } => Some(resources.clone()),
             Action::StopInstances { instances, .. } => Some(instances.clone()),
-            Action::Deny { principal: p, .. } | Action::RemoveDeny { principal: p, .. } => Some(principal(p)),
+            Action::Deny { principal: p, .. }
+            | Action::RemoveDeny { principal: p, .. }
+            | Action::SetBoundary { principal: p, .. } => Some(principal(p)),
             Action::SetAccessKeys { user, .. } => Some(principal(user)),
             Action::SaveQuarantine { record } => Some(principal(&record.principal)),
             _ => None,
@@ -404,6 +419,9 @@ impl Action {
             Action::SetAccountAlias { alias } => one("alias", alias.clone()),
             Action::Deny { policy_name, .. } => one(&format!("inline policy {policy_name}"), self.to_string()),
             Action::RemoveDeny { policy_name, .. } => BTreeMap::from([(format!("inline policy {policy_name}"), None)]),
+            Action::SetBoundary { boundary, .. } => {
+                BTreeMap::from([("permissions boundary".to_string(), boundary.clone())])
+            }
             Action::SetAccessKeys { keys, active, .. } => {
                 let status = if *active { "Active" } else { "Inactive" };
                 keys.iter().map(|k| (k.clone(), Some(status.to_string()))).collect()
@@ -419,6 +437,9 @@ impl Action {
             Action::Deny {
                 issued_before: None, ..
             } => Some("isolate"),
+            Action::SetBoundary { boundary: Some(b), .. } if crate::quarantine::is_isolation_boundary(b) => {
+                Some("isolate")
+            }
             Action::Deny { .. } => Some("revoke-sessions"),
             Action::SetAccessKeys { active: false, .. } => Some("deactivate-keys"),
             Action::StopInstances { .. } => Some("stop-instances"),
@@ -436,16 +457,26 @@ impl Action {
     pub fn needs_all_before(&self) -> bool {
         matches!(
             self,
-            Action::MoveAccount { .. } | Action::Deny { .. } | Action::SaveQuarantine { .. }
+            Action::MoveAccount { .. }
+                | Action::Deny { .. }
+                | Action::SetBoundary { .. }
+                | Action::SaveQuarantine { .. }
         )
     }
 
-    /// Whether the action runs although an earlier step failed with `earlier`: a deny policy goes
-    /// on even when the quarantine tag before it hit a quota (an agent that filled its 50 tag
-    /// slots so that its quarantine would fail). Contained but unprotected beats free; the event
-    /// still fails, alerts and is retried, and the record is not written.
+    /// Whether the action runs although an earlier step failed with `earlier`: the isolation
+    /// boundary and the deny policy go on even when a step before them hit a quota (an agent that
+    /// filled its 50 tag slots, or its inline policy quota, so that its quarantine would fail).
+    /// Contained but unprotected beats free; the event still fails, alerts and is retried, and
+    /// the record of a finished quarantine is not written.
     pub fn runs_despite(&self, earlier: &crate::error::Error) -> bool {
-        matches!(self, Action::Deny { .. }) && earlier.is_quota()
+        let containment = match self {
+            Action::Deny { .. } | Action::SetBoundary { .. } => true,
+            // The record that keeps the prior boundary, before the boundary is replaced.
+            Action::SaveQuarantine { record } => record.pending,
+            _ => false,
+        };
+        containment && earlier.is_quota()
     }
 
     /// Whether the action runs in Organizations (the management account) rather than in the
@@ -548,11 +579,33 @@ impl fmt::Display for Action {
             Action::RemoveDeny { principal, policy_name } => {
                 write!(f, "remove inline policy {policy_name} from {principal}")
             }
+            Action::SetBoundary {
+                principal,
+                boundary: Some(b),
+            } if crate::quarantine::is_isolation_boundary(b) => write!(
+                f,
+                "isolate {principal} through the permissions boundary {}",
+                crate::quarantine::ISOLATION_BOUNDARY
+            ),
+            Action::SetBoundary {
+                principal,
+                boundary: Some(b),
+            } => write!(f, "set the permissions boundary of {principal} back to {b}"),
+            Action::SetBoundary {
+                principal,
+                boundary: None,
+            } => write!(f, "remove the permissions boundary Guardrail set on {principal}"),
             Action::SetAccessKeys { user, keys, active } => write!(
                 f,
                 "{} access key(s) {} of {user}",
                 if *active { "reactivate" } else { "deactivate" },
                 keys.join(", ")
+            ),
+            Action::SaveQuarantine { record } if record.pending => write!(
+                f,
+                "record that the quarantine of {} has begun, with its prior state (permissions boundary {})",
+                record.principal,
+                record.prior.permissions_boundary.as_deref().unwrap_or("none")
             ),
             Action::SaveQuarantine { record } => match &record.released {
                 None => write!(

@@ -13,6 +13,23 @@ use crate::policy::Response;
 /// The tag Guardrail puts on a quarantined principal: response, time and trigger.
 pub const QUARANTINE_TAG: &str = "guardrail:quarantine";
 
+/// The managed policy (deny everything) the member-roles StackSet creates in every account, which
+/// Guardrail sets as an isolated role's permissions boundary: the one slot an agent cannot fill
+/// beforehand (it may fill its inline policy quota so that the inline deny cannot go on).
+pub const ISOLATION_BOUNDARY: &str = "guardrail-isolate";
+
+/// The isolation boundary's ARN in an account.
+pub fn isolation_boundary_arn(partition: &str, account: &AccountId) -> String {
+    format!("arn:{partition}:iam::{account}:policy/{ISOLATION_BOUNDARY}")
+}
+
+/// Whether a boundary ARN is Guardrail's isolation boundary (in any account or partition).
+pub fn is_isolation_boundary(arn: &str) -> bool {
+    arn.strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":policy/"))
+        .is_some_and(|(head, name)| name == ISOLATION_BOUNDARY && head.contains(":iam::"))
+}
+
 /// An IAM role or user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -110,8 +127,8 @@ pub struct PrincipalState {
 }
 
 impl PrincipalState {
-    /// The state without what Guardrail adds (its inline policy and quarantine tag): what a
-    /// release must leave behind.
+    /// The state without what Guardrail adds (its inline policy, quarantine tag and isolation
+    /// boundary): what a release must leave behind.
     pub fn without_guardrail(&self, policy_name: &str) -> PrincipalState {
         PrincipalState {
             inline_policies: self
@@ -121,6 +138,7 @@ impl PrincipalState {
                 .cloned()
                 .collect(),
             tags: self.tags.iter().filter(|t| !t.is(QUARANTINE_TAG)).cloned().collect(),
+            permissions_boundary: self.permissions_boundary.clone().filter(|b| !is_isolation_boundary(b)),
             ..self.clone()
         }
     }
@@ -149,7 +167,9 @@ impl PrincipalState {
         diff("tag", &tags(&before), &tags(&after));
         let keys = |s: &PrincipalState| s.access_keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>();
         diff("access key", &keys(&before), &keys(&after));
-        if before.permissions_boundary != after.permissions_boundary {
+        // Guardrail's isolation boundary stands in for the prior one, which a release puts back.
+        let isolated = now.permissions_boundary.as_deref().is_some_and(is_isolation_boundary);
+        if !isolated && before.permissions_boundary != after.permissions_boundary {
             out.push(format!(
                 "permissions boundary changed from {} to {}",
                 before.permissions_boundary.as_deref().unwrap_or("none"),
@@ -225,11 +245,27 @@ pub struct QuarantineRecord {
     /// Bumped on every write; writes are conditional on the version they replace.
     pub version: u64,
     pub released: Option<Release>,
+    /// Written before Guardrail replaces what IAM would not give back (the role's permissions
+    /// boundary), so that a retry after a failed step still knows the prior state; the record of
+    /// a finished quarantine is not pending.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl QuarantineRecord {
+    /// A finished quarantine, not released: later events see the principal as contained.
     pub fn is_active(&self) -> bool {
+        self.released.is_none() && !self.pending
+    }
+
+    /// A quarantine begun (finished or not) and not released: what a release undoes.
+    pub fn is_open(&self) -> bool {
         self.released.is_none()
+    }
+
+    /// A quarantine begun and not finished: its prior state is the one to keep.
+    pub fn is_pending(&self) -> bool {
+        self.released.is_none() && self.pending
     }
 
     /// The value of the [`QUARANTINE_TAG`]: `isolate 2026-11-22T10:00:00Z guardduty:<finding id>`,

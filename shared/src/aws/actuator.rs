@@ -151,6 +151,9 @@ impl Actuator for AwsActuator {
             Action::RemoveDeny { principal, policy_name } => {
                 principals::delete_policy(&config, principal, policy_name).await
             }
+            Action::SetBoundary { principal, boundary } => {
+                principals::set_boundary(&config, principal, boundary.as_deref()).await
+            }
             Action::SetAccessKeys { user, keys, active } => {
                 principals::set_access_keys(&config, user, keys, *active).await
             }

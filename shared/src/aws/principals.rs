@@ -169,6 +169,43 @@ pub(super) async fn delete_policy(config: &SdkConfig, principal: &PrincipalRef, 
     }
 }
 
+/// Sets the permissions boundary of a role or user, or removes it (`None`).
+pub(super) async fn set_boundary(config: &SdkConfig, principal: &PrincipalRef, boundary: Option<&str>) -> Result<()> {
+    let iam = aws_sdk_iam::Client::new(config);
+    match (principal.kind, boundary) {
+        (PrincipalKind::Role, Some(b)) => iam
+            .put_role_permissions_boundary()
+            .role_name(&principal.name)
+            .permissions_boundary(b)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("iam", "PutRolePermissionsBoundary", e)),
+        (PrincipalKind::Role, None) => iam
+            .delete_role_permissions_boundary()
+            .role_name(&principal.name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("iam", "DeleteRolePermissionsBoundary", e)),
+        (PrincipalKind::User, Some(b)) => iam
+            .put_user_permissions_boundary()
+            .user_name(&principal.name)
+            .permissions_boundary(b)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("iam", "PutUserPermissionsBoundary", e)),
+        (PrincipalKind::User, None) => iam
+            .delete_user_permissions_boundary()
+            .user_name(&principal.name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("iam", "DeleteUserPermissionsBoundary", e)),
+    }
+}
+
 /// Sets a user's access keys active or inactive.
 pub(super) async fn set_access_keys(
     config: &SdkConfig,

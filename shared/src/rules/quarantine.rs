@@ -15,6 +15,7 @@ use crate::plan::{Action, Decision, Hold, Ignored, Plan, Tag};
 use crate::policy::{Mode, NamePattern, Policy, Response, Rule};
 use crate::quarantine::{
     PrincipalKind, PrincipalRef, PrincipalState, QUARANTINE_TAG, QuarantineRecord, Release, Trigger, TriggerSource,
+    is_isolation_boundary, isolation_boundary_arn,
 };
 use crate::rules::resources::TagApi;
 use crate::waiver::{self, Standing};
@@ -591,21 +592,39 @@ fn contain(event: &Event, facts: &PrincipalFacts, trigger: Trigger, governing: R
             version: old.version + 1,
             ..old.clone()
         },
-        None => QuarantineRecord {
-            principal: principal.clone(),
-            response,
-            since: facts.read_at,
-            revoked_before: issued_before,
-            policy_name: policy_name.clone(),
-            triggers: vec![trigger],
-            prior: state.without_guardrail(&policy_name),
-            deactivated_keys: deactivate.clone(),
-            version: facts.record.as_ref().map_or(1, |r| r.version + 1),
-            released: None,
-        },
+        // A quarantine begun earlier and not finished holds the prior state Guardrail may since
+        // have replaced (the boundary): it stays the prior state.
+        None => {
+            let begun = facts.record.as_ref().filter(|r| r.is_pending());
+            let id = trigger.id.clone();
+            QuarantineRecord {
+                principal: principal.clone(),
+                response,
+                since: begun.map_or(facts.read_at, |b| b.since),
+                revoked_before: issued_before,
+                policy_name: policy_name.clone(),
+                triggers: begun
+                    .map(|b| b.triggers.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| t.id != id)
+                    .chain([trigger])
+                    .collect(),
+                prior: begun.map_or_else(|| state.without_guardrail(&policy_name), |b| b.prior.clone()),
+                deactivated_keys: deactivate.clone(),
+                version: facts.record.as_ref().map_or(1, |r| r.version + 1),
+                released: None,
+                pending: false,
+            }
+        }
     };
     let region = plan.region.clone().unwrap_or_else(|| home_region(policy));
-    plan.actions = quarantine_actions(record, issued_before, deactivate, region);
+    // A role is isolated through its permissions boundary too: an agent can fill its inline
+    // policy quota beforehand, but not the one boundary slot Guardrail replaces.
+    let isolation = (response == Response::Isolate && principal.kind == PrincipalKind::Role)
+        .then(|| isolation_boundary_arn(region.partition(), &principal.account));
+    let begin = isolation.is_some() && active.is_none();
+    plan.actions = quarantine_actions(record, issued_before, deactivate, region, isolation, begin);
     plan.undo.push(principal.release_command());
     plan.notes.push(format!(
         "Release it, once the cause is understood, with: {}",
@@ -636,12 +655,16 @@ fn waive(plan: &mut Plan, state: &PrincipalState, rule: Rule, at: DateTime<Utc>,
 /// The actions that put a principal in quarantine as `record` says. The tag comes first: the
 /// SCP (`QuarantineStaysUntilReleased`) protects the policies of a principal so tagged, so the
 /// deny policy is never in place unprotected, not even for a moment or after a failed tagging
-/// call. The record comes last: an active record means everything before it was done.
+/// call. Isolating a role replaces its permissions boundary (`isolation`) after the deny, and
+/// after a pending record (`begin`) has kept the boundary it replaces. The record of the
+/// finished quarantine comes last: an active record means everything before it was done.
 fn quarantine_actions(
-    record: QuarantineRecord,
+    mut record: QuarantineRecord,
     issued_before: Option<DateTime<Utc>>,
     deactivate: Vec<String>,
     region: Region,
+    isolation: Option<String>,
+    begin: bool,
 ) -> Vec<Action> {
     let principal = record.principal.clone();
     let mut actions = vec![
@@ -658,6 +681,21 @@ fn quarantine_actions(
             issued_before,
         },
     ];
+    if let Some(boundary) = isolation {
+        if begin {
+            actions.push(Action::SaveQuarantine {
+                record: Box::new(QuarantineRecord {
+                    pending: true,
+                    ..record.clone()
+                }),
+            });
+            record.version += 1;
+        }
+        actions.push(Action::SetBoundary {
+            principal: principal.clone(),
+            boundary: Some(boundary),
+        });
+    }
     if !deactivate.is_empty() {
         actions.push(Action::SetAccessKeys {
             user: principal,
@@ -717,7 +755,7 @@ pub fn plan_release(
     at: DateTime<Utc>,
 ) -> Result<Plan, ReleaseRefused> {
     let principal = &facts.principal;
-    let record = facts.record.as_ref().filter(|r| r.is_active()).ok_or_else(|| {
+    let record = facts.record.as_ref().filter(|r| r.is_open()).ok_or_else(|| {
         ReleaseRefused(format!(
             "{principal} in account {} is not quarantined{}: nothing to release",
             principal.account,
@@ -753,6 +791,12 @@ pub fn plan_release(
                 plan.actions.push(Action::RemoveDeny {
                     principal: principal.clone(),
                     policy_name: record.policy_name.clone(),
+                });
+            }
+            if state.permissions_boundary.as_deref().is_some_and(is_isolation_boundary) {
+                plan.actions.push(Action::SetBoundary {
+                    principal: principal.clone(),
+                    boundary: record.prior.permissions_boundary.clone(),
                 });
             }
             if state.tags.iter().any(|t| t.is(QUARANTINE_TAG)) {
@@ -909,14 +953,99 @@ mod tests {
         }
     }
 
+    /// The record of the finished quarantine (after a pending one, when the plan writes one).
     fn saved(plan: &Plan) -> QuarantineRecord {
         plan.actions
             .iter()
+            .rev()
             .find_map(|a| match a {
-                Action::SaveQuarantine { record } => Some((**record).clone()),
+                Action::SaveQuarantine { record } if !record.pending => Some((**record).clone()),
                 _ => None,
             })
             .expect("a record is saved")
+    }
+
+    #[test]
+    fn a_role_is_isolated_through_its_boundary_too_after_a_record_keeps_the_one_it_replaces() {
+        let alarm = event(ALARM, |_| {});
+        let mut facts = role("agent-runner", "/", "dev");
+        let prior = "arn:aws:iam::111122223333:policy/agent-limits";
+        if let Some(s) = facts.state.as_mut() {
+            s.permissions_boundary = Some(prior.into());
+        }
+        let plan = plan_of(decide_with(&alarm, facts.clone()));
+        let kinds: Vec<&str> = plan
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Tag { .. } => "tag",
+                Action::Deny { .. } => "deny",
+                Action::SaveQuarantine { record } if record.pending => "begin",
+                Action::SetBoundary { .. } => "boundary",
+                Action::SaveQuarantine { .. } => "record",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["tag", "deny", "begin", "boundary", "record"]);
+        let Action::SetBoundary { boundary: Some(b), .. } = &plan.actions[3] else {
+            panic!("{:?}", plan.actions[3])
+        };
+        assert_eq!(b, "arn:aws:iam::111122223333:policy/guardrail-isolate");
+        assert_eq!(plan.actions[3].risk(), Some("isolate"));
+        let record = saved(&plan);
+        assert_eq!(
+            (
+                record.prior.permissions_boundary.as_deref(),
+                record.version,
+                record.pending
+            ),
+            (Some(prior), 2, false)
+        );
+
+        // A retry after the boundary went on but before the record: the pending record's prior
+        // boundary is kept, not Guardrail's.
+        let Action::SaveQuarantine { record: begun } = &plan.actions[2] else {
+            panic!("{:?}", plan.actions[2])
+        };
+        let mut retried = facts.clone();
+        retried.record = Some((**begun).clone());
+        if let Some(s) = retried.state.as_mut() {
+            s.permissions_boundary = Some(b.clone());
+            s.inline_policies.push("guardrail-quarantine".into());
+            s.tags.push(Tag::new(QUARANTINE_TAG, "isolate"));
+        }
+        let again = saved(&plan_of(decide_with(&alarm, retried.clone())));
+        assert_eq!(again.prior.permissions_boundary.as_deref(), Some(prior));
+        assert_eq!((again.version, again.triggers.len()), (begun.version + 2, 1));
+
+        // The release puts the prior boundary back, and reports no change for it.
+        retried.record = Some(again);
+        let region = Region::parse("us-east-1").expect("region");
+        let release = plan_release(
+            &retried,
+            region,
+            "arn:aws:iam::1:role/oncall",
+            "fixed",
+            at("2026-11-23T00:00:00Z"),
+        )
+        .expect("release");
+        assert!(
+            release
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::SetBoundary { boundary: Some(p), .. } if p == prior)),
+            "{:?}",
+            release.actions
+        );
+        assert!(
+            !release.notes.iter().any(|n| n.contains("permissions boundary")),
+            "{:?}",
+            release.notes
+        );
+        // Users and revoked sessions keep no boundary of Guardrail's.
+        let finding = event(EXFILTRATION, |_| {});
+        let revoked = plan_of(decide_with(&finding, role("agent-runner", "/", "dev")));
+        assert!(!revoked.actions.iter().any(|a| matches!(a, Action::SetBoundary { .. })));
     }
 
     #[test]

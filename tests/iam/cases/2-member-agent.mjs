@@ -21,6 +21,8 @@ const SERVICE_PATH = `${ORG_SCP}#ServiceLinkedPathStaysAws`
 const PROVIDER = `${ORG_SCP}#IdentityCenterProviderStays`
 const STAY = `${ORG_SCP}#AccountsStayInTheOrganization`
 const STACKS = `${ORG_SCP}#GuardrailStacksStay`
+const POLICIES = `${ORG_SCP}#GuardrailPoliciesStay`
+const isolation = `arn:aws:iam::${A.dev}:policy/guardrail-isolate`
 const ALARMS = `${ROOT_SCP}#AlarmsThatContainStayHonest`
 
 const agent = (action, on, context) => ({ as: WHO.devAgent, do: action, on, context })
@@ -131,7 +133,10 @@ export default [
     'the deny policy goes on anyway (Action::runs_despite a quota error), so the agent is contained, though its deny is unprotected against a second identity of its own; the event fails, alerts and is dead-lettered, and no record is written (tests/tests/agent_quarantine.rs)'),
   residual("fills its role's inline policy quota (10,240 characters) so that the deny policy cannot go on",
     agent('iam:PutRolePolicy', WHO.devAgent), allowed('AdministratorAccess#AdministratorAccess'),
-    'not yet closed: the quarantine fails with LimitExceeded, is retried, dead-lettered and alerted, and a person contains the agent by hand (break-glass). The fix to build isolates through a permissions boundary, one slot Guardrail replaces and nobody can fill beforehand'),
+    "isolating a role also sets its permissions boundary to guardrail-isolate, the one slot an agent cannot fill beforehand (a pending record keeps the boundary it replaces), so the role is isolated whatever its inline policies; revoke-sessions has no boundary and fails, alerted, for a person to act (cli/tests/release.rs)"),
+  probe('rewrites the isolation boundary to allow everything before it is used on it', agent('iam:CreatePolicyVersion', isolation), denied(POLICIES)),
+  probe('deletes the isolation boundary', agent('iam:DeletePolicy', isolation), denied(POLICIES)),
+  probe('creates a guardrail-isolate of its own in a new account before the StackSet does', agent('iam:CreatePolicy', isolation), denied(POLICIES)),
   residual('keeps cluster-admin in EKS after its quarantine (EKS tokens are presigned sts:GetCallerIdentity calls, which no deny stops)',
     agent('eks:CreateAccessEntry', `arn:aws:eks:us-east-1:${A.dev}:cluster/agents`), allowed('AdministratorAccess#AdministratorAccess'),
     'not yet closed: the quarantine does not remove EKS access entries; deny agents eks:CreateCluster and eks:CreateAccessEntry (issue 28 compiles agents\' deny_actions into SCPs)'),
@@ -152,6 +157,8 @@ export default [
   allowed('AdministratorAccess#AdministratorAccess')),
   nearMiss('a person adds an identity provider of their own', [PROVIDER], { as: WHO.developer, do: 'iam:CreateSAMLProvider', on: `arn:aws:iam::${A.dev}:saml-provider/team-idp` }, allowed()),
   nearMiss('break-glass takes an account out of the organization on purpose', [STAY], { as: WHO.devBreakGlass, do: 'organizations:LeaveOrganization', on: '*' }, allowed()),
+  nearMiss('a person versions a managed policy of their own', [POLICIES], { as: WHO.developer, do: 'iam:CreatePolicyVersion', on: `arn:aws:iam::${A.dev}:policy/team-app` }, allowed()),
+  nearMiss('StackSets updates the isolation boundary', [POLICIES], { as: WHO.stackSets, do: 'iam:CreatePolicyVersion', on: isolation }, allowed()),
   nearMiss('a person updates a stack of their own', [STACKS], { as: WHO.developer, do: 'cloudformation:UpdateStack', on: arn.stack('team-app', A.dev) }, allowed()),
   nearMiss("StackSets updates Guardrail's stack in the account", [STACKS], { as: WHO.stackSets, do: 'cloudformation:UpdateStack', on: arn.stack('StackSet-guardrail-forwarding-0001', A.dev) }, allowed()),
   nearMiss('a person puts a key of their own on a bus of their own', [RULES], { as: WHO.developer, do: 'events:UpdateEventBus', on: `arn:aws:events:us-east-1:${A.dev}:event-bus/team-bus` }, allowed()),
