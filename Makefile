@@ -14,7 +14,7 @@ FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint lint-infra iam-judge iam-report scps build package deploy deploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
+.PHONY: help venv test demo lint lint-infra iam-judge iam-report scps rehearse build package deploy deploy-stack deploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
@@ -24,6 +24,7 @@ help:
 	@echo "make iam-judge     every IAM, SCP, trust and resource-policy claim of infra/ judged by an IAM policy evaluator"
 	@echo "make iam-report    the same, writing the evaluated table into docs/SECURITY.md"
 	@echo "make scps          the SCPs of infra/scp minified as submitted, with the commands that attach them"
+	@echo "make rehearse      deploy the real templates with make deploy's own commands into a local AWS emulator"
 	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
 	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
@@ -36,6 +37,13 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	@touch $@
 
 venv: $(VENV)/.installed
+
+REHEARSAL_VENV := $(CURDIR)/.venv-rehearsal
+REHEARSAL_REQUIREMENTS := tests/rehearsal/requirements.txt
+$(REHEARSAL_VENV)/.installed: $(REHEARSAL_REQUIREMENTS)
+	@test -x $(REHEARSAL_VENV)/bin/python || $(PYTHON) -m venv $(REHEARSAL_VENV)
+	$(REHEARSAL_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(REHEARSAL_REQUIREMENTS)
+	@touch $@
 
 $(LINT_VENV)/.installed: $(LINT_REQUIREMENTS)
 	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
@@ -63,7 +71,7 @@ iam-report: $(IAM_JUDGE)/node_modules/.installed
 
 # SCPs as `aws organizations create-policy` submits them: minified (whitespace counts through the
 # API, and each must stay within 5,120 characters; make iam-judge checks these very bytes).
-SCP_OUT := $(CARGO_TARGET_DIR)/scp
+SCP_OUT ?= $(CARGO_TARGET_DIR)/scp
 scps:
 	@mkdir -p $(SCP_OUT)
 	@for f in infra/scp/*.json; do \
@@ -84,6 +92,7 @@ test: venv lint lint-infra iam-judge
 	rm -rf $(CALL_LOG)
 	GUARDRAIL_CALL_LOG_DIR=$(CALL_LOG) cargo test --workspace --locked
 	$(CARGO_TARGET_DIR)/debug/iam-coverage $(CALL_LOG)
+	$(MAKE) --no-print-directory rehearse
 	$(MAKE) --no-print-directory bench-quick
 	$(MAKE) --no-print-directory fuzz-quick
 
@@ -142,15 +151,23 @@ package: venv
 # deploys): the rule then forwards every role's and user's calls.
 STACK ?= guardrail
 COUNT_TAGGED_AGENTS ?= false
-deploy: package
+deploy: package deploy-stack
+
+# What `make deploy` runs after building the zips; `make rehearse` runs exactly this against the
+# deployed-stack emulator, with x86_64 zips in LAMBDA_DIR. Running it again with nothing changed
+# changes nothing.
+LAMBDA_DIR ?= $(CARGO_TARGET_DIR)/lambda
+DEPLOY_DIR ?= $(CARGO_TARGET_DIR)
+deploy-stack:
 	@test -n "$(ORG_ID)" -a -n "$(MANAGEMENT_ACCOUNT)" -a -n "$(BUCKET)" || { echo "set ORG_ID, MANAGEMENT_ACCOUNT and BUCKET (see README: Deploy)" >&2; exit 2; }
 	@case "$(BUCKET)" in guardrail-artifacts-*) ;; *) echo "BUCKET must be named guardrail-artifacts-*: the security account's SCP (ArtifactsStay) keeps everyone but the deployer from swapping the zips there (see README: Deploy)" >&2; exit 2;; esac
 	@command -v aws >/dev/null || { echo "the AWS CLI is needed: https://docs.aws.amazon.com/cli/" >&2; exit 2; }
-	sed 's|\.\./target/lambda|$(CARGO_TARGET_DIR)/lambda|' infra/template.yaml > $(CARGO_TARGET_DIR)/template.yaml
-	aws cloudformation package --template-file $(CARGO_TARGET_DIR)/template.yaml --s3-bucket $(BUCKET) \
-		--output-template-file $(CARGO_TARGET_DIR)/template.packaged.yaml
-	aws cloudformation deploy --template-file $(CARGO_TARGET_DIR)/template.packaged.yaml --stack-name $(STACK) \
-		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
+	@mkdir -p $(DEPLOY_DIR)
+	sed 's|\.\./target/lambda|$(LAMBDA_DIR)|' infra/template.yaml > $(DEPLOY_DIR)/template.yaml
+	aws cloudformation package --template-file $(DEPLOY_DIR)/template.yaml --s3-bucket $(BUCKET) \
+		--output-template-file $(DEPLOY_DIR)/template.packaged.yaml
+	aws cloudformation deploy --template-file $(DEPLOY_DIR)/template.packaged.yaml --stack-name $(STACK) \
+		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
 		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT) \
 		CountTaggedAgents=$(COUNT_TAGGED_AGENTS)
 
@@ -181,7 +198,14 @@ demo: venv build
 check-policy: build
 	$(CARGO_TARGET_DIR)/debug/guardrail check-policy $(or $(POLICY),infra/policy.toml)
 
+# The deployed stack, rehearsed (tests/rehearsal): the templates deployed into ministack with
+# deploy-stack's own commands and the test build's x86_64 binaries, then checked and upgraded.
+rehearse: $(REHEARSAL_VENV)/.installed
+	@test -x $(CARGO_TARGET_DIR)/debug/tag-enforcer || cargo test --workspace --locked --no-run
+	$(REHEARSAL_VENV)/bin/python tests/rehearsal/rehearse.py --bin-dir $(CARGO_TARGET_DIR)/debug
+
 clean-venv:
+	rm -rf $(REHEARSAL_VENV)
 	rm -rf $(LINT_VENV)
 	rm -rf $(VENV)
 
