@@ -23,12 +23,13 @@ const STAY = `${ORG_SCP}#AccountsStayInTheOrganization`
 const STACKS = `${ORG_SCP}#GuardrailStacksStay`
 const POLICIES = `${ORG_SCP}#GuardrailPoliciesStay`
 const isolation = `arn:aws:iam::${A.dev}:policy/guardrail-isolate`
+const BOUNDARY = 'guardrail-isolate#Nothing'
 const ALARMS = `${ROOT_SCP}#AlarmsThatContainStayHonest`
 
 const agent = (action, on, context) => ({ as: WHO.devAgent, do: action, on, context })
 const tags = (...keys) => ({ 'aws:TagKeys': keys })
 const role = (pathAndName) => arn.role(A.dev, pathAndName)
-const forwarding = role('guardrail-forwarding-us-east-1')
+const forwarding = WHO.devForwarding
 const watchedAlarm = arn.alarm('agent-runner-spend', A.dev)
 
 export default [
@@ -89,6 +90,13 @@ export default [
   probe("rewrites the isolated agent's trust", agent('iam:UpdateAssumeRolePolicy', WHO.quarantinedAgent), denied(QUARANTINE)),
   probe('creates an access key for an isolated user', agent('iam:CreateAccessKey', WHO.quarantinedUser), denied(QUARANTINE)),
   probe('gives an isolated user a console password', agent('iam:CreateLoginProfile', WHO.quarantinedUser), denied(QUARANTINE)),
+  probe('the agent isolated through the boundary writes itself an allow-all policy', { as: WHO.boundedAgent, do: 'iam:PutRolePolicy', on: WHO.boundedAgent },
+    denied(BOUNDARY, QUARANTINE)),
+  probe('the agent isolated through the boundary removes the boundary', { as: WHO.boundedAgent, do: 'iam:DeleteRolePermissionsBoundary', on: WHO.boundedAgent },
+    denied(BOUNDARY, QUARANTINE)),
+  probe('the agent isolated through the boundary works on through a role it made before', { as: WHO.boundedAgent, do: 'sts:AssumeRole', on: role('helper') },
+    denied(BOUNDARY)),
+  probe("another admin removes the isolated agent's boundary", agent('iam:DeleteRolePermissionsBoundary', WHO.boundedAgent), denied(QUARANTINE)),
   probe("removes an isolated user's quarantine tag in capitals", agent('iam:UntagUser', WHO.quarantinedUser, tags('GUARDRAIL:QUARANTINE')), denied(QUARANTINE, TAGS_ANY_CASE)),
   // Waivers and Guardrail's other tags.
   probe('sets itself a waiver', agent('iam:TagRole', WHO.devAgent, tags('guardrail:waiver')), denied(TAGS)),
@@ -175,6 +183,10 @@ export default [
     allowed('guardrail-agent-quarantine#QuarantineAndRelease')),
   nearMiss("Guardrail's release removes the quarantine tag", [QUARANTINE, TAGS, TAGS_ANY_CASE],
     { as: WHO.devQuarantine, do: 'iam:UntagRole', on: WHO.quarantinedAgent, context: tags('guardrail:quarantine') }, allowed('guardrail-agent-quarantine#QuarantineAndRelease')),
+  nearMiss("Guardrail's release removes the isolation boundary", [QUARANTINE], { as: WHO.devQuarantine, do: 'iam:DeleteRolePermissionsBoundary', on: WHO.boundedAgent },
+    allowed('guardrail-agent-quarantine#IsolateThroughTheBoundary')),
+  nearMiss('an agent not isolated keeps working: the boundary binds only the role it is set on', [BOUNDARY], agent('ec2:RunInstances', arn.ec2('instance', '*')),
+    allowed('AdministratorAccess#AdministratorAccess')),
   nearMiss('break-glass removes a quarantine by hand', [QUARANTINE], { as: WHO.devBreakGlass, do: 'iam:DeleteRolePolicy', on: WHO.quarantinedAgent }, allowed()),
   nearMiss('a person tags resources with the keys the tag rule requires', [TAGS, TAGS_ANY_CASE, WAIVER_ANY_CASE],
     { as: WHO.developer, do: 'iam:TagRole', on: WHO.devAgent, context: tags('Environment', 'Owner') }, allowed()),

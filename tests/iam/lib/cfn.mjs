@@ -115,6 +115,14 @@ export class Stack {
         out = { ref: name, name, path, Arn: `arn:${p}:iam::${account}:role${path}${name}` }
         break
       }
+      case 'AWS::IAM::ManagedPolicy': {
+        // Ref of a managed policy is its ARN (AWS::IAM::ManagedPolicy return values).
+        const name = named('ManagedPolicyName', generated)
+        const path = named('Path', '/')
+        const arn = `arn:${p}:iam::${account}:policy${path}${name}`
+        out = { ref: arn, name, path, PolicyArn: arn }
+        break
+      }
       case 'AWS::DynamoDB::Table': {
         const name = named('TableName', generated)
         out = { ref: name, name, Arn: `arn:${p}:dynamodb:${region}:${account}:table/${name}` }

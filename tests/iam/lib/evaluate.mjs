@@ -75,7 +75,8 @@ export async function judge(world, request) {
     identityPolicies: (principal?.policies ?? []).map((p, i) => ({ name: p.name ?? `policy${i}`, policy: p.policy })),
     serviceControlPolicies: principal ? world.scpsFor(principal.account) : [],
     resourceControlPolicies: [],
-    resourcePolicy: resourcePolicy?.policy
+    resourcePolicy: resourcePolicy?.policy,
+    permissionBoundaryPolicies: world.boundaryOf(principal)
   }
   // The evaluator names a resource policy by its statements only; remember whose it is.
   const response = await runSimulation(simulation, {})

@@ -60,6 +60,7 @@ export const arn = {
 export const WHO = {
   devAgent: arn.role(A.dev, 'agents/agent-runner'),
   quarantinedAgent: arn.role(A.dev, 'agents/agent-quarantined'),
+  boundedAgent: arn.role(A.dev, 'agents/agent-bounded'),
   developer: arn.role(A.dev, 'developer'),
   devBreakGlass: arn.role(A.dev, 'break-glass-admin'),
   waiverSetter: arn.role(A.dev, 'security-waivers/waiver-setter'),
@@ -84,6 +85,9 @@ export const WHO = {
   devBaseline: arn.role(A.dev, 'guardrail-account-baseline'),
   devTags: arn.role(A.dev, 'guardrail-tag-enforcer'),
   devQuarantine: arn.role(A.dev, 'guardrail-agent-quarantine'),
+  devForwarding: arn.role(A.dev, 'guardrail-forwarding-us-east-1'),
+  findingsToBus: arn.role(A.security, 'guardrail-findings-to-bus'),
+  managementForwarding: arn.role(A.management, 'guardrail-management-forwarding'),
   prodQuarantine: arn.role(A.prod, 'guardrail-agent-quarantine'),
   management: arn.role(A.management, 'guardrail-management')
 }
@@ -115,6 +119,10 @@ function modelled() {
     people(dev, 'agents/agent-quarantined', 'an agent Guardrail has isolated: its quarantine tag and inline deny policy in place', {
       tags: { 'guardrail:quarantine': 'isolate 2026-12-01T00:00:00Z finding:abc' },
       policies: [{ name: 'AdministratorAccess', policy: ADMIN }, quarantineDeny]
+    }),
+    people(dev, 'agents/agent-bounded', 'an agent Guardrail has isolated through the boundary alone (its inline policy quota full, so no deny policy went on)', {
+      tags: { 'guardrail:quarantine': 'isolate 2026-12-01T00:00:00Z finding:abc' },
+      boundary: `arn:aws:iam::${dev}:policy/guardrail-isolate`
     }),
     people(dev, 'agents/guardrail-agent-quarantine-lambda', "a role an agent made with the name of Guardrail's execution role at another path"),
     people(dev, 'Break-Glass-Admin', 'a role an agent made with a break-glass name in other letter case'),
@@ -194,10 +202,12 @@ export class World {
     this.root = root
     this.stacks = stacks(root)
     this.scps = this.#readScps()
-    /** ARN → { account, kind, name, policies, trust, tags, why, file } */
+    /** ARN → { account, kind, name, policies, boundary, trust, tags, why, file } */
     this.principals = new Map()
     /** ARN → { account, policy, policyName, tags, file } */
     this.resources = new Map()
+    /** ARN → { name, policy, file }: the templates' managed policies (permissions boundaries) */
+    this.managedPolicies = new Map()
     this.assumptions = []
     for (const stack of this.stacks) this.#addStack(stack)
     for (const m of modelled()) this.#addModelled(m)
@@ -224,6 +234,10 @@ export class World {
         tags: Object.fromEntries(asList(p.Tags).map((t) => [t.Key, t.Value]))
       })
       this.resources.set(Arn, { account: stack.account, policy: p.AssumeRolePolicyDocument, policyName: `trust:${name}`, file })
+    }
+    for (const [id, r] of stack.ofType('AWS::IAM::ManagedPolicy')) {
+      const { PolicyArn, name } = stack.physical(id)
+      this.managedPolicies.set(PolicyArn, { name, policy: r.properties.PolicyDocument, file })
     }
     for (const [id, r] of stack.ofType('AWS::KMS::Key')) {
       this.resources.set(stack.physical(id).Arn, { account: stack.account, policy: r.properties.KeyPolicy, policyName: 'key-policy', file })
@@ -256,7 +270,7 @@ export class World {
     const principalArn = m.user ? arn.user(m.account, m.user) : arn.role(m.account, m.pathAndName)
     const name = m.user ?? m.pathAndName.split('/').at(-1)
     this.principals.set(principalArn, {
-      account: m.account, kind: m.user ? 'user' : 'role', name, policies: m.policies, tags: m.tags ?? {}, why: m.why, file: 'modelled'
+      account: m.account, kind: m.user ? 'user' : 'role', name, policies: m.policies, boundary: m.boundary, tags: m.tags ?? {}, why: m.why, file: 'modelled'
     })
     if (!m.user) {
       this.resources.set(principalArn, {
@@ -267,6 +281,14 @@ export class World {
       this.resources.set(principalArn, { account: m.account, tags: m.tags ?? {}, file: 'modelled' })
     }
     this.assumptions.push({ arn: principalArn, why: m.why })
+  }
+
+  /** A principal's permissions boundary, which must be a managed policy of the templates. */
+  boundaryOf(principal) {
+    if (!principal?.boundary) return []
+    const policy = this.managedPolicies.get(principal.boundary)
+    if (!policy) throw new Error(`boundary ${principal.boundary} is no managed policy of infra/`)
+    return [{ name: policy.name, policy: policy.policy }]
   }
 
   /** The SCPs that govern a principal of `account`: none in the management account. */
@@ -334,6 +356,7 @@ export class World {
         }
       }
     }
+    for (const [, m] of this.managedPolicies) add(m.name, m.file, m.policy)
     const seenResource = new Set()
     for (const [, r] of this.resources) {
       if (r.file === 'modelled' || !r.policy || seenResource.has(r.policyName)) continue
