@@ -71,7 +71,8 @@ async function main() {
   }
 
   // Every Deny is used, and stands beside legitimate work it must not block.
-  for (const deny of world.denyStatements()) {
+  const denies = world.denyStatements()
+  for (const deny of denies) {
     const used = results.some((r) => r.verdict.decision === 'Denied' && r.verdict.by.includes(deny.id) && r.ok)
     const near = results.some((r) => r.kind === 'near-miss' && r.beside.includes(deny.id) && r.ok)
     if (!used) failures.push(`${deny.id} (${deny.file}): no case is denied by it`)
@@ -79,7 +80,7 @@ async function main() {
   }
   for (const r of results.filter((r) => r.kind === 'near-miss')) {
     for (const id of r.beside) {
-      if (!world.denyStatements().some((d) => d.id === id)) failures.push(`${r.id}: beside ${id}, which is no Deny statement of infra/`)
+      if (!denies.some((d) => d.id === id)) failures.push(`${r.id}: beside ${id}, which is no Deny statement of infra/`)
     }
   }
 
@@ -90,7 +91,7 @@ async function main() {
     probes: results.filter((r) => r.kind === 'probe').length,
     probesDenied: results.filter((r) => r.kind === 'probe' && r.verdict.decision === 'Denied').length,
     open: results.filter((r) => r.kind === 'probe' && r.residual).length,
-    denyStatements: world.denyStatements().length,
+    denyStatements: denies.length,
     evaluatorChecks: evaluator.checked,
     actionsChecked: actions.checked,
     wildcardGrants: actions.wildcardGrants

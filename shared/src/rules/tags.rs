@@ -982,6 +982,24 @@ mod tests {
         }
     }
 
+    /// The plan for a tag call made in a dev account under the built-in policy.
+    fn decide_change(c: &CloudTrailEvent) -> Plan {
+        let policy = Policy::builtin().expect("policy");
+        let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
+        plan_of(plan_change(c, change, &dev("111122223333"), &policy).expect("decision"))
+    }
+
+    /// The tag keys a plan's tag actions remove.
+    fn removed_keys(plan: &Plan) -> Vec<&String> {
+        plan.actions
+            .iter()
+            .flat_map(|a| match a {
+                Action::Tag { remove, .. } => remove.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
     /// A sample with its role renamed everywhere it is named.
     fn for_role(sample: &str, name: &str) -> CloudTrailEvent {
         let mut v: serde_json::Value = serde_json::from_str(sample).expect("JSON");
@@ -1116,28 +1134,16 @@ mod tests {
     fn a_tag_call_setting_a_waiver_is_reverted_unless_a_setter_made_it() {
         let policy = Policy::builtin().expect("policy");
         let sample = include_str!("../../../events/tag-enforcer/create-tags.json");
-        let decide = |c: &CloudTrailEvent| {
-            let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
-            plan_of(plan_change(c, change, &dev("111122223333"), &policy).expect("decision"))
-        };
         let valid = with_waiver("rules=tags until=2026-12-31 ticket=SEC-9");
-        let by_setter = decide(&tagged_by(sample, SETTER, valid.clone()));
+        let by_setter = decide_change(&tagged_by(sample, SETTER, valid.clone()));
         assert!(
             by_setter.actions.is_empty() && by_setter.violations.is_empty(),
             "{by_setter:?}"
         );
         assert_eq!(by_setter.waived.len(), 1);
-        let by_agent = decide(&tagged_by(sample, AGENT, valid));
+        let by_agent = decide_change(&tagged_by(sample, AGENT, valid));
         assert!(by_agent.waived.is_empty());
-        let removed: Vec<&String> = by_agent
-            .actions
-            .iter()
-            .flat_map(|a| match a {
-                Action::Tag { remove, .. } => remove.iter().collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        assert_eq!(removed, [WAIVER_TAG]);
+        assert_eq!(removed_keys(&by_agent), [WAIVER_TAG]);
         // Removing a waiver is never drift.
         let mut v: serde_json::Value =
             serde_json::from_str(include_str!("../../../events/tag-enforcer/delete-tags.json")).expect("JSON");
@@ -1447,12 +1453,6 @@ mod tests {
     }
 
     /// A tag call's decision in a dev account under the built-in policy.
-    fn decide_change(c: &CloudTrailEvent) -> Plan {
-        let policy = Policy::builtin().expect("policy");
-        let change = resources::change_for(&c.event_source, &c.event_name).expect("a tag change");
-        plan_of(plan_change(c, change, &dev("111122223333"), &policy).expect("decision"))
-    }
-
     #[test]
     fn guardrails_keys_count_in_any_case_as_iam_and_the_scps_take_them() {
         // A waiver spelled otherwise, set by anyone but a setter, is removed by its own spelling.
@@ -1460,15 +1460,7 @@ mod tests {
         let spelled = serde_json::json!([{"key": "Environment", "value": "prod"}, {"key": "Guardrail:Waiver", "value": "rules=tags until=2026-12-31 ticket=X"}]);
         let forged = decide_change(&tagged_by(sample, AGENT, spelled.clone()));
         assert!(forged.waived.is_empty());
-        let removed: Vec<&String> = forged
-            .actions
-            .iter()
-            .flat_map(|a| match a {
-                Action::Tag { remove, .. } => remove.iter().collect(),
-                _ => Vec::new(),
-            })
-            .collect();
-        assert_eq!(removed, ["Guardrail:Waiver"], "{forged:?}");
+        assert_eq!(removed_keys(&forged), ["Guardrail:Waiver"], "{forged:?}");
         // The same spelling from a setter is a waiver.
         assert_eq!(decide_change(&tagged_by(sample, SETTER, spelled)).waived.len(), 1);
         // Removing the quarantine tag in capitals is drift on a protected tag, reported.

@@ -8,9 +8,12 @@ import { A, ORG, REGION } from './world.mjs'
 /** When requests are made; revoke-sessions cut-offs are compared with token times around it. */
 export const NOW = '2026-12-07T12:00:00Z'
 
-const accountOf = (resource) => {
-  const parts = resource.split(':')
-  return parts[4] || null
+/** The account a request's resource is in: its ARN's, else (`*`, S3 buckets) the caller's. */
+function resourceAccountOf({ on, account }, principal) {
+  if (account) return account
+  const fromArn = on.split(':')[4]
+  if (fromArn) return fromArn
+  return on === '*' || on.startsWith('arn:aws:s3:::') ? principal?.account ?? null : null
 }
 
 /**
@@ -62,8 +65,7 @@ export async function judge(world, request) {
   const service = !request.as.startsWith('arn:')
   const principal = service ? null : world.principals.get(request.as)
   if (!service && !principal) throw new Error(`no principal ${request.as} in the world`)
-  const resourceAccount = request.account ?? (request.on === '*' ? principal?.account : accountOf(request.on)) ??
-    (request.on.startsWith('arn:aws:s3:::') ? principal?.account : null)
+  const resourceAccount = resourceAccountOf(request, principal)
   const resourcePolicy = world.resourcePolicy(request.on, request.do, resourceAccount)
   const simulation = {
     request: {
