@@ -126,7 +126,9 @@ async function main() {
   }
   if (failures.length) {
     if (!json) console.log(`iam-judge: ${failures.length} failure(s)`)
-    process.exit(1)
+    // Not process.exit: it cuts off output still queued for a pipe (the JSON report).
+    process.exitCode = 1
+    return
   }
   if (!json) console.log(write ? 'iam-judge: all hold; docs/SECURITY.md rewritten' : 'iam-judge: all hold')
 }
