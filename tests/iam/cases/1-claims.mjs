@@ -96,6 +96,8 @@ export default [
     allowed('guardrail-agent-quarantine-lambda#MemberRole', 'trust:guardrail-agent-quarantine#OnlyItsFunction')),
   claim('agent-quarantine cannot assume a role of that name outside the organization', { as: WHO.quarantineLambda, do: 'sts:AssumeRole', on: arn.role(A.outside, 'guardrail-agent-quarantine') },
     denied('implicit:identity')),
+  claim("account-baseline assumes its member role to check an account's baseline", { as: WHO.baselineLambda, do: 'sts:AssumeRole', on: WHO.devBaseline },
+    allowed('guardrail-account-baseline-lambda#MemberRole', 'trust:guardrail-account-baseline#OnlyItsFunction')),
   claim('account-baseline assumes the management role', { as: WHO.baselineLambda, do: 'sts:AssumeRole', on: WHO.management },
     allowed('guardrail-account-baseline-lambda#TheManagementRoleWhichReachesNewAccounts', 'trust:guardrail-management#OnlyAccountBaseline')),
   claim('no other function assumes the management role', { as: WHO.tagsLambda, do: 'sts:AssumeRole', on: WHO.management },
