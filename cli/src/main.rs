@@ -60,9 +60,10 @@ enum Command {
     Release(release::Args),
     /// Print the EventBridge rule patterns of a function (a list: one rule each), generated
     /// from the tables and the policy it decides with (infra/patterns/ holds the same for the
-    /// built-in policy, checked by the tests).
+    /// built-in policy, checked by the tests). `member-forwarding` prints the one rule a member
+    /// account forwards API calls to the central bus with.
     Pattern {
-        /// account-baseline, tag-enforcer or agent-quarantine.
+        /// account-baseline, tag-enforcer, agent-quarantine or member-forwarding.
         function: String,
         /// Policy file; without it, the built-in infra/policy.toml.
         #[arg(long)]
@@ -153,15 +154,20 @@ fn main() -> ExitCode {
 }
 
 fn pattern(function: &str, policy: Option<&std::path::Path>) -> ExitCode {
-    let Some(function) = guardrail::rules::Function::from_name(function) else {
+    let forwarding = function == "member-forwarding";
+    let function = guardrail::rules::Function::from_name(function);
+    if function.is_none() && !forwarding {
         eprintln!(
-            "guardrail pattern: no function {function:?}; use account-baseline, tag-enforcer or agent-quarantine"
+            "guardrail pattern: no such rules; use account-baseline, tag-enforcer, agent-quarantine or member-forwarding"
         );
         return ExitCode::from(2);
-    };
+    }
     match guardrail::config::load_policy(policy.and_then(|p| p.to_str())) {
         Ok((policy, _)) => {
-            let patterns = function.event_patterns(&policy);
+            let patterns = match function {
+                Some(function) => function.event_patterns(&policy),
+                None => vec![guardrail::rules::patterns::member_api_calls(&policy)],
+            };
             println!("{}", serde_json::to_string_pretty(&patterns).unwrap_or_default());
             ExitCode::SUCCESS
         }

@@ -1,12 +1,17 @@
 //! The EventBridge patterns in `infra/patterns/` are the ones generated from the functions'
 //! tables, and every sample EventBridge event in `events/<function>/` matches one of its
-//! function's patterns, and every sample is handled by that function.
+//! function's patterns, and every sample is handled by that function. No event reaches a
+//! function by two rules, or crosses from a member account by two, and every pattern fits
+//! EventBridge's default size quota.
+
+#[path = "support/samples.rs"]
+mod samples;
 
 use std::path::PathBuf;
 
 use guardrail::event::decode;
 use guardrail::policy::Policy;
-use guardrail::rules::Function;
+use guardrail::rules::{Function, patterns};
 use serde_json::Value;
 use wildmatch::WildMatch;
 
@@ -52,20 +57,106 @@ fn any_matches(patterns: &[Value], event: &Value) -> bool {
     patterns.iter().any(|p| matches(p, event))
 }
 
+/// A policy that counts tagged agents: the calls patterns' other shape.
+fn tagged() -> Policy {
+    Policy::from_toml(
+        &guardrail::policy::BUILTIN_POLICY.replace("tagged_agents = false", "tagged_agents = true"),
+        "test",
+    )
+    .expect("policy")
+}
+
+/// Every set of rules: each function's, and the member accounts' forwarding rule.
+fn rule_sets(policy: &Policy) -> Vec<(&'static str, Vec<Value>)> {
+    Function::ALL
+        .into_iter()
+        .map(|f| (f.name(), f.event_patterns(policy)))
+        .chain([("member-forwarding", vec![patterns::member_api_calls(policy)])])
+        .collect()
+}
+
 #[test]
 fn infra_patterns_are_generated_from_the_tables() {
-    for function in Function::ALL {
-        let file = root().join(format!("infra/patterns/{}.json", function.name()));
+    for (name, generated) in rule_sets(&policy()) {
+        let file = root().join(format!("infra/patterns/{name}.json"));
         let stored: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("pattern file")).expect("JSON");
-        let generated = Value::from(function.event_patterns(&policy()));
         assert_eq!(
             stored,
-            generated,
-            "{} is stale: run `guardrail pattern {} > {}`",
+            Value::from(generated),
+            "{} is stale: run `guardrail pattern {name} > {}`",
             file.display(),
-            function.name(),
             file.display()
         );
+    }
+}
+
+#[test]
+fn every_pattern_fits_the_default_size_quota() {
+    for policy in [policy(), tagged()] {
+        for (name, rules) in rule_sets(&policy) {
+            for pattern in rules {
+                let size = serde_json::to_string(&pattern).expect("JSON").len();
+                assert!(
+                    size <= patterns::PATTERN_SIZE_QUOTA,
+                    "a {name} pattern is {size} characters, over EventBridge's default quota of {}",
+                    patterns::PATTERN_SIZE_QUOTA
+                );
+            }
+        }
+    }
+}
+
+/// An agent's call as CloudTrail records it.
+fn agent_call(source: &str, name: &str) -> Value {
+    serde_json::json!({"source": source, "detail-type": "AWS API Call via CloudTrail",
+        "detail": {"eventName": name, "userIdentity": {
+            "type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/agent-runner/s",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/agent-runner"}}}}})
+}
+
+#[test]
+fn no_event_reaches_a_function_by_two_rules_or_crosses_twice() {
+    let mut events: Vec<(String, Value)> = samples::fresh();
+    events.extend(
+        [("aws.ec2", "RunInstances"), ("aws.iam", "CreateRole"), ("aws.iam", "CreateUser"), ("aws.s3", "PutAccountPublicAccessBlock"), ("aws.s3", "ListBuckets")]
+            .map(|(source, name)| (format!("an agent's {name}"), agent_call(source, name))),
+    );
+    for policy in [policy(), tagged()] {
+        for (name, rules) in rule_sets(&policy) {
+            let mut reached = 0;
+            for (file, event) in &events {
+                let matching = rules.iter().filter(|p| matches(p, event)).count();
+                assert!(matching <= 1, "{file} matches {matching} of {name}'s rules");
+                reached += matching;
+            }
+            assert!(reached > 0, "no sample reaches {name}: the check is vacuous");
+        }
+    }
+}
+
+#[test]
+fn a_member_account_forwards_every_api_call_a_function_wants_but_moves() {
+    for policy in [policy(), tagged()] {
+        let forwarding = patterns::member_api_calls(&policy);
+        for (file, event) in samples::fresh() {
+            if event.get("detail-type") != Some(&Value::from(patterns::API_CALL)) {
+                continue;
+            }
+            let wanted = Function::ALL
+                .into_iter()
+                .any(|f| f.event_patterns(&policy).iter().any(|p| matches(p, &event)));
+            // Organizations' calls are the management account's to forward (an agent's are
+            // forwarded as its calls); every other call a function wants crosses, and no other.
+            let moves = event.get("source") == Some(&Value::from("aws.organizations"));
+            let forwarded = matches(&forwarding, &event);
+            assert!(forwarded == wanted || (moves && !forwarded), "{file}: forwarded {forwarded}, wanted {wanted}");
+        }
+        for (source, name) in [("aws.ec2", "RunInstances"), ("aws.s3", "ListBuckets")] {
+            assert!(matches(&forwarding, &agent_call(source, name)), "an agent's {name}");
+        }
+        let mut by_person = agent_call("aws.s3", "ListBuckets");
+        by_person["detail"]["userIdentity"] = serde_json::json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root"});
+        assert!(!matches(&forwarding, &by_person), "root's ListBuckets is no function's");
     }
 }
 
@@ -144,12 +235,7 @@ fn agent_calls_match_by_role_path_or_name_and_other_calls_do_not() {
     assert!(!any_matches(&patterns, &alarm_ok));
 
     // Counting tagged agents: every role's and user's call matches, AWS services' and root's do not.
-    let tagged = Policy::from_toml(
-        &guardrail::policy::BUILTIN_POLICY.replace("tagged_agents = false", "tagged_agents = true"),
-        "test",
-    )
-    .expect("policy");
-    let patterns = Function::AgentQuarantine.event_patterns(&tagged);
+    let patterns = Function::AgentQuarantine.event_patterns(&tagged());
     assert!(any_matches(&patterns, &call("arn:aws:iam::111122223333:role/deployer")));
     for identity in ["AWSService", "Root"] {
         let mut other = call("arn:aws:iam::111122223333:role/deployer");

@@ -227,7 +227,7 @@ def checks(r: Rehearsal, lambda_dir: Path):
             len(targets) == 1 and targets[0]["Arn"] in functions,
             json.dumps(targets),
         )
-    r.check("the guardrail bus has the central stack's eight rules", len(rules) == 8, str([x["Name"] for x in rules]))
+    r.check("the guardrail bus has the central stack's seven rules", len(rules) == 7, str([x["Name"] for x in rules]))
     policy = json.loads(events.describe_event_bus(Name="guardrail").get("Policy") or "{}")
     r.check(
         "the guardrail bus admits the organization's accounts",
@@ -253,7 +253,7 @@ def checks(r: Rehearsal, lambda_dir: Path):
     r.deploy_plain("member-roles.yaml", "StackSet-guardrail-member-roles", r.member,
                    {"SecurityAccountId": r.security, "IncidentResponseRoleName": "guardrail-oncall"})
     r.deploy_plain("forwarding.yaml", "StackSet-guardrail-forwarding", r.member, {"CentralBusArn": bus_arn})
-    forwarded = r.client("events", r.member).list_targets_by_rule(Rule="guardrail-agent-quarantine-calls")["Targets"]
+    forwarded = r.client("events", r.member).list_targets_by_rule(Rule="guardrail-api-calls")["Targets"]
     r.check(
         "the member account's forwarding rules send to the central bus",
         [t["Arn"] for t in forwarded] == [bus_arn] and forwarded[0].get("RoleArn", "").endswith(f":role/guardrail-forwarding-{REGION}"),

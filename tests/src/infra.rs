@@ -74,25 +74,59 @@ pub struct RuleInTemplate {
     pub condition: Option<(String, bool)>,
 }
 
-/// One rule per pattern a rule can have: both branches of an `Fn::If`.
+/// One rule per pattern a rule can have: the pattern with its condition (at most one, used in
+/// any `Fn::If` of it) true, and false; `AWS::NoValue` drops the list member or field.
 fn rule_variants(file: &'static str, name: &Value, pattern: &Value) -> Vec<RuleInTemplate> {
     let name = name.as_str().unwrap_or_default().to_string();
-    match pattern["Fn::If"].as_array().map(Vec::as_slice) {
-        Some([Value::String(condition), when_true, when_false]) => [(true, when_true), (false, when_false)]
+    let mut conditions = std::collections::BTreeSet::new();
+    conditions_in(pattern, &mut conditions);
+    assert!(conditions.len() <= 1, "{file}: rule {name} depends on {conditions:?}; the test reads one condition");
+    match conditions.into_iter().next() {
+        Some(condition) => [true, false]
             .into_iter()
-            .map(|(value, pattern)| RuleInTemplate {
+            .map(|value| RuleInTemplate {
                 file,
                 name: name.clone(),
-                pattern: pattern.clone(),
+                pattern: resolve_if(pattern, value).unwrap_or(Value::Null),
                 condition: Some((condition.clone(), value)),
             })
             .collect(),
-        _ => vec![RuleInTemplate {
+        None => vec![RuleInTemplate {
             file,
             name,
             pattern: pattern.clone(),
             condition: None,
         }],
+    }
+}
+
+fn conditions_in(value: &Value, found: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(c)) = map.get("Fn::If").and_then(|f| f.get(0)) {
+                found.insert(c.clone());
+            }
+            map.values().for_each(|v| conditions_in(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| conditions_in(v, found)),
+        _ => {}
+    }
+}
+
+/// `value` with every `Fn::If` taken as `condition` says; `None` for `AWS::NoValue`.
+fn resolve_if(value: &Value, condition: bool) -> Option<Value> {
+    match value {
+        Value::Object(map) if map.get("Ref") == Some(&Value::from("AWS::NoValue")) => None,
+        Value::Object(map) => match map.get("Fn::If").and_then(Value::as_array) {
+            Some(branches) => resolve_if(&branches[if condition { 1 } else { 2 }], condition),
+            None => Some(Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| resolve_if(v, condition).map(|v| (k.clone(), v)))
+                    .collect(),
+            )),
+        },
+        Value::Array(items) => Some(Value::Array(items.iter().filter_map(|v| resolve_if(v, condition)).collect())),
+        other => Some(other.clone()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod drift;
+pub mod patterns;
 pub mod quarantine;
 pub mod resources;
 pub mod tags;
@@ -15,7 +16,7 @@ use crate::event::{Event, Rejection};
 use crate::facts::{AccountFacts, Placement, RateKey, Scope};
 use crate::ids::AccountId;
 use crate::plan::{Decision, Ignored};
-use crate::policy::{Policy, Rule, Step};
+use crate::policy::{Policy, Rule};
 use crate::quarantine::PrincipalRef;
 
 /// The Lambda functions; each runs its own rules over the events it receives.
@@ -158,108 +159,7 @@ impl Function {
     /// The EventBridge rule patterns (one rule each) that send this function the events it
     /// handles, generated from the same tables and policy the function decides with.
     pub fn event_patterns(self, policy: &Policy) -> Vec<serde_json::Value> {
-        use std::collections::BTreeSet;
-        match self {
-            Function::TagEnforcer => {
-                let mut sources = BTreeSet::new();
-                let mut names = BTreeSet::new();
-                let pairs = resources::RESOURCE_TYPES
-                    .iter()
-                    .map(|r| (r.event_source, r.event_name))
-                    .chain(resources::TAG_CHANGES.iter().map(|c| (c.event_source, c.event_name)));
-                for (source, name) in pairs {
-                    sources.insert(format!("aws.{}", source.trim_end_matches(".amazonaws.com")));
-                    names.insert(name);
-                }
-                // Failed calls changed nothing, so they never match.
-                vec![serde_json::json!({
-                    "source": sources,
-                    "detail-type": ["AWS API Call via CloudTrail"],
-                    "detail": {
-                        "eventName": names,
-                        "errorCode": [{"exists": false}]
-                    }
-                })]
-            }
-            Function::AccountBaseline => {
-                // Calls that can undo a step, by anyone: the settings' (forwarded from member
-                // accounts) and the moves' (from the management account), one rule each.
-                let undoing = |moves: bool| {
-                    let mut sources = BTreeSet::new();
-                    let mut names = BTreeSet::new();
-                    for c in drift::UNDOING_CALLS
-                        .iter()
-                        .filter(|c| (c.step == Step::Placement) == moves)
-                    {
-                        sources.insert(format!("aws.{}", c.event_source.trim_end_matches(".amazonaws.com")));
-                        names.insert(c.event_name);
-                    }
-                    serde_json::json!({
-                        "source": sources,
-                        "detail-type": ["AWS API Call via CloudTrail"],
-                        "detail": {"eventName": names, "errorCode": [{"exists": false}]}
-                    })
-                };
-                vec![
-                    serde_json::json!({
-                        "source": ["aws.controltower", "aws.organizations"],
-                        "detail-type": ["AWS Service Event via CloudTrail"],
-                        "detail": {"eventName": ["CreateAccountResult", baseline::CREATE_MANAGED_ACCOUNT]}
-                    }),
-                    undoing(false),
-                    undoing(true),
-                ]
-            }
-            Function::AgentQuarantine => {
-                let agents: Vec<_> = policy
-                    .quarantine
-                    .agent_roles
-                    .iter()
-                    .map(|p| serde_json::json!({"wildcard": p.as_str()}))
-                    .collect();
-                let mut patterns = vec![
-                    serde_json::json!({
-                        "source": ["aws.guardduty"],
-                        "detail-type": ["GuardDuty Finding"],
-                        "detail": {"resource": {"resourceType": ["AccessKey"]}}
-                    }),
-                    serde_json::json!({
-                        "source": ["aws.cloudwatch"],
-                        "detail-type": ["CloudWatch Alarm State Change"],
-                        "detail": {"state": {"value": ["ALARM"]}}
-                    }),
-                    // Roles and users created by anyone: isolated in enforce when misnamed. An
-                    // agent's creation also matches the calls rule; the replay guard acts once.
-                    serde_json::json!({
-                        "source": ["aws.iam"],
-                        "detail-type": ["AWS API Call via CloudTrail"],
-                        "detail": {
-                            "eventName": ["CreateRole", "CreateUser"],
-                            "errorCode": [{"exists": false}]
-                        }
-                    }),
-                ];
-                // Every call an agent makes, failed ones too: an agent probing what it may do
-                // is as runaway as one that succeeds.
-                match &policy.quarantine.rate {
-                    // EventBridge cannot match IAM tags: every role's and user's calls go to
-                    // the function, which looks the caller's tags up.
-                    Some(rate) if rate.tagged_agents => patterns.push(serde_json::json!({
-                        "detail-type": ["AWS API Call via CloudTrail"],
-                        "detail": {"userIdentity": {"type": ["AssumedRole", "IAMUser"]}}
-                    })),
-                    Some(_) if !agents.is_empty() => patterns.push(serde_json::json!({
-                        "detail-type": ["AWS API Call via CloudTrail"],
-                        "detail": {"$or": [
-                            {"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": agents}}}},
-                            {"userIdentity": {"arn": agents}}
-                        ]}
-                    })),
-                    _ => {}
-                }
-                patterns
-            }
-        }
+        patterns::for_function(self, policy)
     }
 }
 
