@@ -30,6 +30,8 @@ from pathlib import Path
 
 import boto3
 
+import traffic
+
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ["account-baseline", "tag-enforcer", "agent-quarantine"]
 REGION = "us-east-1"
@@ -259,6 +261,8 @@ def checks(r: Rehearsal, lambda_dir: Path):
         [t["Arn"] for t in forwarded] == [bus_arn] and forwarded[0].get("RoleArn", "").endswith(f":role/guardrail-forwarding-{REGION}"),
         json.dumps(forwarded),
     )
+
+    traffic.drive(r)
 
     # An upgrade: nothing changed, then a changed binary. No resource replaced, no data lost.
     before = r.resources("guardrail", r.security)
