@@ -199,12 +199,17 @@ fn pattern_prints_the_stored_rules_and_names_the_choices_on_a_typo() {
         let o = guardrail(&["pattern", rules]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let printed: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
-        let stored: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(workspace().join(format!("infra/patterns/{rules}.json"))).expect("stored"))
-                .expect("JSON");
+        let stored: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(workspace().join(format!("infra/patterns/{rules}.json"))).expect("stored"),
+        )
+        .expect("JSON");
         assert_eq!(printed, stored, "{rules}");
     }
     let o = guardrail(&["pattern", "member-forwardin"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("use account-baseline, tag-enforcer, agent-quarantine or member-forwarding"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("use account-baseline, tag-enforcer, agent-quarantine or member-forwarding"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -118,8 +118,14 @@ fn agent_call(source: &str, name: &str) -> Value {
 fn no_event_reaches_a_function_by_two_rules_or_crosses_twice() {
     let mut events: Vec<(String, Value)> = samples::fresh();
     events.extend(
-        [("aws.ec2", "RunInstances"), ("aws.iam", "CreateRole"), ("aws.iam", "CreateUser"), ("aws.s3", "PutAccountPublicAccessBlock"), ("aws.s3", "ListBuckets")]
-            .map(|(source, name)| (format!("an agent's {name}"), agent_call(source, name))),
+        [
+            ("aws.ec2", "RunInstances"),
+            ("aws.iam", "CreateRole"),
+            ("aws.iam", "CreateUser"),
+            ("aws.s3", "PutAccountPublicAccessBlock"),
+            ("aws.s3", "ListBuckets"),
+        ]
+        .map(|(source, name)| (format!("an agent's {name}"), agent_call(source, name))),
     );
     for policy in [policy(), tagged()] {
         for (name, rules) in rule_sets(&policy) {
@@ -149,13 +155,17 @@ fn a_member_account_forwards_every_api_call_a_function_wants_but_moves() {
             // forwarded as its calls); every other call a function wants crosses, and no other.
             let moves = event.get("source") == Some(&Value::from("aws.organizations"));
             let forwarded = matches(&forwarding, &event);
-            assert!(forwarded == wanted || (moves && !forwarded), "{file}: forwarded {forwarded}, wanted {wanted}");
+            assert!(
+                forwarded == wanted || (moves && !forwarded),
+                "{file}: forwarded {forwarded}, wanted {wanted}"
+            );
         }
         for (source, name) in [("aws.ec2", "RunInstances"), ("aws.s3", "ListBuckets")] {
             assert!(matches(&forwarding, &agent_call(source, name)), "an agent's {name}");
         }
         let mut by_person = agent_call("aws.s3", "ListBuckets");
-        by_person["detail"]["userIdentity"] = serde_json::json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root"});
+        by_person["detail"]["userIdentity"] =
+            serde_json::json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root"});
         assert!(!matches(&forwarding, &by_person), "root's ListBuckets is no function's");
     }
 }

@@ -80,7 +80,10 @@ fn rule_variants(file: &'static str, name: &Value, pattern: &Value) -> Vec<RuleI
     let name = name.as_str().unwrap_or_default().to_string();
     let mut conditions = std::collections::BTreeSet::new();
     conditions_in(pattern, &mut conditions);
-    assert!(conditions.len() <= 1, "{file}: rule {name} depends on {conditions:?}; the test reads one condition");
+    assert!(
+        conditions.len() <= 1,
+        "{file}: rule {name} depends on {conditions:?}; the test reads one condition"
+    );
     match conditions.into_iter().next() {
         Some(condition) => [true, false]
             .into_iter()
@@ -125,7 +128,9 @@ fn resolve_if(value: &Value, condition: bool) -> Option<Value> {
                     .collect(),
             )),
         },
-        Value::Array(items) => Some(Value::Array(items.iter().filter_map(|v| resolve_if(v, condition)).collect())),
+        Value::Array(items) => Some(Value::Array(
+            items.iter().filter_map(|v| resolve_if(v, condition)).collect(),
+        )),
         other => Some(other.clone()),
     }
 }

@@ -47,7 +47,12 @@ pub fn for_function(function: Function, policy: &Policy) -> Vec<Value> {
                 "detail": {"state": {"value": ["ALARM"]}}
             }),
             // An agent's CreateRole is a creation and an agent's call: one rule, one delivery.
-            any_of(&[creations(), agent_calls(policy)].into_iter().flatten().collect::<Vec<_>>()),
+            any_of(
+                &[creations(), agent_calls(policy)]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+            ),
         ],
     }
 }
@@ -90,7 +95,10 @@ fn tag_changes() -> Value {
 fn undoing_calls(moves: bool) -> Value {
     let mut sources = BTreeSet::new();
     let mut names = BTreeSet::new();
-    for c in drift::UNDOING_CALLS.iter().filter(|c| (c.step == Step::Placement) == moves) {
+    for c in drift::UNDOING_CALLS
+        .iter()
+        .filter(|c| (c.step == Step::Placement) == moves)
+    {
         sources.insert(source_of(c.event_source));
         names.insert(c.event_name);
     }
