@@ -153,6 +153,11 @@ STACK ?= guardrail
 COUNT_TAGGED_AGENTS ?= false
 deploy: package deploy-stack
 
+# POLICY=path: a policy file put into every function's package as policy.toml (GUARDRAIL_POLICY,
+# read from LAMBDA_TASK_ROOT) with a fixed timestamp, so an unchanged policy deploys nothing new;
+# without it the functions run the infra/policy.toml they were built with.
+export POLICY_INTO_ZIP := import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], "a"); i = zipfile.ZipInfo("policy.toml", (1980, 1, 1, 0, 0, 0)); i.external_attr = 0o644 << 16; z.writestr(i, open(sys.argv[2], "rb").read()); z.close()
+
 # What `make deploy` runs after building the zips; `make rehearse` runs exactly this against the
 # deployed-stack emulator, with x86_64 zips in LAMBDA_DIR. Running it again with nothing changed
 # changes nothing.
@@ -163,13 +168,16 @@ deploy-stack:
 	@case "$(BUCKET)" in guardrail-artifacts-*) ;; *) echo "BUCKET must be named guardrail-artifacts-*: the security account's SCP (ArtifactsStay) keeps everyone but the deployer from swapping the zips there (see README: Deploy)" >&2; exit 2;; esac
 	@command -v aws >/dev/null || { echo "the AWS CLI is needed: https://docs.aws.amazon.com/cli/" >&2; exit 2; }
 	@mkdir -p $(DEPLOY_DIR)
-	sed 's|\.\./target/lambda|$(LAMBDA_DIR)|' infra/template.yaml > $(DEPLOY_DIR)/template.yaml
+	@if [ -n "$(POLICY)" ]; then for f in $(FUNCTIONS); do \
+		mkdir -p $(DEPLOY_DIR)/lambda/$$f && cp $(LAMBDA_DIR)/$$f/bootstrap.zip $(DEPLOY_DIR)/lambda/$$f/bootstrap.zip && \
+		python3 -c "$$POLICY_INTO_ZIP" $(DEPLOY_DIR)/lambda/$$f/bootstrap.zip $(POLICY) || exit 1; done; fi
+	sed 's|\.\./target/lambda|$(if $(POLICY),$(DEPLOY_DIR)/lambda,$(LAMBDA_DIR))|' infra/template.yaml > $(DEPLOY_DIR)/template.yaml
 	aws cloudformation package --template-file $(DEPLOY_DIR)/template.yaml --s3-bucket $(BUCKET) \
 		--output-template-file $(DEPLOY_DIR)/template.packaged.yaml
 	aws cloudformation deploy --template-file $(DEPLOY_DIR)/template.packaged.yaml --stack-name $(STACK) \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
 		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT) \
-		CountTaggedAgents=$(COUNT_TAGGED_AGENTS)
+		CountTaggedAgents=$(COUNT_TAGGED_AGENTS) PolicyFile=$(if $(POLICY),policy.toml)
 
 # make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
 # [INCIDENT_RESPONSE_ROLE=name: a role of the security account that may run `guardrail release`/`approve`]

@@ -8,6 +8,8 @@ pub const TABLE_VAR: &str = "GUARDRAIL_TABLE";
 pub const TOPIC_VAR: &str = "GUARDRAIL_TOPIC_ARN";
 pub const POLICY_VAR: &str = "GUARDRAIL_POLICY";
 pub const LEDGER_VAR: &str = "GUARDRAIL_LEDGER_TABLE";
+/// Where Lambda unpacked the function's package: a relative `GUARDRAIL_POLICY` is found there.
+pub const TASK_ROOT_VAR: &str = "LAMBDA_TASK_ROOT";
 
 /// What every function needs besides its AWS clients.
 #[derive(Clone, Debug)]
@@ -56,7 +58,17 @@ impl Config {
                 "{TOPIC_VAR}={topic_arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
             )));
         }
-        let (policy, policy_origin) = load_policy(get(POLICY_VAR).filter(|p| !p.is_empty()).as_deref())?;
+        // A relative path is inside the function's package: Lambda unpacks it at LAMBDA_TASK_ROOT
+        // ("Defined runtime environment variables", AWS Lambda Developer Guide).
+        let policy_path = get(POLICY_VAR)
+            .filter(|p| !p.is_empty())
+            .map(|p| match get(TASK_ROOT_VAR) {
+                Some(root) if !root.is_empty() && std::path::Path::new(&p).is_relative() => {
+                    std::path::Path::new(&root).join(&p).display().to_string()
+                }
+                _ => p,
+            });
+        let (policy, policy_origin) = load_policy(policy_path.as_deref())?;
         Ok(Config {
             table,
             ledger_table,
@@ -116,6 +128,36 @@ mod tests {
         ]));
         let c = c.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.policy_origin, "built-in");
+    }
+
+    #[test]
+    fn a_relative_policy_path_is_read_from_the_package() {
+        let root = std::env::temp_dir().join(format!("guardrail-task-root-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("dir");
+        let text = crate::policy::BUILTIN_POLICY.replace(
+            "management_role = \"\"",
+            "management_role = \"arn:aws:iam::111111111111:role/guardrail-management\"",
+        );
+        std::fs::write(root.join("policy.toml"), text).expect("write");
+        let base = [
+            (TABLE_VAR, "guardrail"),
+            (LEDGER_VAR, "guardrail-ledger"),
+            (TOPIC_VAR, TOPIC),
+            (POLICY_VAR, "policy.toml"),
+        ];
+        let root_text = root.display().to_string();
+        let mut with_root = base.to_vec();
+        with_root.push((TASK_ROOT_VAR, root_text.as_str()));
+        let c = Config::from_vars(vars(&with_root)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.policy.baseline.management_role.as_deref(),
+            Some("arn:aws:iam::111111111111:role/guardrail-management")
+        );
+        assert_eq!(c.policy_origin, root.join("policy.toml").display().to_string());
+        // Without a task root the path is the process's own: here, no such file.
+        let e = Config::from_vars(vars(&base)).expect_err("no policy.toml in the test's directory");
+        assert!(e.to_string().contains("GUARDRAIL_POLICY=policy.toml"), "{e}");
+        std::fs::remove_dir_all(&root).ok();
     }
 
     #[test]

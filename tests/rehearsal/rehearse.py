@@ -45,6 +45,8 @@ class Rehearsal:
         self.results: list[tuple[str, bool, str]] = []
         # The organization, made by `organization()`: its id, root, and the accounts' ids.
         self.org = self.root = self.security = self.member = self.dev_ou = ""
+        # The policy file deployed with the functions (README, Deploy step 3), once written.
+        self.policy: Path | None = None
 
     @property
     def bucket(self) -> str:
@@ -84,12 +86,13 @@ class Rehearsal:
         return ok
 
     def deploy_central(self, what: str, lambda_dir: Path) -> bool:
+        policy = [f"POLICY={self.policy}"] if self.policy else []
         return self.run(
             what,
             [
                 "make", "--no-print-directory", "-s", "deploy-stack",
                 f"ORG_ID={self.org}", f"MANAGEMENT_ACCOUNT={MANAGEMENT}", f"BUCKET={self.bucket}",
-                f"LAMBDA_DIR={lambda_dir}", f"DEPLOY_DIR={self.work / 'deploy'}",
+                f"LAMBDA_DIR={lambda_dir}", f"DEPLOY_DIR={self.work / 'deploy'}", *policy,
             ],
             self.security,
         )
@@ -251,6 +254,16 @@ def checks(r: Rehearsal, lambda_dir: Path):
         "GuardrailReadsAccountsAndOrganizationalUnits" in delegation and f"arn:aws:iam::{r.security}:root" in delegation,
         delegation,
     )
+    # README, Deploy step 3: baseline.management_role set to the stack's ManagementRoleArn, and
+    # step 2 again, with the policy in the functions' packages.
+    outputs = r.client("cloudformation", MANAGEMENT).describe_stacks(StackName="guardrail-management")["Stacks"][0].get("Outputs", [])
+    role = next((o["OutputValue"] for o in outputs if o["OutputKey"] == "ManagementRoleArn"), "")
+    r.check("the management stack outputs ManagementRoleArn", role.endswith(":role/guardrail-management"), json.dumps(outputs))
+    r.policy = r.work / "policy.toml"
+    r.policy.write_text((ROOT / "infra/policy.toml").read_text().replace('management_role = ""', f'management_role = "{role}"'))
+    if r.deploy_central("make deploy-stack POLICY=... puts the policy with the management role into the functions", lambda_dir):
+        env = lam.get_function_configuration(FunctionName="guardrail-account-baseline").get("Environment", {}).get("Variables", {})
+        r.check("the functions read the deployed policy file", env.get("GUARDRAIL_POLICY") == "policy.toml", json.dumps(env))
     attach_scps(r)
     r.deploy_plain("member-roles.yaml", "StackSet-guardrail-member-roles", r.member,
                    {"SecurityAccountId": r.security, "IncidentResponseRoleName": "guardrail-oncall"})
@@ -269,9 +282,12 @@ def checks(r: Rehearsal, lambda_dir: Path):
     ddb = r.client("dynamodb", r.security)
     ddb.put_item(TableName="guardrail", Item={"pk": {"S": "replay#tag-enforcer#rehearsal"}, "state": {"S": "Completed"}})
     ddb.put_item(TableName="guardrail-ledger", Item={"account": {"S": r.member}, "entry": {"S": "rehearsal"}})
+    deployed = cfn.describe_stacks(StackName="guardrail")["Stacks"][0]
     if r.deploy_central("make deploy-stack again with nothing changed succeeds", lambda_dir):
-        status = cfn.describe_stacks(StackName="guardrail")["Stacks"][0]["StackStatus"]
-        r.check("deploying again with nothing changed changes nothing", status == "CREATE_COMPLETE", status)
+        again = cfn.describe_stacks(StackName="guardrail")["Stacks"][0]
+        r.check("deploying again with nothing changed changes nothing",
+                (again["StackStatus"], again.get("LastUpdatedTime")) == (deployed["StackStatus"], deployed.get("LastUpdatedTime")),
+                f"{deployed['StackStatus']} {deployed.get('LastUpdatedTime')} -> {again['StackStatus']} {again.get('LastUpdatedTime')}")
     code = lam.get_function(FunctionName="guardrail-tag-enforcer")["Configuration"]["CodeSha256"]
     changed = zip_functions(Path(r.work / "bin"), r.work / "lambda-2", extra="rehearsal upgrade")
     if r.deploy_central("make deploy-stack deploys a changed binary", changed):

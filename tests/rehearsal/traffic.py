@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_MEMBER = "111122223333"
 SAMPLE_SECURITY = "999988887777"
 FUNCTIONS = ["account-baseline", "tag-enforcer", "agent-quarantine"]
+MANAGEMENT = "111111111111"
 
 
 def now() -> str:
@@ -50,13 +51,13 @@ class Traffic:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())["EventId"]
 
-    def sample(self, path: str, **ids: str) -> dict:
-        """A sample event of `events/`, in this organization's accounts, fresh, with new ids and
-        every `old=new` of `ids` replaced."""
+    def sample(self, path: str, ids: dict[str, str]) -> dict:
+        """A sample event of `events/`, fresh, with new event ids, every `old: new` of `ids`
+        replaced, then the samples' member and security accounts by this organization's."""
         text = (ROOT / "events" / path).read_text()
-        text = text.replace(SAMPLE_MEMBER, self.r.member).replace(SAMPLE_SECURITY, self.r.security)
         for old, new in ids.items():
             text = text.replace(old, new)
+        text = text.replace(SAMPLE_MEMBER, self.r.member).replace(SAMPLE_SECURITY, self.r.security)
         event = json.loads(text)
         event["id"] = str(uuid.uuid4())
         event["time"] = now()
@@ -142,7 +143,14 @@ def drive(r):
     base = t.invocations()
     r.check("no function has run before any event", not any(base.values()), json.dumps(base))
 
-    tag_enforcer_main_path(r, t)
+    event = tag_enforcer_main_path(r, t)
+    replay(r, t, event)
+    unrouted(r, t)
+    quarantine_on_finding(r, t)
+    baseline_on_new_account(r, t)
+    failing_event(r, t)
+    totals = t.invocations()
+    print(f"rehearsal: invocations {json.dumps(totals)}", flush=True)
 
 
 def tag_enforcer_main_path(r, t: Traffic):
@@ -158,7 +166,7 @@ def tag_enforcer_main_path(r, t: Traffic):
     ids = {"i-0a1b2c3d4e5f60718": instance["InstanceId"]}
     for interface in instance.get("NetworkInterfaces", [])[:1]:
         ids["eni-0123456789abcdef0"] = interface["NetworkInterfaceId"]
-    event = t.sample("tag-enforcer/run-instances.json", **ids)
+    event = t.sample("tag-enforcer/run-instances.json", ids)
     before = t.invocations()
     t.emit(r.member, event)
     counts = t.settled({"tag-enforcer": before["tag-enforcer"] + 1, "agent-quarantine": before["agent-quarantine"] + 1})
@@ -177,6 +185,127 @@ def tag_enforcer_main_path(r, t: Traffic):
     alerts = wait_until(lambda: t.alerts_for(event["detail"]["eventID"]) or t.alerts_for(event["id"]))
     r.check("the fix is alerted, filterable by account, rule and action",
             any(a.get("account") == r.member and a.get("rule") == "tags" for a in alerts), json.dumps(t.alerts[-3:]))
+    t.tagged_alerts = len(alerts)
     logged = t.logs("tag-enforcer")
     r.check("tag-enforcer's log says what it applied, in the function's log group",
             f'outcome="applied"' in logged and instance["InstanceId"] in logged, logged[-1500:])
+    return event
+
+
+def ran_since(t: Traffic, before: dict[str, int], expected: dict[str, int]) -> dict[str, int]:
+    """How often each function ran since `before`, once `expected` more runs have happened."""
+    counts = t.settled({f: before[f] + n for f, n in expected.items() if n})
+    return {f: counts[f] - before[f] for f in FUNCTIONS}
+
+
+def replay(r, t: Traffic, event: dict):
+    """EventBridge delivers at least once: the same event again runs the functions but acts
+    and alerts no more."""
+    before = t.invocations()
+    ledger = len(t.ledger(r.member))
+    alerted = len(t.alerts_for(event["detail"]["eventID"]) + t.alerts_for(event["id"]))
+    t.emit(r.member, event)
+    ran = ran_since(t, before, {"tag-enforcer": 1, "agent-quarantine": 1})
+    r.check("the same event again runs each function once more", ran == {"account-baseline": 0, "tag-enforcer": 1, "agent-quarantine": 1}, json.dumps(ran))
+    logged = wait_until(lambda: t.logs("tag-enforcer").count('outcome="duplicate"'))
+    r.check("tag-enforcer knows the replay for a duplicate", logged == 1, f"{logged} duplicates logged")
+    alerts = t.alerts_for(event["detail"]["eventID"]) + t.alerts_for(event["id"])
+    r.check("the replay adds no alert and no ledger entry",
+            len(alerts) == alerted and len(t.ledger(r.member)) == ledger, f"{len(alerts)} alerts, ledger {ledger} -> {len(t.ledger(r.member))}")
+
+
+def unrouted(r, t: Traffic):
+    """A person's read-only call is no function's business: no rule forwards or routes it."""
+    before = t.invocations()
+    event = t.sample("tag-enforcer/run-instances.json", {})
+    event["detail"].update(eventName="DescribeInstances", requestParameters={}, responseElements=None)
+    event["detail"]["userIdentity"] = {"type": "IAMUser", "arn": f"arn:aws:iam::{r.member}:user/alice",
+                                       "accountId": r.member, "userName": "alice"}
+    t.emit(r.member, event)
+    time.sleep(2.0)
+    after = t.invocations()
+    r.check("a person's DescribeInstances reaches no function", after == before, f"{before} -> {after}")
+
+
+def quarantine_on_finding(r, t: Traffic):
+    """GuardDuty reports the agent role's credentials used from outside AWS: the finding on the
+    security account's default bus goes to the Guardrail bus, and agent-quarantine isolates the
+    role in the member account."""
+    iam = r.client("iam", r.member)
+    iam.create_role(RoleName="agent-runner", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    before = t.invocations()
+    event = t.sample("agent-quarantine/finding-credential-exfiltration.json", {})
+    t.emit(r.security, event)
+    ran = ran_since(t, before, {"agent-quarantine": 1})
+    r.check("a GuardDuty finding reaches agent-quarantine once, and nothing else",
+            ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 1}, json.dumps(ran))
+    # The policy's response to stolen credentials is revoke-sessions: every session issued before
+    # now is denied by an inline policy, and the role is marked with the response and the trigger.
+    inline = wait_until(lambda: iam.list_role_policies(RoleName="agent-runner")["PolicyNames"])
+    documents = [iam.get_role_policy(RoleName="agent-runner", PolicyName=n)["PolicyDocument"] for n in inline]
+    tags = {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="agent-runner")["Tags"]}
+    r.check("agent-quarantine revokes the role's sessions and marks it with the response and the finding",
+            any("aws:TokenIssueTime" in json.dumps(d) for d in documents)
+            and tags.get("guardrail:quarantine", "").startswith("revoke-sessions ")
+            and tags["guardrail:quarantine"].endswith("guardduty:a4c9e2f07b1d4e6f8a2b3c4d5e6f7081"),
+            json.dumps({"inline": inline, "documents": documents, "tags": tags}, default=str)[:1500])
+    alerts = wait_until(lambda: [a for a in t.read_alerts() if a.get("rule") == "quarantine"])
+    r.check("the quarantine is alerted", bool(alerts), json.dumps(t.alerts[-3:]))
+
+
+# What ministack 1.5.33 does not answer that a baseline reads: EC2's account settings and
+# S3 Control's account Block Public Access (listed in the README's testing section). A baseline step
+# may fail on these, or wait behind one that did, and on nothing else.
+BASELINE_GAPS = ("InvalidAction: Unknown EC2 action", "s3control GetPublicAccessBlock failed: InvalidURI",
+                 "WaitingForEarlierSteps")
+
+
+def baseline_on_new_account(r, t: Traffic):
+    """Organizations reports a new account on the management account's default bus; the
+    management stack's rule forwards it, and account-baseline baselines the account through the
+    management role and the account's bootstrap role (README, Deploy step 3)."""
+    orgs = r.client("organizations", MANAGEMENT)
+    created = orgs.create_account(Email="dev-payments@example.com", AccountName="dev-payments")["CreateAccountStatus"]
+    account = created["AccountId"]
+    before = t.invocations()
+    event = t.sample("account-baseline/create-account-result.json", {"111122223333": MANAGEMENT, "444455556666": account})
+    t.emit(MANAGEMENT, event)
+    # It fails on the emulator's gaps, so Lambda tries it three times and dead-letters it.
+    letters = wait_until(lambda: t.dead_letters("account-baseline"))
+    ran = {f: t.invocations()[f] - before[f] for f in FUNCTIONS}
+    r.check("CreateAccountResult reaches account-baseline (three attempts) and nothing else",
+            ran == {"account-baseline": 3, "tag-enforcer": 0, "agent-quarantine": 0} and len(letters) == 1, json.dumps(ran))
+    tags = {x["Key"]: x["Value"] for x in orgs.list_tags_for_resource(ResourceId=account)["Tags"]}
+    iam = r.client("iam", account)
+    aliases = iam.list_account_aliases()["AccountAliases"]
+    policy = iam.get_account_password_policy()["PasswordPolicy"]
+    default_vpcs = [v["VpcId"] for v in r.client("ec2", account).describe_vpcs(
+        Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]]
+    r.check("account-baseline tags the account, sets its alias and password policy, deletes its default VPC",
+            tags.get("Environment") == "dev" and aliases == ["dev-payments"] and policy.get("MinimumPasswordLength", 0) >= 14
+            and not default_vpcs, json.dumps({"tags": tags, "aliases": aliases, "policy": policy, "default VPCs": default_vpcs}, default=str))
+    alerts = [a for a in t.read_alerts() if a.get("rule") == "baseline" and a.get("account") == account]
+    failed = [line for a in alerts for line in json.loads(a["text"]).get("done", []) if line.startswith("FAILED")]
+    r.check("its steps fail only on the emulator's known gaps", bool(alerts) and all(any(g in f for g in BASELINE_GAPS) for f in failed),
+            json.dumps(failed)[:2000])
+
+
+def failing_event(r, t: Traffic):
+    """An event the function cannot act on (the bucket it names is gone): three attempts, one
+    failure alert, and the event in the dead-letter queue with its request context."""
+    before = t.invocations()
+    event = t.sample("tag-enforcer/create-bucket.json", {"dev-build-cache-": "gone-"})
+    identity = event["detail"]["userIdentity"]
+    identity.update(type="IAMUser", arn=f"arn:aws:iam::{r.member}:user/alice", userName="alice")
+    identity.pop("sessionContext", None)
+    t.emit(r.member, event)
+    letters = wait_until(lambda: t.dead_letters("tag-enforcer"), timeout=30)
+    ran = {f: t.invocations()[f] - before[f] for f in FUNCTIONS}
+    r.check("a failing event is tried three times", ran == {"account-baseline": 0, "tag-enforcer": 3, "agent-quarantine": 0}, json.dumps(ran))
+    r.check("then lands in tag-enforcer's dead-letter queue with the event",
+            len(letters) == 1 and letters[0].get("requestPayload", {}).get("id") == event["id"]
+            and letters[0].get("requestContext", {}).get("condition") == "RetriesExhausted",
+            json.dumps(letters)[:1500])
+    alerts = t.alerts_for(event["detail"]["eventID"]) + t.alerts_for(event["id"])
+    r.check("its failure is alerted once", len(alerts) == 1 and alerts[0].get("action") == "failed", json.dumps(alerts)[:1500])
