@@ -106,8 +106,10 @@ class Traffic:
                 self.alerts.append(alert)
                 self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
 
-    def alerts_for(self, event_id: str) -> list[dict]:
-        return [a for a in self.read_alerts() if a.get("event_id") == event_id]
+    def alerts_about(self, event: dict) -> list[dict]:
+        """The alerts about `event`, by its EventBridge or its CloudTrail id."""
+        ids = {event["id"], event["detail"].get("eventID")}
+        return [a for a in self.read_alerts() if a.get("event_id") in ids]
 
     def dead_letters(self, function: str) -> list[dict]:
         url = self.sqs.get_queue_url(QueueName=f"guardrail-{function}-dlq")["QueueUrl"]
@@ -173,19 +175,16 @@ def tag_enforcer_main_path(r, t: Traffic):
     ran = {f: counts[f] - before[f] for f in FUNCTIONS}
     r.check("an agent's RunInstances reaches tag-enforcer and agent-quarantine once each, account-baseline never",
             ran == {"account-baseline": 0, "tag-enforcer": 1, "agent-quarantine": 1}, json.dumps(ran))
-    tags = wait_until(lambda: {
-        tag["Key"]: tag["Value"]
-        for tag in ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance["InstanceId"]]}])["Tags"]
-    }.get("Environment") == "dev" and {
-        tag["Key"]: tag["Value"]
-        for tag in ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance["InstanceId"]]}])["Tags"]
-    })
+    def instance_tags() -> dict:
+        listed = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance["InstanceId"]]}])["Tags"]
+        return {tag["Key"]: tag["Value"] for tag in listed}
+
+    tags = wait_until(lambda: (lambda now: now if now.get("Environment") == "dev" else None)(instance_tags()))
     r.check("tag-enforcer sets the instance's Environment to the account's (dev) and its Owner",
             bool(tags) and tags.get("Owner", "").endswith("assumed-role/agent-runner/run-7f3a"), json.dumps(tags or {}))
-    alerts = wait_until(lambda: t.alerts_for(event["detail"]["eventID"]) or t.alerts_for(event["id"]))
+    alerts = wait_until(lambda: t.alerts_about(event))
     r.check("the fix is alerted, filterable by account, rule and action",
             any(a.get("account") == r.member and a.get("rule") == "tags" for a in alerts), json.dumps(t.alerts[-3:]))
-    t.tagged_alerts = len(alerts)
     logged = t.logs("tag-enforcer")
     r.check("tag-enforcer's log says what it applied, in the function's log group",
             f'outcome="applied"' in logged and instance["InstanceId"] in logged, logged[-1500:])
@@ -203,13 +202,13 @@ def replay(r, t: Traffic, event: dict):
     and alerts no more."""
     before = t.invocations()
     ledger = len(t.ledger(r.member))
-    alerted = len(t.alerts_for(event["detail"]["eventID"]) + t.alerts_for(event["id"]))
+    alerted = len(t.alerts_about(event))
     t.emit(r.member, event)
     ran = ran_since(t, before, {"tag-enforcer": 1, "agent-quarantine": 1})
     r.check("the same event again runs each function once more", ran == {"account-baseline": 0, "tag-enforcer": 1, "agent-quarantine": 1}, json.dumps(ran))
     logged = wait_until(lambda: t.logs("tag-enforcer").count('outcome="duplicate"'))
     r.check("tag-enforcer knows the replay for a duplicate", logged == 1, f"{logged} duplicates logged")
-    alerts = t.alerts_for(event["detail"]["eventID"]) + t.alerts_for(event["id"])
+    alerts = t.alerts_about(event)
     r.check("the replay adds no alert and no ledger entry",
             len(alerts) == alerted and len(t.ledger(r.member)) == ledger, f"{len(alerts)} alerts, ledger {ledger} -> {len(t.ledger(r.member))}")
 
@@ -307,5 +306,5 @@ def failing_event(r, t: Traffic):
             len(letters) == 1 and letters[0].get("requestPayload", {}).get("id") == event["id"]
             and letters[0].get("requestContext", {}).get("condition") == "RetriesExhausted",
             json.dumps(letters)[:1500])
-    alerts = t.alerts_for(event["detail"]["eventID"]) + t.alerts_for(event["id"])
+    alerts = t.alerts_about(event)
     r.check("its failure is alerted once", len(alerts) == 1 and alerts[0].get("action") == "failed", json.dumps(alerts)[:1500])

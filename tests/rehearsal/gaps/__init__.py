@@ -2,6 +2,7 @@
 written as AWS documents the behaviour. Each checks that what it patches is there, so a ministack
 other than the pinned one fails loudly instead of rehearsing something else."""
 
+import fnmatch
 import importlib.metadata
 
 PINNED = "1.5.33"
@@ -15,6 +16,25 @@ def require(module, name: str):
     if not hasattr(module, name):
         fail(f"{module.__name__} has no {name}")
     return getattr(module, name)
+
+
+def statements_naming(policy: dict | None, account: str, action: str) -> list[dict]:
+    """The statements of a resource policy whose `Principal` names `account` (its root, its id, or
+    `*`) and whose `Action` matches `action` (`service:Name`, wildcards and case as IAM reads them)."""
+    def listed(value) -> list:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    statements = (policy or {}).get("Statement") or []
+    statements = [statements] if isinstance(statements, dict) else statements
+    named = []
+    for s in statements:
+        principal = s.get("Principal", {})
+        principals = listed(principal.get("AWS") if isinstance(principal, dict) else principal)
+        if not any(p in ("*", account, f"arn:aws:iam::{account}:root") for p in principals):
+            continue
+        if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in listed(s.get("Action"))):
+            named.append(s)
+    return named
 
 
 def install():

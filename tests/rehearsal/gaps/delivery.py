@@ -16,13 +16,12 @@
   within one account.
 """
 
-import fnmatch
 import json
 import logging
 import threading
 import time
 
-from . import require
+from . import require, statements_naming
 from .organizations import organization_of
 
 RETRY_DELAYS = (0.5, 1.0)
@@ -32,16 +31,7 @@ logger = logging.getLogger("rehearsal")
 def admits(policy: dict | None, sender: str) -> bool:
     """Whether a bus's resource policy allows `sender`'s account `events:PutEvents`."""
     allowed = False
-    for s in (policy or {}).get("Statement", []):
-        principal = s.get("Principal", {})
-        principals = principal.get("AWS", []) if isinstance(principal, dict) else principal
-        principals = [principals] if isinstance(principals, str) else principals
-        actions = s.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if not any(p in ("*", sender, f"arn:aws:iam::{sender}:root") for p in principals):
-            continue
-        if not any(fnmatch.fnmatchcase("events:putevents", a.lower()) for a in actions):
-            continue
+    for s in statements_naming(policy, sender, "events:PutEvents"):
         if s.get("Effect") == "Deny":
             return False
         condition = s.get("Condition") or {}

@@ -11,10 +11,9 @@ administrator for AWS Organizations"; API reference: `PutResourcePolicy`, `Descr
   from an organization of its own.)
 """
 
-import fnmatch
 import json
 
-from . import fail, require
+from . import fail, require, statements_naming
 
 KEPT = None  # the resource policies, per management account (set by install)
 
@@ -39,21 +38,8 @@ def allows(management: str, member: str, action: str) -> bool:
     kept = KEPT._data.get((management, "policy")) if KEPT is not None else None
     if not kept:
         return False
-    statements = json.loads(kept["Content"]).get("Statement", [])
-    if isinstance(statements, dict):
-        statements = [statements]
-    wanted = f"organizations:{action}".lower()
     allowed = False
-    for s in statements:
-        principal = s.get("Principal", {})
-        principals = principal.get("AWS", []) if isinstance(principal, dict) else principal
-        principals = [principals] if isinstance(principals, str) else principals
-        actions = s.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if not any(p in ("*", member, f"arn:aws:iam::{member}:root") for p in principals):
-            continue
-        if not any(fnmatch.fnmatchcase(wanted, a.lower()) for a in actions):
-            continue
+    for s in statements_naming(json.loads(kept["Content"]), member, f"organizations:{action}"):
         if s.get("Effect") == "Deny":
             return False
         allowed = allowed or (s.get("Effect") == "Allow" and not s.get("Condition"))
