@@ -8,7 +8,13 @@ on a ministack other than the pinned one):
   from their organization as far as that policy delegates them;
 - `gaps/delivery.py`: asynchronous Lambda targets (retries, `OnFailure`, `AWS/Lambda` metrics) and
   event-bus targets in other accounts, admitted by the receiving bus's policy;
-- `gaps/service_events.py`: AWS services' events put on an account's default bus.
+- `gaps/service_events.py`: AWS services' events put on an account's default bus
+  (`POST /_rehearsal/service-event`);
+- `gaps/ec2_account_settings.py`: EC2's account settings (EBS encryption by default and its key,
+  IMDS defaults, snapshot and AMI block public access);
+- `gaps/s3control.py`: S3 Control's account-level Block Public Access;
+- `gaps/scheduler.py`: Scheduler's context attributes in a target's input, and a schedule fired
+  on demand (`POST /_rehearsal/fire-schedule`) as it fires when due.
 
 Prints `PORT <n>` once the server answers, and serves until stdin reaches end of file, so that the
 server ends with the rehearsal that started it, even a killed one.

@@ -31,11 +31,10 @@ from pathlib import Path
 import boto3
 
 import traffic
+from traffic import FUNCTIONS, MANAGEMENT
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = ["account-baseline", "tag-enforcer", "agent-quarantine"]
 REGION = "us-east-1"
-MANAGEMENT = "111111111111"
 
 
 class Rehearsal:
@@ -66,13 +65,14 @@ class Rehearsal:
         )
         return env
 
-    def client(self, service: str, account: str):
+    def client(self, service: str, account: str, region: str = REGION, config=None):
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
-            region_name=REGION,
+            region_name=region,
             aws_access_key_id=account,
             aws_secret_access_key="rehearsal",
+            config=config,
         )
 
     def check(self, what: str, ok: bool, detail: str = ""):

@@ -9,7 +9,7 @@ import json
 import re
 from datetime import datetime
 
-from . import require
+from . import require, route
 
 ROUTE = "/_rehearsal/service-event"
 FIELDS = ("id", "source", "detail-type", "time", "region", "detail")
@@ -51,27 +51,8 @@ def emit(body: dict) -> tuple[int, dict]:
 
 
 def install():
-    import ministack.app as served
     from ministack.services import eventbridge
 
     for name in ("_ensure_default_bus", "_events_log_list", "_dispatch_event", "_archive_event"):
         require(eventbridge, name)
-    inner = require(served, "app")
-
-    async def app(scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != ROUTE or scope["method"] != "POST":
-            return await inner(scope, receive, send)
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        try:
-            status, answer = emit(json.loads(body))
-        except json.JSONDecodeError as e:
-            status, answer = 400, {"message": f"not JSON: {e}"}
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
-
-    served.app = app
+    route(ROUTE, emit)
