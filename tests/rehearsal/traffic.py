@@ -174,6 +174,8 @@ def drive(r):
     replay(r, t, event)
     unrouted(r, t)
     quarantine_on_finding(r, t)
+    quarantine_on_alarm(r, t)
+    quarantine_on_call_rate(r, t)
     account = baseline_on_new_account(r, t)
     scheduled_sweeps(r, t, account)
     failing_event(r, t)
@@ -277,6 +279,60 @@ def quarantine_on_finding(r, t: Traffic):
             json.dumps({"inline": inline, "documents": documents, "tags": tags}, default=str)[:1500])
     alerts = wait_until(lambda: [a for a in t.read_alerts() if a.get("rule") == "quarantine"])
     r.check("the quarantine is alerted", bool(alerts), json.dumps(t.alerts[-3:]))
+
+
+def quarantine_on_alarm(r, t: Traffic):
+    """An alarm in the member account, tagged with the agent role it watches, enters ALARM: the
+    member's forwarding rule for alarms sends it to the Guardrail bus and agent-quarantine isolates
+    the role it names."""
+    iam = r.client("iam", r.member)
+    iam.create_role(RoleName="agent-batch", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    r.client("cloudwatch", r.member).put_metric_alarm(
+        AlarmName="agent-batch-tokens", Namespace="AWS/Bedrock", MetricName="OutputTokenCount", Statistic="Sum",
+        Period=300, EvaluationPeriods=1, Threshold=1_000_000, ComparisonOperator="GreaterThanThreshold",
+        Tags=[{"Key": "guardrail:agent-role", "Value": "agent-batch"}])
+    event = t.sample("agent-quarantine/alarm-state-change.json", {"agent-runner-bedrock-tokens": "agent-batch-tokens"})
+    event["detail"]["state"]["timestamp"] = now()
+    before = t.invocations()
+    t.emit(r.member, event)
+    ran = ran_since(t, before, {"agent-quarantine": 1})
+    r.check("an alarm entering ALARM in the member account reaches agent-quarantine once, and nothing else",
+            ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 1}, json.dumps(ran))
+    tags = wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(
+        {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="agent-batch")["Tags"]})) or {}
+    inline = iam.list_role_policies(RoleName="agent-batch")["PolicyNames"]
+    r.check("agent-quarantine isolates the role the alarm names, and says which alarm",
+            tags.get("guardrail:quarantine", "").startswith("isolate ") and " alarm:" in tags["guardrail:quarantine"]
+            and "agent-batch-tokens" in tags["guardrail:quarantine"]
+            and bool(inline), json.dumps({"tags": tags, "inline": inline, "alerts": t.alerts_about(event)})[:3000])
+
+
+def quarantine_on_call_rate(r, t: Traffic):
+    """An agent role (`/agents/planner`) creates access keys faster than its budget allows
+    (infra/policy.toml: two `CreateAccessKey` a minute): each call crosses by the forwarding rule,
+    agent-quarantine counts it, and the third isolates the role."""
+    iam = r.client("iam", r.member)
+    iam.create_role(RoleName="planner", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    before = t.invocations()
+    for n in range(3):
+        event = t.sample("agent-quarantine/agent-run-instances.json", {})
+        event["source"] = "aws.iam"
+        event["detail"].update(eventSource="iam.amazonaws.com", eventName="CreateAccessKey",
+                               requestParameters={"userName": f"build-bot-{n}"}, responseElements=None)
+        t.emit(r.member, event)
+        if n < 2:  # counted before the next: the budget is per call, in order
+            ran_since(t, before, {"agent-quarantine": n + 1})
+    ran = ran_since(t, before, {"agent-quarantine": 3})
+    r.check("an agent's three CreateAccessKey calls reach agent-quarantine three times, and nothing else",
+            ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 3}, json.dumps(ran))
+    tags = wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(
+        {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="planner")["Tags"]})) or {}
+    inline = iam.list_role_policies(RoleName="planner")["PolicyNames"]
+    r.check("the call over the budget isolates the agent role",
+            tags.get("guardrail:quarantine", "").startswith("isolate ") and " rate:" in tags["guardrail:quarantine"] and bool(inline),
+            json.dumps({"tags": tags, "inline": inline, "alerts": t.alerts_about(event)})[:3000])
 
 
 def baseline_on_new_account(r, t: Traffic):

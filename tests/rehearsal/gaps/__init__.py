@@ -70,8 +70,8 @@ def install():
     if version != PINNED:
         fail(f"ministack is {version}")
     from . import (bus_policy, delivery, ec2_account_settings, metric_alarms, organizations, s3control, scheduler,
-                   service_events)
+                   service_events, tagging)
 
     for addition in (bus_policy, metric_alarms, organizations, delivery, service_events, scheduler, ec2_account_settings,
-                     s3control):
+                     s3control, tagging):
         addition.install()
