@@ -178,6 +178,8 @@ def drive(r):
     quarantine_on_call_rate(r, t)
     account = baseline_on_new_account(r, t)
     scheduled_sweeps(r, t, account)
+    baseline_drift(r, t)
+    outside_the_organization(r, t)
     failing_event(r, t)
     totals = t.invocations()
     print(f"rehearsal: invocations {json.dumps(totals)}", flush=True)
@@ -410,6 +412,44 @@ def scheduled_sweeps(r, t: Traffic, baselined: str):
     r.check("the tag sweep sets the old bucket's Environment to the account's (dev)", bool(tags), bucket)
     encrypted = r.client("ec2", baselined, "us-west-2").get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
     r.check("the baseline sweep turns EBS encryption back on in the new account's us-west-2", encrypted is True)
+
+
+def baseline_drift(r, t: Traffic):
+    """A person in the member account turns EBS encryption by default off: the call crosses by the
+    forwarding rule and account-baseline turns it back on (the dev environment's baseline mode is
+    fix)."""
+    ec2 = r.client("ec2", r.member)
+    ec2.disable_ebs_encryption_by_default()
+    before = t.invocations()
+    t.emit(r.member, t.sample("account-baseline/disable-ebs-encryption-by-default.json", {"444455556666": r.member}))
+    ran = ran_since(t, before, {"account-baseline": 1})
+    r.check("a person's DisableEbsEncryptionByDefault reaches account-baseline once, and nothing else",
+            ran == {"account-baseline": 1, "tag-enforcer": 0, "agent-quarantine": 0}, json.dumps(ran))
+    on = wait_until(lambda: ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"])
+    r.check("account-baseline turns EBS encryption by default back on", on is True)
+
+
+def outside_the_organization(r, t: Traffic):
+    """An account outside the organization deploys the forwarding template pointing at the
+    Guardrail bus: the bus's policy admits only the organization, so its events reach no function."""
+    outsider = "222233334444"
+    bus_arn = f"arn:aws:events:us-east-1:{r.security}:event-bus/guardrail"
+    if not r.deploy_plain("forwarding.yaml", "guardrail-forwarding", outsider, {"CentralBusArn": bus_arn}):
+        return
+    ec2 = r.client("ec2", outsider)
+    instance = ec2.run_instances(ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                 TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Environment", "Value": "prod"}]}],
+                                 )["Instances"][0]
+    event = t.sample("tag-enforcer/run-instances.json", {"i-0a1b2c3d4e5f60718": instance["InstanceId"]})
+    text = json.dumps(event).replace(r.member, outsider)
+    before = t.invocations()
+    t.emit(outsider, json.loads(text))
+    time.sleep(2.0)
+    after = t.invocations()
+    # Not vacuous: the outsider's rule matched and EventBridge tried the bus, whose policy refused.
+    refused = f"the bus's policy does not allow account {outsider}" in (r.work / "ministack.log").read_text()
+    r.check("an agent's call in an account outside the organization matches its forwarding rule, and the bus refuses it",
+            refused and after == before, f"refusal logged: {refused}; invocations {before} -> {after}")
 
 
 def failing_event(r, t: Traffic):
