@@ -149,8 +149,15 @@ package: venv
 # make deploy ORG_ID=o-... MANAGEMENT_ACCOUNT=111122223333 BUCKET=guardrail-artifacts-<account>-<region> [STACK=guardrail]
 # COUNT_TAGGED_AGENTS=true must go with quarantine.rate.tagged_agents = true in the policy (both
 # deploys): the rule then forwards every role's and user's calls.
+# Every parameter of infra/template.yaml has its variable: ALERT_EMAIL (subscribed to the alert
+# topic), RESERVED_CONCURRENCY=on|off (on needs an account concurrency quota of 175: guardrail
+# doctor), SWEEP_SCHEDULE (a Scheduler expression, or off), LOG_RETENTION_DAYS.
 STACK ?= guardrail
 COUNT_TAGGED_AGENTS ?= false
+ALERT_EMAIL ?=
+RESERVED_CONCURRENCY ?= on
+SWEEP_SCHEDULE ?= cron(0 3 * * ? *)
+LOG_RETENTION_DAYS ?= 365
 deploy: package deploy-stack
 
 # POLICY=path: a policy file put into every function's package as policy.toml (GUARDRAIL_POLICY,
@@ -174,10 +181,16 @@ deploy-stack:
 	sed 's|\.\./target/lambda|$(if $(POLICY),$(DEPLOY_DIR)/lambda,$(LAMBDA_DIR))|' infra/template.yaml > $(DEPLOY_DIR)/template.yaml
 	aws cloudformation package --template-file $(DEPLOY_DIR)/template.yaml --s3-bucket $(BUCKET) \
 		--output-template-file $(DEPLOY_DIR)/template.packaged.yaml
+	@status=$$(aws cloudformation describe-stacks --stack-name $(STACK) --query 'Stacks[0].StackStatus' --output text 2>/dev/null); \
+	case "$$status" in ROLLBACK_COMPLETE|ROLLBACK_FAILED) echo "stack $(STACK) is $$status: its first create failed and rolled back, which deploy cannot update. Delete it (aws cloudformation delete-stack --stack-name $(STACK)), then, if the tables guardrail and guardrail-ledger were kept, see README: Deploy, \"A first create that failed\"" >&2; exit 2;; esac
+	# --disable-rollback: a failed create or update stops where it failed and keeps what it made
+	# (CloudFormation User Guide, "Choose how to handle failures when provisioning resources");
+	# the next make deploy carries on from there.
 	aws cloudformation deploy --template-file $(DEPLOY_DIR)/template.packaged.yaml --stack-name $(STACK) \
-		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset --disable-rollback \
 		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT) \
-		CountTaggedAgents=$(COUNT_TAGGED_AGENTS) PolicyFile=$(if $(POLICY),policy.toml)
+		CountTaggedAgents=$(COUNT_TAGGED_AGENTS) PolicyFile=$(if $(POLICY),policy.toml) AlertEmail=$(ALERT_EMAIL) \
+		ReservedConcurrency=$(RESERVED_CONCURRENCY) "SweepSchedule=$(SWEEP_SCHEDULE)" LogRetentionDays=$(LOG_RETENTION_DAYS)
 
 # make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
 # [INCIDENT_RESPONSE_ROLE=name: a role of the security account that may run `guardrail release`/`approve`]

@@ -233,6 +233,16 @@ def checks(r: Rehearsal, lambda_dir: Path):
             json.dumps(targets),
         )
     r.check("the guardrail bus has the central stack's seven rules", len(rules) == 7, str([x["Name"] for x in rules]))
+    # A rule's dead-letter queue must let EventBridge in for that rule, or undelivered events are dropped.
+    sqs = r.client("sqs", r.security)
+    for rule in rules:
+        target = events.list_targets_by_rule(EventBusName="guardrail", Rule=rule["Name"])["Targets"][0]
+        queue = target.get("DeadLetterConfig", {}).get("Arn", "")
+        url = sqs.get_queue_url(QueueName=queue.split(":")[-1])["QueueUrl"] if queue else ""
+        policy = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"].get("Policy") or "{}") if url else {}
+        admitted = [s for s in policy.get("Statement", []) if s.get("Principal", {}).get("Service") == "events.amazonaws.com"
+                    and rule["Arn"] in s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn", [])]
+        r.check(f"rule {rule['Name']}'s dead-letter queue admits EventBridge for that rule", bool(admitted), json.dumps({"queue": queue, "policy": policy}))
     policy = json.loads(events.describe_event_bus(Name="guardrail").get("Policy") or "{}")
     r.check(
         "the guardrail bus admits the organization's accounts",

@@ -59,6 +59,23 @@ export default [
     allowed('guardrail-tag-enforcer-lambda#DeadLetters')),
   claim("a function cannot write another function's dead-letter queue", { as: WHO.tagsLambda, do: 'sqs:SendMessage', on: arn.queue('guardrail-agent-quarantine-dlq') },
     denied('implicit:identity')),
+  // A rule's undelivered events (EventBridge User Guide, "Using dead-letter queues to process
+  // undelivered events": the queue's policy names the rule as aws:SourceArn).
+  claim("EventBridge puts tag-enforcer's rule's undelivered events in its dead-letter queue", { as: 'events.amazonaws.com', do: 'sqs:SendMessage', on: arn.queue('guardrail-tag-enforcer-dlq'), context: { 'aws:SourceArn': arn.rule('guardrail-tag-enforcer', A.security, 'guardrail') } },
+    allowed('queue-policy:guardrail-tag-enforcer-dlq#UndeliveredEventsOfItsRules')),
+  claim("EventBridge puts account-baseline's drift rule's undelivered events in account-baseline's queue", { as: 'events.amazonaws.com', do: 'sqs:SendMessage', on: arn.queue('guardrail-account-baseline-dlq'), context: { 'aws:SourceArn': arn.rule('guardrail-account-baseline-drift', A.security, 'guardrail') } },
+    allowed('queue-policy:guardrail-account-baseline-dlq#UndeliveredEventsOfItsRules')),
+  claim("another function's rule cannot write tag-enforcer's dead-letter queue", { as: 'events.amazonaws.com', do: 'sqs:SendMessage', on: arn.queue('guardrail-tag-enforcer-dlq'), context: { 'aws:SourceArn': arn.rule('guardrail-agent-quarantine-calls', A.security, 'guardrail') } },
+    denied('implicit:resource')),
+  claim("a rule of the same name in a member account cannot write a dead-letter queue", { as: 'events.amazonaws.com', do: 'sqs:SendMessage', on: arn.queue('guardrail-tag-enforcer-dlq'), context: { 'aws:SourceArn': arn.rule('guardrail-tag-enforcer', A.dev, 'guardrail') } },
+    denied('implicit:resource')),
+  // ... and into an encrypted queue: the key lets events.amazonaws.com encrypt for this account
+  // (SQS Developer Guide, "Key management": the event source's service principal,
+  // kms:GenerateDataKey and kms:Decrypt, aws:SourceAccount against a confused deputy).
+  claim('EventBridge encrypts dead letters with Guardrail\'s key for the security account', { as: 'events.amazonaws.com', do: 'kms:GenerateDataKey', on: centralKey, context: { 'aws:SourceAccount': A.security } },
+    allowed('key-policy#AlarmsAndEventsPublishToTheEncryptedTopic')),
+  claim('EventBridge acting for another account cannot use Guardrail\'s key', { as: 'events.amazonaws.com', do: 'kms:GenerateDataKey', on: centralKey, context: { 'aws:SourceAccount': A.dev } },
+    denied('implicit:resource')),
   claim('the functions decrypt with Guardrail\'s key (identity policy and key policy)', { as: WHO.tagsLambda, do: 'kms:Decrypt', on: centralKey },
     allowed('guardrail-tag-enforcer-lambda#EncryptedTableTopicQueue')),
   claim('account-baseline and tag-enforcer invoke themselves for a sweep\'s next leg', { as: WHO.baselineLambda, do: 'lambda:InvokeFunction', on: arn.fn('guardrail-account-baseline') },

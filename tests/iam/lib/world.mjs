@@ -250,6 +250,14 @@ export class World {
     for (const [, r] of stack.ofType('AWS::SNS::TopicPolicy')) {
       for (const topic of r.properties.Topics) this.resources.set(topic, { account: stack.account, policy: r.properties.PolicyDocument, policyName: 'topic-policy', file })
     }
+    for (const [, r] of stack.ofType('AWS::SQS::QueuePolicy')) {
+      for (const url of r.properties.Queues) {
+        // Queues are named by URL (Ref of AWS::SQS::Queue); requests name the queue's ARN.
+        const [, region, account, name] = url.match(/^https:\/\/sqs\.([^.]+)\.amazonaws\.com\/(\d{12})\/(.+)$/)
+        const queue = `arn:aws:sqs:${region}:${account}:${name}`
+        this.resources.set(queue, { account: stack.account, policy: r.properties.PolicyDocument, policyName: `queue-policy:${name}`, file })
+      }
+    }
     for (const [, r] of stack.ofType('AWS::Events::EventBusPolicy')) {
       const p = r.properties
       const busArn = arn.bus(p.EventBusName, stack.account)
