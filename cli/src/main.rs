@@ -8,6 +8,7 @@ mod baseline;
 mod breaker;
 mod check_policy;
 mod demo;
+mod doctor;
 mod pause;
 mod plan;
 mod record;
@@ -120,6 +121,14 @@ enum Command {
     ///
     /// Exit 0 when the ledger could be read, 2 when not.
     Audit(audit::Args),
+    /// Check, read-only, what a deployment needs and whether it is in place (README, Deploy):
+    /// one line per check, ok, missing, wrong or unknown, with the command that fixes it (or
+    /// --format json). The organization's checks need the management account's credentials, the
+    /// stack's the security account's.
+    ///
+    /// Exit 0 when every check is ok, 1 when something is missing, wrong or unreadable, 2 when
+    /// it cannot start (no credentials, a bad policy).
+    Doctor(doctor::Args),
     /// Start a local AWS emulator, seed an organization, replay events/ through the functions and
     /// show what happened and which alerts went out.
     Demo(demo::Args),
@@ -142,6 +151,7 @@ fn main() -> ExitCode {
         Command::CheckPolicy { policy, format } => check_policy::run(policy.as_deref(), format),
         Command::Pattern { function, policy } => pattern(&function, policy.as_deref()),
         Command::Demo(args) => demo::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Redrive(args) => redrive::run(&args),
         Command::Pause(args) => pause::pause(&args),
         Command::Resume(args) => pause::resume(&args),

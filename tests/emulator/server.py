@@ -36,6 +36,7 @@ from werkzeug.serving import make_server
 
 import ec2_account_settings
 import iam_quotas
+import lambda_account_settings
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -213,6 +214,7 @@ def main() -> int:
 
     ec2_account_settings.install()
     iam_quotas.install()
+    lambda_account_settings.install()
     app = CallLog(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

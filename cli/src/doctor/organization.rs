@@ -1,0 +1,353 @@
+//! The organization's checks (run them with the management account's credentials): all
+//! features, StackSets trusted access, the delegated administrators, the policy's OUs and the SCPs.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_organizations::Client;
+use aws_sdk_organizations::error::DisplayErrorContext;
+use aws_sdk_organizations::types::{OrganizationFeatureSet, PolicyType};
+use serde_json::Value;
+
+use super::{Context, Finding, Progress, Status};
+
+const MANAGEMENT: &str = "the management account (or a delegated administrator of Organizations)";
+const STACKSETS: &str = "member.org.stacksets.cloudformation.amazonaws.com";
+const GUARDDUTY: &str = "guardduty.amazonaws.com";
+
+/// The SCPs of this release (infra/scp/), where README Deploy step 5 attaches each.
+const SCPS: [(&str, &str, Target); 3] = [
+    (
+        "protect-guardrail.json",
+        include_str!("../../../infra/scp/protect-guardrail.json"),
+        Target::Root,
+    ),
+    (
+        "protect-organization.json",
+        include_str!("../../../infra/scp/protect-organization.json"),
+        Target::Root,
+    ),
+    (
+        "protect-security-account.json",
+        include_str!("../../../infra/scp/protect-security-account.json"),
+        Target::SecurityAccount,
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum Target {
+    Root,
+    SecurityAccount,
+}
+
+pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
+    let orgs = Client::new(&c.sdk);
+    let mut out = Vec::new();
+    p.step("all features");
+    out.push(all_features(&orgs).await);
+    p.step("StackSets trusted access");
+    out.push(trusted_access(&orgs).await);
+    p.step("GuardDuty delegated administrator");
+    out.push(guardduty_admin(&orgs, c).await);
+    p.step("the policy's OUs");
+    out.push(policy_ous(&orgs, c).await);
+    p.step("SCPs attached");
+    out.extend(scps(&orgs, c).await);
+    out
+}
+
+async fn all_features(orgs: &Client) -> Finding {
+    const CHECK: &str = "organization has all features";
+    match orgs.describe_organization().send().await {
+        Ok(o) => match o.organization().and_then(|o| o.feature_set()) {
+            Some(OrganizationFeatureSet::All) => Finding::ok(CHECK, "ALL"),
+            other => Finding::not(
+                CHECK,
+                Status::Wrong,
+                format!(
+                    "{} (SCPs, delegated administrators and StackSets need ALL)",
+                    other.map(|f| f.as_str()).unwrap_or("none")
+                ),
+                "aws organizations enable-all-features (management account; every member account must accept)",
+            ),
+        },
+        Err(e) => Finding::unreadable(
+            CHECK,
+            "organizations:DescribeOrganization",
+            DisplayErrorContext(e),
+            "an account of the organization",
+        ),
+    }
+}
+
+/// StackSets' trusted access, activated as AWS advises: from CloudFormation, not Organizations
+/// (Organizations User Guide, "AWS CloudFormation StackSets and AWS Organizations").
+async fn trusted_access(orgs: &Client) -> Finding {
+    const CHECK: &str = "StackSets trusted access";
+    match orgs.list_aws_service_access_for_organization().send().await {
+        Ok(o)
+            if o.enabled_service_principals()
+                .iter()
+                .any(|s| s.service_principal() == Some(STACKSETS)) =>
+        {
+            Finding::ok(CHECK, STACKSETS)
+        }
+        Ok(_) => Finding::not(
+            CHECK,
+            Status::Missing,
+            "the member StackSets (make deploy-member) cannot deploy",
+            "aws cloudformation activate-organizations-access (management account)",
+        ),
+        Err(e) => Finding::unreadable(
+            CHECK,
+            "organizations:ListAWSServiceAccessForOrganization",
+            DisplayErrorContext(e),
+            MANAGEMENT,
+        ),
+    }
+}
+
+/// GuardDuty's findings reach Guardrail through the security account, which must be
+/// GuardDuty's delegated administrator.
+async fn guardduty_admin(orgs: &Client, c: &Context) -> Finding {
+    const CHECK: &str = "GuardDuty delegated administrator";
+    match orgs
+        .list_delegated_administrators()
+        .service_principal(GUARDDUTY)
+        .send()
+        .await
+    {
+        Ok(o) => {
+            let admins: Vec<&str> = o.delegated_administrators().iter().filter_map(|a| a.id()).collect();
+            let fix = format!(
+                "aws guardduty enable-organization-admin-account --admin-account-id {} (management account, in every policy Region)",
+                c.security_account
+            );
+            if admins.contains(&c.security_account.as_str()) {
+                Finding::ok(CHECK, format!("account {}", c.security_account))
+            } else if admins.is_empty() {
+                Finding::not(CHECK, Status::Missing, "none: no findings reach agent-quarantine", fix)
+            } else {
+                Finding::not(
+                    CHECK,
+                    Status::Wrong,
+                    format!("{}, not the security account {}", admins.join(", "), c.security_account),
+                    fix,
+                )
+            }
+        }
+        Err(e) => Finding::unreadable(
+            CHECK,
+            "organizations:ListDelegatedAdministrators",
+            DisplayErrorContext(e),
+            MANAGEMENT,
+        ),
+    }
+}
+
+/// Every OU the policy names (environments, landing and allowed OUs) exists in the organization.
+async fn policy_ous(orgs: &Client, c: &Context) -> Finding {
+    const CHECK: &str = "the policy's OUs exist";
+    let wanted: BTreeSet<String> = c
+        .policy
+        .environments
+        .iter()
+        .map(|e| e.ou.clone())
+        .chain(c.policy.baseline.landing_ous.iter().cloned())
+        .chain(c.policy.baseline.allowed_ous.iter().cloned())
+        .collect();
+    let (root, names) = match ou_names(orgs).await {
+        Ok(found) => found,
+        Err(e) => return Finding::unreadable(CHECK, "organizations:ListOrganizationalUnitsForParent", e, MANAGEMENT),
+    };
+    let missing = missing(&wanted, &names);
+    if missing.is_empty() {
+        Finding::ok(CHECK, wanted.into_iter().collect::<Vec<_>>().join(", "))
+    } else {
+        Finding::not(
+            CHECK,
+            Status::Missing,
+            format!("no OU named {}", missing.join(", ")),
+            missing
+                .iter()
+                .map(|ou| format!("aws organizations create-organizational-unit --parent-id {root} --name {ou}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+}
+
+/// The names `wanted` has and `found` has not.
+fn missing(wanted: &BTreeSet<String>, found: &BTreeSet<String>) -> Vec<String> {
+    wanted.difference(found).cloned().collect()
+}
+
+/// The root's id and the names of every OU under it, at any depth.
+async fn ou_names(orgs: &Client) -> Result<(String, BTreeSet<String>), String> {
+    let roots = orgs
+        .list_roots()
+        .send()
+        .await
+        .map_err(|e| DisplayErrorContext(e).to_string())?;
+    let root = roots
+        .roots()
+        .first()
+        .and_then(|r| r.id())
+        .ok_or("the organization has no root")?
+        .to_string();
+    let mut names = BTreeSet::new();
+    let mut parents = vec![root.clone()];
+    while let Some(parent) = parents.pop() {
+        let mut pages = orgs
+            .list_organizational_units_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| DisplayErrorContext(e).to_string())?;
+            for ou in page.organizational_units() {
+                names.extend(ou.name().map(str::to_string));
+                parents.extend(ou.id().map(str::to_string));
+            }
+        }
+    }
+    Ok((root, names))
+}
+
+/// Each SCP of this release attached where Deploy step 5 puts it, with this release's content.
+async fn scps(orgs: &Client, c: &Context) -> Vec<Finding> {
+    let root = match orgs.list_roots().send().await {
+        Ok(r) => r.roots().first().and_then(|r| r.id()).unwrap_or_default().to_string(),
+        Err(e) => {
+            return vec![Finding::unreadable(
+                "SCPs attached",
+                "organizations:ListRoots",
+                DisplayErrorContext(e),
+                MANAGEMENT,
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for (file, content, target) in SCPS {
+        let check = match target {
+            Target::Root => "SCP attached to the root",
+            Target::SecurityAccount => "SCP attached to the security account",
+        };
+        let target_id = match target {
+            Target::Root => root.clone(),
+            Target::SecurityAccount => c.security_account.clone(),
+        };
+        out.push(match attached(orgs, &target_id).await {
+            Ok(policies) => scp_state(check, file, content, &target_id, &policies),
+            Err(e) => Finding::unreadable(check, "organizations:ListPoliciesForTarget", e, MANAGEMENT),
+        });
+    }
+    out
+}
+
+/// The SCPs attached to `target`: name, id and content.
+async fn attached(orgs: &Client, target: &str) -> Result<Vec<(String, String, String)>, String> {
+    let mut out = Vec::new();
+    let mut pages = orgs
+        .list_policies_for_target()
+        .target_id(target)
+        .filter(PolicyType::ServiceControlPolicy)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.map_err(|e| DisplayErrorContext(e).to_string())?.policies() {
+            let id = p.id().unwrap_or_default().to_string();
+            let described = orgs
+                .describe_policy()
+                .policy_id(&id)
+                .send()
+                .await
+                .map_err(|e| DisplayErrorContext(e).to_string())?;
+            let content = described
+                .policy()
+                .and_then(|p| p.content())
+                .unwrap_or_default()
+                .to_string();
+            out.push((p.name().unwrap_or_default().to_string(), id, content));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `file`'s SCP is among `policies`: by its statements' ids, then by its content.
+fn scp_state(
+    check: &'static str,
+    file: &str,
+    content: &str,
+    target: &str,
+    policies: &[(String, String, String)],
+) -> Finding {
+    let ours: Value = serde_json::from_str(content).unwrap_or_default();
+    let sids = |v: &Value| -> BTreeSet<String> {
+        v["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+            .collect()
+    };
+    let wanted = sids(&ours);
+    if policies
+        .iter()
+        .any(|(_, _, c)| serde_json::from_str::<Value>(c).ok().as_ref() == Some(&ours))
+    {
+        return Finding::ok(check, format!("{file}, this release's"));
+    }
+    let older = policies.iter().find(|(_, _, c)| {
+        serde_json::from_str::<Value>(c)
+            .map(|v| !sids(&v).is_disjoint(&wanted))
+            .unwrap_or(false)
+    });
+    match older {
+        Some((name, id, _)) => Finding::not(
+            check,
+            Status::Wrong,
+            format!("{name} ({id}) differs from this release's {file}"),
+            format!(
+                "make scps, then aws organizations update-policy --policy-id {id} --content file://$CARGO_TARGET_DIR/scp/{file} (management account)"
+            ),
+        ),
+        None => Finding::not(
+            check,
+            Status::Missing,
+            format!("{file} is not attached to {target}"),
+            format!("README, Deploy step 5: make scps, create-policy with {file}, attach-policy --target-id {target}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_scp_is_recognised_by_content_and_an_older_version_by_its_statements() {
+        let (file, content, _) = SCPS[0];
+        let minified = serde_json::to_string(&serde_json::from_str::<Value>(content).expect("JSON")).expect("JSON");
+        let current = [("guardrail-protect".to_string(), "p-1".to_string(), minified.clone())];
+        assert_eq!(scp_state("c", file, content, "r-1", &current).status, Status::Ok);
+        let mut older: Value = serde_json::from_str(content).expect("JSON");
+        older["Statement"].as_array_mut().expect("statements").pop();
+        let older = [("guardrail-protect".to_string(), "p-1".to_string(), older.to_string())];
+        let found = scp_state("c", file, content, "r-1", &older);
+        assert_eq!(found.status, Status::Wrong);
+        assert!(found.fix.unwrap_or_default().contains("update-policy --policy-id p-1"));
+        let other = [(
+            "FullAWSAccess".to_string(),
+            "p-FullAWSAccess".to_string(),
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#.to_string(),
+        )];
+        assert_eq!(scp_state("c", file, content, "r-1", &other).status, Status::Missing);
+    }
+
+    #[test]
+    fn missing_ous_are_the_wanted_names_not_found() {
+        let wanted: BTreeSet<String> = ["prod", "dev", "Landing"].map(String::from).into();
+        let found: BTreeSet<String> = ["prod", "dev", "sandbox"].map(String::from).into();
+        assert_eq!(missing(&wanted, &found), ["Landing"]);
+    }
+}
