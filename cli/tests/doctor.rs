@@ -198,7 +198,6 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
 
     // What drifts afterwards is wrong, with its fix: a pause, an SCP older than this release,
     // an artifact bucket the SCP does not guard.
-    use guardrail::pause::Switch;
     guardrail::aws::SsmSwitch::new(&world.config, Some("/guardrail/pause".into()))
         .set(&guardrail::pause::paused_value(
             "INC-7",
