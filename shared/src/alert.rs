@@ -128,7 +128,9 @@ impl Alert {
             rule: function.rule().name().to_string(),
             action: "failed".into(),
             title: format!("could not handle {}", event.label()),
-            account: event.account().map(ToString::to_string),
+            // A new account's alert is about the new account, not the management account that
+            // reported its creation: that is the account a person has to look at.
+            account: event.subject_account().map(ToString::to_string),
             environment: None,
             region: event.region().map(ToString::to_string),
             resources: Vec::new(),
@@ -404,6 +406,29 @@ mod tests {
             a.resources.last()
         );
         assert!(a.title.starts_with("ttt") && a.title.ends_with('…'));
+    }
+
+    #[test]
+    fn a_new_accounts_failure_alert_names_the_new_account() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/account-baseline/create-account-result.json"
+        ))
+        .expect("sample");
+        let event = crate::event::decode(text.as_bytes())
+            .into_iter()
+            .next()
+            .expect("one")
+            .expect("decodes");
+        assert_eq!(
+            event.account().map(crate::ids::AccountId::as_str),
+            Some("111122223333"),
+            "reported by management"
+        );
+        let error = Error::Config("unreadable".into());
+        let alert = Alert::for_error(Function::AccountBaseline, &event, &error, 3, DateTime::default());
+        assert_eq!(alert.account.as_deref(), Some("444455556666"));
+        assert!(alert.subject().contains("444455556666"), "{}", alert.subject());
     }
 
     #[test]

@@ -600,6 +600,16 @@ impl Event {
         }
     }
 
+    /// The account the event is about: a new account's id for its successful creation (reported
+    /// by the management account), else [`Event::account`].
+    pub fn subject_account(&self) -> Option<&AccountId> {
+        match self {
+            Event::AccountCreation(a) if self.is_successful_creation() => a.account_id.as_ref().or(self.account()),
+            Event::Lifecycle(l) if self.is_successful_creation() => l.account_id.as_ref().or(self.account()),
+            _ => self.account(),
+        }
+    }
+
     pub fn region(&self) -> Option<&Region> {
         match self {
             Event::Finding(f) => f.region.as_ref(),
