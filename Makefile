@@ -197,21 +197,17 @@ deploy-stack:
 # [SWEEP_OPERATOR_ROLE=name: a role of the security account that may run `guardrail sweep --rules tags`]
 # Both must be named guardrail-* or break-glass-* (see README, Deploy step 4).
 comma := ,
+# [CALL_AS=DELEGATED_ADMIN from a StackSets delegated administrator] Creates or updates the member
+# StackSets and adds instances where an OU or Region has none (guardrail deploy-member); run
+# twice, the second run changes nothing. REGIONS must include us-east-1.
+CALL_AS ?= SELF
+space := $(empty) $(empty)
 deploy-member:
 	@test -n "$(ORG_ROOT_OR_OUS)" -a -n "$(SECURITY_ACCOUNT)" -a -n "$(BUS_ARN)" -a -n "$(REGIONS)" || { echo "set ORG_ROOT_OR_OUS, SECURITY_ACCOUNT, BUS_ARN and REGIONS (see README: Deploy)" >&2; exit 2; }
-	aws cloudformation create-stack-set --stack-set-name guardrail-member-roles --template-body file://infra/member-roles.yaml \
-		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
-		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=SecurityAccountId,ParameterValue=$(SECURITY_ACCOUNT) \
-		$(if $(INCIDENT_RESPONSE_ROLE),ParameterKey=IncidentResponseRoleName$(comma)ParameterValue=$(INCIDENT_RESPONSE_ROLE)) \
-		$(if $(SWEEP_OPERATOR_ROLE),ParameterKey=SweepOperatorRoleName$(comma)ParameterValue=$(SWEEP_OPERATOR_ROLE))
-	aws cloudformation create-stack-instances --stack-set-name guardrail-member-roles \
-		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions us-east-1
-	aws cloudformation create-stack-set --stack-set-name guardrail-forwarding --template-body file://infra/forwarding.yaml \
-		--permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
-		--capabilities CAPABILITY_NAMED_IAM --parameters ParameterKey=CentralBusArn,ParameterValue=$(BUS_ARN) \
-		ParameterKey=CountTaggedAgents,ParameterValue=$(COUNT_TAGGED_AGENTS)
-	aws cloudformation create-stack-instances --stack-set-name guardrail-forwarding \
-		--deployment-targets OrganizationalUnitIds=$(ORG_ROOT_OR_OUS) --regions $(REGIONS)
+	cargo run --quiet --locked -p guardrail-cli -- deploy-member --ous $(subst $(space),$(comma),$(strip $(ORG_ROOT_OR_OUS))) \
+		--security-account $(SECURITY_ACCOUNT) --bus-arn $(BUS_ARN) --regions $(subst $(space),$(comma),$(strip $(REGIONS))) \
+		--incident-response-role "$(INCIDENT_RESPONSE_ROLE)" --sweep-operator-role "$(SWEEP_OPERATOR_ROLE)" \
+		--call-as $(CALL_AS) $(if $(filter true,$(COUNT_TAGGED_AGENTS)),--count-tagged-agents)
 
 demo: venv build
 	$(CARGO_TARGET_DIR)/debug/guardrail demo

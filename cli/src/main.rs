@@ -8,6 +8,7 @@ mod baseline;
 mod breaker;
 mod check_policy;
 mod demo;
+mod deploy_member;
 mod doctor;
 mod pause;
 mod plan;
@@ -121,6 +122,14 @@ enum Command {
     ///
     /// Exit 0 when the ledger could be read, 2 when not.
     Audit(audit::Args),
+    /// Create or bring up to date the member accounts' StackSets (member roles in us-east-1,
+    /// forwarding in every policy Region) and add stack instances where an OU or Region has
+    /// none, with operation preferences that go on past one bad account; what `make
+    /// deploy-member` runs. A second run changes nothing.
+    ///
+    /// Exit 0 when every operation succeeded, 1 when one did not, 2 when the input is unusable
+    /// or a call failed (run it again once fixed).
+    DeployMember(deploy_member::Args),
     /// Check, read-only, what a deployment needs and whether it is in place (README, Deploy):
     /// one line per check, ok, missing, wrong or unknown, with the command that fixes it (or
     /// --format json). The organization's checks need the management account's credentials, the
@@ -152,6 +161,7 @@ fn main() -> ExitCode {
         Command::Pattern { function, policy } => pattern(&function, policy.as_deref()),
         Command::Demo(args) => demo::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::DeployMember(args) => deploy_member::run(&args),
         Command::Redrive(args) => redrive::run(&args),
         Command::Pause(args) => pause::pause(&args),
         Command::Resume(args) => pause::resume(&args),
