@@ -77,6 +77,8 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
         ("alert subscriptions", "ok"),
         ("kill switch", "ok"),
         ("roles the SCPs spare", "missing"),
+        ("central stack", "missing"),
+        ("member StackSet", "missing"),
     ]
     .into_iter()
     .map(|(c, s)| (c.to_string(), s.to_string()))
@@ -171,6 +173,43 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
             .await
             .expect("CreateRole");
     }
+    let cfn = aws_sdk_cloudformation::Client::new(&world.config);
+    cfn.create_stack()
+        .stack_name("guardrail")
+        .template_body(r#"{"Resources": {"Marker": {"Type": "AWS::SNS::Topic"}}}"#)
+        .send()
+        .await
+        .expect("CreateStack");
+    let templates = guardrail_tests::emulator::workspace().join("infra");
+    let bus = format!("arn:aws:events:us-east-1:{security}:event-bus/guardrail");
+    let deployed = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_guardrail"))
+            .args([
+                "deploy-member",
+                "--templates",
+                templates.to_str().expect("path"),
+                "--ous",
+                &world.org.root_id,
+            ])
+            .args([
+                "--security-account",
+                &security,
+                "--bus-arn",
+                &bus,
+                "--regions",
+                "us-east-1",
+            ])
+            .env_clear()
+            .envs(world.function_env())
+            .output()
+            .expect("deploy-member")
+    });
+    assert_eq!(
+        deployed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
     let s3 = aws_sdk_s3::Client::new(&world.config);
     s3.create_bucket()
         .bucket("guardrail-artifacts-test")

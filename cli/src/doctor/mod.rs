@@ -22,6 +22,9 @@ pub struct Args {
     /// security account's SCP); default: the account these credentials are in.
     #[arg(long)]
     security_account: Option<String>,
+    /// Guardrail's stack in the security account (make deploy's STACK).
+    #[arg(long, default_value = "guardrail")]
+    stack: String,
     /// The artifact bucket `make deploy` packages into (BUCKET): checked for its name and Region.
     #[arg(long)]
     bucket: Option<String>,
@@ -107,6 +110,7 @@ pub struct Context {
     pub region: String,
     pub bucket: Option<String>,
     pub reserve_concurrency: bool,
+    pub stack: String,
 }
 
 pub fn run(args: &Args) -> ExitCode {
@@ -152,6 +156,7 @@ pub fn run(args: &Args) -> ExitCode {
             policy,
             bucket: args.bucket.clone(),
             reserve_concurrency: args.reserved_concurrency == "on",
+            stack: args.stack.clone(),
         };
         let mut progress = Progress(0);
         let mut findings = organization::checks(&context, &mut progress).await;

@@ -1,5 +1,6 @@
 //! The organization's checks (run them with the management account's credentials): all
-//! features, StackSets trusted access, the delegated administrators, the policy's OUs and the SCPs.
+//! features, StackSets trusted access, the delegated administrators, the policy's OUs, the SCPs
+//! and the member StackSets.
 
 use std::collections::BTreeSet;
 
@@ -52,7 +53,76 @@ pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     out.push(policy_ous(&orgs, c).await);
     p.step("SCPs attached");
     out.extend(scps(&orgs, c).await);
+    p.step("member StackSets");
+    let cfn = aws_sdk_cloudformation::Client::new(&c.sdk);
+    for name in MEMBER_STACK_SETS {
+        out.push(stack_set(&cfn, name).await);
+    }
     out
+}
+
+/// The member accounts' StackSets (make deploy-member).
+const MEMBER_STACK_SETS: [&str; 2] = ["guardrail-member-roles", "guardrail-forwarding"];
+
+/// A member StackSet exists and every instance is current (not OUTDATED or INOPERABLE).
+async fn stack_set(cfn: &aws_sdk_cloudformation::Client, name: &str) -> Finding {
+    const CHECK: &str = "member StackSet";
+    let fix = "make deploy-member ... (README, Deploy step 4; CALL_AS=DELEGATED_ADMIN from a delegated administrator)";
+    match cfn.describe_stack_set().stack_set_name(name).send().await {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_stack_set_not_found_exception()) =>
+        {
+            return Finding::not(CHECK, Status::Missing, format!("{name}: none"), fix);
+        }
+        Err(e) => {
+            return Finding::unreadable(
+                CHECK,
+                "cloudformation:DescribeStackSet",
+                aws_sdk_cloudformation::error::DisplayErrorContext(e),
+                MANAGEMENT,
+            );
+        }
+        Ok(_) => {}
+    }
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    let mut pages = cfn.list_stack_instances().stack_set_name(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => {
+                for i in page.summaries() {
+                    *statuses
+                        .entry(i.status().map(|s| s.as_str().to_string()).unwrap_or_default())
+                        .or_default() += 1;
+                }
+            }
+            Err(e) => {
+                return Finding::unreadable(
+                    CHECK,
+                    "cloudformation:ListStackInstances",
+                    aws_sdk_cloudformation::error::DisplayErrorContext(e),
+                    MANAGEMENT,
+                );
+            }
+        }
+    }
+    let counted = statuses
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if statuses.is_empty() {
+        Finding::not(CHECK, Status::Missing, format!("{name}: no stack instances"), fix)
+    } else if statuses.keys().all(|s| s == "CURRENT") {
+        Finding::ok(CHECK, format!("{name}: {counted}"))
+    } else {
+        Finding::not(
+            CHECK,
+            Status::Wrong,
+            format!("{name}: {counted}"),
+            format!("{fix}; an INOPERABLE instance needs its account looked at"),
+        )
+    }
 }
 
 async fn all_features(orgs: &Client) -> Finding {

@@ -1,4 +1,5 @@
-//! The security account's checks (run them with its credentials): Lambda's concurrency quota,
+//! The security account's checks (run them with its credentials): the central stack, Lambda's
+//! concurrency quota,
 //! the artifact bucket, who receives the alerts, the kill switch and the roles the SCPs spare.
 
 use guardrail::pause::{Pause, Switch};
@@ -13,6 +14,8 @@ const SECURITY: &str = "the security account";
 
 pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     let mut out = Vec::new();
+    p.step("central stack");
+    out.push(central_stack(c).await);
     p.step("Lambda concurrency quota");
     out.push(concurrency(c).await);
     if let Some(bucket) = &c.bucket {
@@ -26,6 +29,73 @@ pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     p.step("roles the SCPs spare");
     out.push(exempt_roles(c).await);
     out
+}
+
+/// Guardrail's stack is deployed and settled: a failed or rolled-back one does less than it says.
+async fn central_stack(c: &Context) -> Finding {
+    const CHECK: &str = "central stack";
+    let cfn = aws_sdk_cloudformation::Client::new(&c.sdk);
+    let stack = match cfn.describe_stacks().stack_name(&c.stack).send().await {
+        Ok(s) => s.stacks().first().cloned(),
+        // CloudFormation answers a stack that does not exist with ValidationError.
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            None
+        }
+        Err(e) => {
+            return Finding::unreadable(
+                CHECK,
+                "cloudformation:DescribeStacks",
+                aws_sdk_cloudformation::error::DisplayErrorContext(e),
+                SECURITY,
+            );
+        }
+    };
+    let Some(stack) = stack else {
+        return Finding::not(
+            CHECK,
+            Status::Missing,
+            format!("no stack {} in {}", c.stack, c.region),
+            "make deploy (README, Deploy step 2)",
+        );
+    };
+    let status = stack.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+    match status.as_str() {
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" => {
+            Finding::ok(CHECK, format!("{}: {status}", c.stack))
+        }
+        s if s.ends_with("_IN_PROGRESS") => Finding::not(
+            CHECK,
+            Status::Wrong,
+            format!("{}: {status}", c.stack),
+            "wait for it to end, then run doctor again",
+        ),
+        "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" => Finding::not(
+            CHECK,
+            Status::Wrong,
+            format!("{}: {status}: its first create failed", c.stack),
+            format!(
+                "aws cloudformation delete-stack --stack-name {}, then make deploy (README, Deploy step 2)",
+                c.stack
+            ),
+        ),
+        _ => Finding::not(
+            CHECK,
+            Status::Wrong,
+            format!(
+                "{}: {status}: {}",
+                c.stack,
+                stack.stack_status_reason().unwrap_or("see its events")
+            ),
+            format!(
+                "fix the cause (aws cloudformation describe-stack-events --stack-name {}) and make deploy again",
+                c.stack
+            ),
+        ),
+    }
 }
 
 async fn concurrency(c: &Context) -> Finding {
