@@ -78,6 +78,7 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
         ("kill switch", "ok"),
         ("roles the SCPs spare", "missing"),
         ("central stack", "missing"),
+        ("Organizations delegation", "missing"),
         ("member StackSet", "missing"),
     ]
     .into_iter()
@@ -173,6 +174,19 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
             .await
             .expect("CreateRole");
     }
+    // Deploy step 3's delegation, as infra/management-role.yaml writes it.
+    let template = guardrail_tests::infra::template("management-role.yaml");
+    let content = template["Resources"]["ReadDelegation"]["Properties"]["Content"].to_string();
+    let content = content.replace(
+        r#"{"Fn::Sub":"arn:${AWS::Partition}:iam::${SecurityAccountId}:root"}"#,
+        &format!("\"arn:aws:iam::{security}:root\""),
+    );
+    assert!(!content.contains("SecurityAccountId"), "{content}");
+    orgs.put_resource_policy()
+        .content(content)
+        .send()
+        .await
+        .expect("PutResourcePolicy");
     let cfn = aws_sdk_cloudformation::Client::new(&world.config);
     cfn.create_stack()
         .stack_name("guardrail")

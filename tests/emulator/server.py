@@ -37,6 +37,7 @@ from werkzeug.serving import make_server
 import ec2_account_settings
 import iam_quotas
 import lambda_account_settings
+import organizations_resource_policy
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -215,6 +216,7 @@ def main() -> int:
     ec2_account_settings.install()
     iam_quotas.install()
     lambda_account_settings.install()
+    organizations_resource_policy.install()
     app = CallLog(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

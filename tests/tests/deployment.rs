@@ -189,3 +189,19 @@ fn make_deploy_passes_every_parameter_of_the_template() {
         "a stack deploy cannot update is explained"
     );
 }
+
+/// An organization has one delegation policy (PutResourcePolicy creates or replaces it): the
+/// deployer can leave it to another team's stack, and deleting Guardrail's stack never deletes
+/// it (Organizations User Guide: a deleted delegation policy cannot be recovered).
+#[test]
+fn the_organizations_delegation_policy_is_optional_and_outlives_the_stack() {
+    let t = template("management-role.yaml");
+    let (_, policy) = resources(&t)
+        .into_iter()
+        .find(|(_, r)| r["Type"] == "AWS::Organizations::ResourcePolicy")
+        .expect("the delegation policy");
+    assert_eq!(policy["Condition"], "ManageDelegationPolicy");
+    assert_eq!(policy["DeletionPolicy"], "Retain");
+    assert_eq!(policy["UpdateReplacePolicy"], "Retain");
+    assert_eq!(t["Parameters"]["ManageDelegationPolicy"]["Default"], "true");
+}

@@ -49,6 +49,8 @@ pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     out.push(trusted_access(&orgs).await);
     p.step("GuardDuty delegated administrator");
     out.push(guardduty_admin(&orgs, c).await);
+    p.step("Organizations delegation");
+    out.push(delegation(&orgs, c).await);
     p.step("the policy's OUs");
     out.push(policy_ous(&orgs, c).await);
     p.step("SCPs attached");
@@ -211,6 +213,82 @@ async fn guardduty_admin(orgs: &Client, c: &Context) -> Finding {
             DisplayErrorContext(e),
             MANAGEMENT,
         ),
+    }
+}
+
+/// What infra/management-role.yaml's ReadDelegation lets the security account read.
+pub const DELEGATED_READS: [&str; 8] = [
+    "organizations:DescribeOrganizationalUnit",
+    "organizations:ListParents",
+    "organizations:DescribeAccount",
+    "organizations:ListAccountsForParent",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:DescribeOrganization",
+    "organizations:ListRoots",
+    "organizations:ListAccounts",
+];
+
+/// The organization's delegation policy lets the security account make Guardrail's reads.
+async fn delegation(orgs: &Client, c: &Context) -> Finding {
+    const CHECK: &str = "Organizations delegation";
+    match orgs.describe_resource_policy().send().await {
+        Ok(p) => delegation_state(p.resource_policy().and_then(|p| p.content()), &c.security_account),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_policy_not_found_exception()) =>
+        {
+            delegation_state(None, &c.security_account)
+        }
+        Err(e) => Finding::unreadable(
+            CHECK,
+            "organizations:DescribeResourcePolicy",
+            DisplayErrorContext(e),
+            MANAGEMENT,
+        ),
+    }
+}
+
+fn delegation_state(content: Option<&str>, security: &str) -> Finding {
+    const CHECK: &str = "Organizations delegation";
+    let fix = "deploy infra/management-role.yaml (README, Deploy step 3); where the organization already has a delegation policy, deploy it with ManageDelegationPolicy=false and add its ReadDelegation statements to that policy";
+    let Some(content) = content else {
+        return Finding::not(CHECK, Status::Missing, "the organization has no delegation policy", fix);
+    };
+    let policy: Value = serde_json::from_str(content).unwrap_or_default();
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let principal = format!("arn:aws:iam::{security}:root");
+    let allowed: BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["Effect"] == "Allow")
+        .filter(|s| {
+            list(&s["Principal"]["AWS"])
+                .iter()
+                .any(|p| *p == principal || p == security)
+        })
+        .flat_map(|s| list(&s["Action"]))
+        .collect();
+    let lacking: Vec<&str> = DELEGATED_READS
+        .iter()
+        .copied()
+        .filter(|a| !allowed.contains(*a))
+        .collect();
+    if lacking.is_empty() {
+        Finding::ok(CHECK, format!("the security account {security} reads accounts and OUs"))
+    } else {
+        Finding::not(
+            CHECK,
+            Status::Missing,
+            format!("the delegation policy does not let {security} {}", lacking.join(", ")),
+            fix,
+        )
     }
 }
 
@@ -412,6 +490,28 @@ mod tests {
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#.to_string(),
         )];
         assert_eq!(scp_state("c", file, content, "r-1", &other).status, Status::Missing);
+    }
+
+    #[test]
+    fn the_delegation_policy_must_let_the_security_account_make_every_read() {
+        assert_eq!(delegation_state(None, "222222222222").status, Status::Missing);
+        let statement = |principal: &str, actions: &[&str]| serde_json::json!({"Effect": "Allow", "Principal": {"AWS": principal}, "Action": actions, "Resource": "*"});
+        let ours = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            statement("arn:aws:iam::999999999999:root", &["organizations:DescribeAccount"]),
+            statement("arn:aws:iam::222222222222:root", &DELEGATED_READS[..5]),
+            statement("arn:aws:iam::222222222222:root", &DELEGATED_READS[5..]),
+        ]});
+        assert_eq!(
+            delegation_state(Some(&ours.to_string()), "222222222222").status,
+            Status::Ok
+        );
+        let others_only = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            statement("arn:aws:iam::999999999999:root", &DELEGATED_READS),
+            statement("arn:aws:iam::222222222222:root", &DELEGATED_READS[..7]),
+        ]});
+        let found = delegation_state(Some(&others_only.to_string()), "222222222222");
+        assert_eq!(found.status, Status::Missing);
+        assert!(found.detail.ends_with("organizations:ListAccounts"), "{}", found.detail);
     }
 
     #[test]
