@@ -117,6 +117,9 @@ pub fn run(args: &Args) -> ExitCode {
             parameters: vec![
                 ("CentralBusArn", args.bus_arn.clone()),
                 ("CountTaggedAgents", args.count_tagged_agents.to_string()),
+                // GuardDuty's findings in the security account's other Regions cross too.
+                ("SecurityAccountId", args.security_account.clone()),
+                ("CentralRegion", bus_region(&args.bus_arn).to_string()),
             ],
             regions: args.regions.clone(),
         },
@@ -189,6 +192,11 @@ fn validate(args: &Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The Region of an event bus ARN (`arn:aws:events:REGION:ACCOUNT:event-bus/NAME`).
+fn bus_region(arn: &str) -> &str {
+    arn.split(':').nth(3).unwrap_or_default()
 }
 
 fn call_as(args: &Args) -> CallAs {

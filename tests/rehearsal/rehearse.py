@@ -31,10 +31,9 @@ from pathlib import Path
 import boto3
 
 import traffic
-from traffic import FUNCTIONS, MANAGEMENT
+from traffic import FUNCTIONS, MANAGEMENT, REGION
 
 ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 
 
 class Rehearsal:
@@ -51,14 +50,14 @@ class Rehearsal:
     def bucket(self) -> str:
         return f"guardrail-artifacts-{self.security}-{REGION}"
 
-    def env(self, account: str) -> dict:
+    def env(self, account: str, region: str = REGION) -> dict:
         """The environment a deployer of `account` has: the emulator's endpoint, the account's key."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
             AWS_ENDPOINT_URL=self.endpoint,
             AWS_ACCESS_KEY_ID=account,
             AWS_SECRET_ACCESS_KEY="rehearsal",
-            AWS_DEFAULT_REGION=REGION,
+            AWS_DEFAULT_REGION=region,
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -79,8 +78,8 @@ class Rehearsal:
         self.results.append((what, ok, detail))
         print(f"{'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail and not ok else ''}", flush=True)
 
-    def run(self, what: str, command: list[str], account: str) -> bool:
-        out = subprocess.run(command, cwd=ROOT, env=self.env(account), capture_output=True, text=True)
+    def run(self, what: str, command: list[str], account: str, region: str = REGION) -> bool:
+        out = subprocess.run(command, cwd=ROOT, env=self.env(account, region), capture_output=True, text=True)
         ok = out.returncode == 0
         self.check(what, ok, (out.stdout + out.stderr)[-2000:])
         return ok
@@ -97,16 +96,17 @@ class Rehearsal:
             self.security,
         )
 
-    def deploy_plain(self, template: str, stack: str, account: str, parameters: dict) -> bool:
+    def deploy_plain(self, template: str, stack: str, account: str, parameters: dict, region: str = REGION) -> bool:
         overrides = [f"{k}={v}" for k, v in parameters.items()]
         return self.run(
-            f"{template} deploys in account {account}",
+            f"{template} deploys in account {account}" + (f" {region}" if region != REGION else ""),
             [
                 "aws", "cloudformation", "deploy", "--template-file", f"infra/{template}", "--stack-name", stack,
                 "--capabilities", "CAPABILITY_NAMED_IAM", "--no-fail-on-empty-changeset",
                 "--parameter-overrides", *overrides,
             ],
             account,
+            region,
         )
 
     def resources(self, stack: str, account: str) -> dict:
@@ -277,7 +277,8 @@ def checks(r: Rehearsal, lambda_dir: Path):
     attach_scps(r)
     r.deploy_plain("member-roles.yaml", "StackSet-guardrail-member-roles", r.member,
                    {"SecurityAccountId": r.security, "IncidentResponseRoleName": "guardrail-oncall"})
-    r.deploy_plain("forwarding.yaml", "StackSet-guardrail-forwarding", r.member, {"CentralBusArn": bus_arn})
+    r.deploy_plain("forwarding.yaml", "StackSet-guardrail-forwarding", r.member,
+                   {"CentralBusArn": bus_arn, "SecurityAccountId": r.security, "CentralRegion": REGION})
     forwarded = r.client("events", r.member).list_targets_by_rule(Rule="guardrail-api-calls")["Targets"]
     r.check(
         "the member account's forwarding rules send to the central bus",

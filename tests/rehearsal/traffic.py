@@ -17,6 +17,7 @@ SAMPLE_MEMBER = "111122223333"
 SAMPLE_SECURITY = "999988887777"
 FUNCTIONS = ["account-baseline", "tag-enforcer", "agent-quarantine"]
 MANAGEMENT = "111111111111"
+REGION = "us-east-1"
 
 
 def now() -> str:
@@ -174,6 +175,7 @@ def drive(r):
     replay(r, t, event)
     unrouted(r, t)
     quarantine_on_finding(r, t)
+    finding_in_another_region(r, t)
     quarantine_on_alarm(r, t)
     quarantine_on_call_rate(r, t)
     account = baseline_on_new_account(r, t)
@@ -281,6 +283,35 @@ def quarantine_on_finding(r, t: Traffic):
             json.dumps({"inline": inline, "documents": documents, "tags": tags}, default=str)[:1500])
     alerts = wait_until(lambda: [a for a in t.read_alerts() if a.get("rule") == "quarantine"])
     r.check("the quarantine is alerted", bool(alerts), json.dumps(t.alerts[-3:]))
+
+
+def finding_in_another_region(r, t: Traffic):
+    """GuardDuty's delegated administrator (the security account) gets us-west-2's findings on
+    its us-west-2 bus: forwarding.yaml, deployed there, sends them to the Guardrail bus in
+    us-east-1, and the central stack's own rule in us-east-1 is not doubled."""
+    bus_arn = f"arn:aws:events:{REGION}:{r.security}:event-bus/guardrail"
+    if not r.deploy_plain("forwarding.yaml", "StackSet-guardrail-forwarding", r.security,
+                          {"CentralBusArn": bus_arn, "SecurityAccountId": r.security, "CentralRegion": REGION}, "us-west-2"):
+        return
+    here = r.client("events", r.security, "us-west-2").list_rules()["Rules"]
+    home = [x["Name"] for x in r.client("events", r.security).list_rules()["Rules"]]
+    r.check("the security account forwards findings from us-west-2 with forwarding.yaml's rule, and from us-east-1 with the central stack's only",
+            "guardrail-findings-to-bus" in [x["Name"] for x in here] and home.count("guardrail-findings-to-bus") == 1,
+            json.dumps({"us-west-2": [x["Name"] for x in here], REGION: home}))
+    iam = r.client("iam", r.member)
+    iam.create_role(RoleName="agent-west", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    event = t.sample("agent-quarantine/finding-credential-exfiltration.json", {"agent-runner": "agent-west", "a4c9e2f07b1d4e6f8a2b3c4d5e6f7081": "b5d0f3a18c2e5f7091b3c4d5e6f70812"})
+    event["region"] = "us-west-2"
+    event["detail"]["region"] = "us-west-2"
+    before = t.invocations()
+    t.emit(r.security, event)
+    ran = ran_since(t, before, {"agent-quarantine": 1})
+    r.check("a GuardDuty finding in us-west-2 reaches agent-quarantine once", ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 1},
+            json.dumps(ran))
+    tags = wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(
+        {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="agent-west")["Tags"]})) or {}
+    r.check("and the role it names is contained", tags.get("guardrail:quarantine", "").startswith("revoke-sessions "), json.dumps(tags))
 
 
 def quarantine_on_alarm(r, t: Traffic):

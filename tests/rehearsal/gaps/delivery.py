@@ -12,8 +12,9 @@
   events between AWS accounts"): the event is delivered when the receiving bus's resource policy
   allows the sending account `events:PutEvents`, keeps its `account`, `source` and `id`, and the
   receiving bus's rules match it. A statement conditioned on `aws:PrincipalOrgID` allows the
-  accounts of that organization; any other condition allows nothing here. ministack delivered only
-  within one account.
+  accounts of that organization; any other condition allows nothing here. A bus of the same
+  account in another Region receives it too ("Sending and receiving events between AWS
+  Regions"). ministack delivered only within one account and Region.
 """
 
 import json
@@ -64,7 +65,7 @@ def install():
 
     def to_bus(spec, event, rule, event_path, target_input_payload=None):
         sender = get_account_id()
-        if spec.account_id == sender or spec.region != get_region():
+        if spec.account_id == sender and spec.region == get_region():
             return same_account_bus(spec, event, rule, event_path, target_input_payload)
         key = f"{sender}/{rule_key(rule.get('Name'), rule.get('EventBusName', 'default'))}"
         if key in event_path:
@@ -74,7 +75,9 @@ def install():
             if bus not in buses:
                 logger.warning("EventBridge -> %s: no such bus", spec)
                 return
-            if not admits(policies.get(bus), sender):
+            # Within one account (another Region) the rule's role is the permission; across
+            # accounts the receiving bus's policy decides.
+            if spec.account_id != sender and not admits(policies.get(bus), sender):
                 logger.warning("EventBridge -> %s: the bus's policy does not allow account %s", spec, sender)
                 return
             forwarded = dict(event, EventBusName=bus, _DispatchPath=[*event_path, key])
