@@ -120,6 +120,15 @@ async fn deploy_member_creates_then_changes_only_what_changed() {
         parameters.contains(&("CountTaggedAgents".into(), "true".into())),
         "{parameters:?}"
     );
+    // The security account forwards its other Regions' GuardDuty findings (forwarding.yaml).
+    assert!(
+        parameters.contains(&("SecurityAccountId".into(), security.clone())),
+        "{parameters:?}"
+    );
+    assert!(
+        parameters.contains(&("CentralRegion".into(), "us-east-1".into())),
+        "{parameters:?}"
+    );
 
     let wider = rows(&run(&[
         "--regions",
