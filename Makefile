@@ -14,7 +14,7 @@ FUNCTIONS := account-baseline tag-enforcer agent-quarantine
 # cargo-lambda (from the venv) for the end-to-end test.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help venv test demo lint lint-infra iam-judge iam-report scps rehearse build package deploy deploy-stack deploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
+.PHONY: help venv test demo lint lint-infra iam-judge iam-report scps rehearse build package deploy deploy-stack deploy-member undeploy undeploy-member check-policy clean-venv reliability bench bench-quick fuzz fuzz-quick fuzz-tools
 
 help:
 	@echo "make demo          build, start a local AWS emulator, replay events/ through the functions"
@@ -27,6 +27,8 @@ help:
 	@echo "make rehearse      deploy the real templates with make deploy's own commands into a local AWS emulator"
 	@echo "make package       one arm64 Lambda zip per function (cargo lambda build --release --arm64)"
 	@echo "make deploy        package, upload and deploy infra/template.yaml (see README: Deploy)"
+	@echo "make deploy-member the member StackSets, created or updated (management account)"
+	@echo "make undeploy      delete the central stack; undeploy-member: the StackSets (see README: Teardown)"
 	@echo "make reliability   the reliability tests, their figures written into docs/RELIABILITY.md"
 	@echo "make bench         cold start, warm latency, calls and cost per event against Cloud Custodian; docs/BENCHMARKS.md"
 	@echo "make fuzz          fuzz decode + gate + rules + alert for FUZZ_SECONDS (default 1800; cargo fuzz)"
@@ -208,6 +210,19 @@ deploy-member:
 		--security-account $(SECURITY_ACCOUNT) --bus-arn $(BUS_ARN) --regions $(subst $(space),$(comma),$(strip $(REGIONS))) \
 		--incident-response-role "$(INCIDENT_RESPONSE_ROLE)" --sweep-operator-role "$(SWEEP_OPERATOR_ROLE)" \
 		--call-as $(CALL_AS) $(if $(filter true,$(COUNT_TAGGED_AGENTS)),--count-tagged-agents)
+
+# Teardown (README, Teardown), after the pause, the releases and the SCPs' detachment:
+# undeploy-member from the management account (CALL_AS, ORG_ROOT_OR_OUS and REGIONS as for
+# deploy-member), undeploy from the security account. The tables, the ledger and their key stay.
+undeploy-member:
+	@test -n "$(ORG_ROOT_OR_OUS)" -a -n "$(REGIONS)" || { echo "set ORG_ROOT_OR_OUS and REGIONS as for deploy-member (see README: Teardown)" >&2; exit 2; }
+	cargo run --quiet --locked -p guardrail-cli -- undeploy-member --ous $(subst $(space),$(comma),$(strip $(ORG_ROOT_OR_OUS))) \
+		--regions $(subst $(space),$(comma),$(strip $(REGIONS))) --call-as $(CALL_AS)
+
+undeploy:
+	aws cloudformation delete-stack --stack-name $(STACK)
+	aws cloudformation wait stack-delete-complete --stack-name $(STACK)
+	@echo "stack $(STACK) deleted; kept (DeletionPolicy Retain): the tables guardrail and guardrail-ledger, the KMS key that encrypts them (described \"Guardrail data at rest\"; its alias is gone), and, never part of the stack, the artifact bucket and the /guardrail/ parameters"
 
 demo: venv build
 	$(CARGO_TARGET_DIR)/debug/guardrail demo

@@ -17,6 +17,7 @@ mod redrive;
 mod release;
 mod steps;
 mod sweep;
+mod undeploy_member;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,6 +131,12 @@ enum Command {
     /// Exit 0 when every operation succeeded, 1 when one did not, 2 when the input is unusable
     /// or a call failed (run it again once fixed).
     DeployMember(deploy_member::Args),
+    /// Take the member accounts' StackSets down: their stack instances (the stacks deleted),
+    /// then the StackSets; what `make undeploy-member` runs, after the SCPs are detached
+    /// (README, Teardown). --dry-run shows what it would delete.
+    ///
+    /// Exit 0 when both are gone, 2 when a call failed (run it again once fixed).
+    UndeployMember(undeploy_member::Args),
     /// Check, read-only, what a deployment needs and whether it is in place (README, Deploy):
     /// one line per check, ok, missing, wrong or unknown, with the command that fixes it (or
     /// --format json). The organization's checks need the management account's credentials, the
@@ -162,6 +169,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::DeployMember(args) => deploy_member::run(&args),
+        Command::UndeployMember(args) => undeploy_member::run(&args),
         Command::Redrive(args) => redrive::run(&args),
         Command::Pause(args) => pause::pause(&args),
         Command::Resume(args) => pause::resume(&args),

@@ -1,6 +1,7 @@
 //! `guardrail deploy-member` against the emulator: the member StackSets are created with their
 //! instances, a second run changes nothing, a changed parameter updates one StackSet only, a new
-//! Region gets its instances, and Regions without us-east-1 are refused before any call.
+//! Region gets its instances, and Regions without us-east-1 are refused before any call; and
+//! `guardrail undeploy-member` takes both StackSets down again.
 
 use std::process::{Command, Output};
 
@@ -145,4 +146,97 @@ async fn deploy_member_creates_then_changes_only_what_changed() {
         why.contains("lacks us-east-1") && why.contains("IAM and Organizations events"),
         "{why}"
     );
+}
+
+fn undeploy_member(world: &World, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .arg("undeploy-member")
+        .args(["--format", "json"])
+        .args(args)
+        .env_clear()
+        .envs(world.function_env())
+        .output()
+        .expect("run guardrail undeploy-member")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undeploy_member_empties_and_deletes_both_stack_sets() {
+    let world = World::start().await;
+    let root = world.org.root_id.clone();
+    let security = world.org.account("sandbox").to_string();
+    let bus = format!("arn:aws:events:us-east-1:{security}:event-bus/guardrail");
+    let regions = "us-east-1,us-west-2";
+    let deployed = tokio::task::block_in_place(|| {
+        deploy_member(
+            &world,
+            &[
+                "--ous",
+                &root,
+                "--security-account",
+                &security,
+                "--bus-arn",
+                &bus,
+                "--regions",
+                regions,
+            ],
+        )
+    });
+    rows(&deployed);
+    let cfn = aws_sdk_cloudformation::Client::new(&world.config);
+    let instances = |name: &'static str| {
+        let cfn = cfn.clone();
+        async move {
+            cfn.list_stack_instances()
+                .stack_set_name(name)
+                .send()
+                .await
+                .map(|o| o.summaries().len())
+                .unwrap_or(0)
+        }
+    };
+    let before = instances("guardrail-forwarding").await;
+    assert!(before >= 2, "{before}");
+
+    let outcome = |out: &Output| -> Vec<(String, u64, String)> {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        v["stack_sets"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    r["stack_set"].as_str().unwrap_or_default().to_string(),
+                    r["instances"].as_u64().unwrap_or_default(),
+                    r["outcome"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let dry = outcome(&tokio::task::block_in_place(|| {
+        undeploy_member(&world, &["--ous", &root, "--regions", regions, "--dry-run"])
+    }));
+    assert_eq!(
+        dry[0],
+        ("guardrail-forwarding".into(), before as u64, "would delete".into()),
+        "{dry:?}"
+    );
+    assert_eq!(
+        instances("guardrail-forwarding").await,
+        before,
+        "a dry run deletes nothing"
+    );
+
+    let done = outcome(&tokio::task::block_in_place(|| {
+        undeploy_member(&world, &["--ous", &root, "--regions", regions])
+    }));
+    assert!(done.iter().all(|(_, _, o)| o == "deleted"), "{done:?}");
+    for name in ["guardrail-forwarding", "guardrail-member-roles"] {
+        let gone = cfn.describe_stack_set().stack_set_name(name).send().await;
+        assert!(gone.is_err(), "{name} is still there");
+    }
+    let again = outcome(&tokio::task::block_in_place(|| {
+        undeploy_member(&world, &["--ous", &root, "--regions", regions])
+    }));
+    assert!(again.iter().all(|(_, n, o)| *n == 0 && o == "absent"), "{again:?}");
 }

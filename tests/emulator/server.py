@@ -38,6 +38,7 @@ import ec2_account_settings
 import iam_quotas
 import lambda_account_settings
 import organizations_resource_policy
+import stackset_targets
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -217,6 +218,7 @@ def main() -> int:
     iam_quotas.install()
     lambda_account_settings.install()
     organizations_resource_policy.install()
+    stackset_targets.install()
     app = CallLog(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
