@@ -187,8 +187,10 @@ deploy-stack:
 	case "$$status" in ROLLBACK_COMPLETE|ROLLBACK_FAILED) echo "stack $(STACK) is $$status: its first create failed and rolled back, which deploy cannot update. Delete it (aws cloudformation delete-stack --stack-name $(STACK)), then, if the tables guardrail and guardrail-ledger were kept, see README: Deploy, \"A first create that failed\"" >&2; exit 2;; esac
 	# --disable-rollback: a failed create or update stops where it failed and keeps what it made
 	# (CloudFormation User Guide, "Choose how to handle failures when provisioning resources");
-	# the next make deploy carries on from there.
+	# the next make deploy carries on from there. --s3-bucket: the template goes by S3, as one
+	# over 51,200 bytes must (the packaged template is close to that).
 	aws cloudformation deploy --template-file $(DEPLOY_DIR)/template.packaged.yaml --stack-name $(STACK) \
+		--s3-bucket $(BUCKET) --s3-prefix templates \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset --disable-rollback \
 		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT) \
 		CountTaggedAgents=$(COUNT_TAGGED_AGENTS) PolicyFile=$(if $(POLICY),policy.toml) AlertEmail=$(ALERT_EMAIL) \

@@ -199,6 +199,10 @@ def checks(r: Rehearsal, lambda_dir: Path):
     cfn = r.client("cloudformation", r.security)
     stack = cfn.describe_stacks(StackName="guardrail")["Stacks"][0]
     r.check("the central stack is CREATE_COMPLETE", stack["StackStatus"] == "CREATE_COMPLETE", stack["StackStatus"])
+    packaged = (r.work / "deploy" / "template.packaged.yaml").stat().st_size
+    uploaded = s3.list_objects_v2(Bucket=r.bucket, Prefix="templates/").get("KeyCount", 0)
+    r.check(f"the packaged template ({packaged} bytes; a body over 51,200 must go by S3) went by the artifact bucket",
+            uploaded > 0, f"{uploaded} objects under templates/")
 
     lam = r.client("lambda", r.security)
     for function in FUNCTIONS:

@@ -184,6 +184,12 @@ fn make_deploy_passes_every_parameter_of_the_template() {
         recipe.contains("--disable-rollback"),
         "a failed deploy keeps what it made"
     );
+    // A template body over 51,200 bytes must go by S3 (CloudFormation quotas); the packaged
+    // template is within a few hundred bytes of it.
+    assert!(
+        recipe.contains("--s3-bucket $(BUCKET)"),
+        "deploy uploads the template to the artifact bucket"
+    );
     assert!(
         recipe.contains("ROLLBACK_COMPLETE"),
         "a stack deploy cannot update is explained"
