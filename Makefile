@@ -156,6 +156,7 @@ package: venv
 # doctor), SWEEP_SCHEDULE (a Scheduler expression, or off), LOG_RETENTION_DAYS.
 STACK ?= guardrail
 COUNT_TAGGED_AGENTS ?= false
+COUNT_READ_ONLY_CALLS ?= false
 ALERT_EMAIL ?=
 RESERVED_CONCURRENCY ?= on
 SWEEP_SCHEDULE ?= cron(0 3 * * ? *)
@@ -193,7 +194,7 @@ deploy-stack:
 		--s3-bucket $(BUCKET) --s3-prefix templates \
 		--capabilities CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset --disable-rollback \
 		--parameter-overrides OrganizationId=$(ORG_ID) ManagementAccountId=$(MANAGEMENT_ACCOUNT) \
-		CountTaggedAgents=$(COUNT_TAGGED_AGENTS) PolicyFile=$(if $(POLICY),policy.toml) AlertEmail=$(ALERT_EMAIL) \
+		CountTaggedAgents=$(COUNT_TAGGED_AGENTS) CountReadOnlyCalls=$(COUNT_READ_ONLY_CALLS) PolicyFile=$(if $(POLICY),policy.toml) AlertEmail=$(ALERT_EMAIL) \
 		ReservedConcurrency=$(RESERVED_CONCURRENCY) "SweepSchedule=$(SWEEP_SCHEDULE)" LogRetentionDays=$(LOG_RETENTION_DAYS)
 
 # make deploy-member ORG_ROOT_OR_OUS=r-abcd SECURITY_ACCOUNT=... BUS_ARN=... REGIONS="us-east-1 us-west-2"
@@ -211,7 +212,8 @@ deploy-member:
 	cargo run --quiet --locked -p guardrail-cli -- deploy-member --ous $(subst $(space),$(comma),$(strip $(ORG_ROOT_OR_OUS))) \
 		--security-account $(SECURITY_ACCOUNT) --bus-arn $(BUS_ARN) --regions $(subst $(space),$(comma),$(strip $(REGIONS))) \
 		--incident-response-role "$(INCIDENT_RESPONSE_ROLE)" --sweep-operator-role "$(SWEEP_OPERATOR_ROLE)" \
-		--call-as $(CALL_AS) $(if $(filter true,$(COUNT_TAGGED_AGENTS)),--count-tagged-agents)
+		--call-as $(CALL_AS) $(if $(filter true,$(COUNT_TAGGED_AGENTS)),--count-tagged-agents) \
+		$(if $(filter true,$(COUNT_READ_ONLY_CALLS)),--count-read-only-calls)
 
 # Teardown (README, Teardown), after the pause, the releases and the SCPs' detachment:
 # undeploy-member from the management account (CALL_AS, ORG_ROOT_OR_OUS and REGIONS as for

@@ -46,6 +46,9 @@ pub struct Args {
     /// Forward every role's and user's calls (with quarantine.rate.tagged_agents = true only).
     #[arg(long)]
     count_tagged_agents: bool,
+    /// Forward agents' read-only calls too (make deploy's COUNT_READ_ONLY_CALLS=true).
+    #[arg(long)]
+    count_read_only_calls: bool,
     /// SELF from the management account, DELEGATED_ADMIN from a StackSets delegated administrator.
     #[arg(long, value_parser = ["SELF", "DELEGATED_ADMIN"], default_value = "SELF")]
     call_as: String,
@@ -117,6 +120,7 @@ pub fn run(args: &Args) -> ExitCode {
             parameters: vec![
                 ("CentralBusArn", args.bus_arn.clone()),
                 ("CountTaggedAgents", args.count_tagged_agents.to_string()),
+                ("CountReadOnlyCalls", args.count_read_only_calls.to_string()),
                 // GuardDuty's findings in the security account's other Regions cross too.
                 ("SecurityAccountId", args.security_account.clone()),
                 ("CentralRegion", bus_region(&args.bus_arn).to_string()),

@@ -15,6 +15,7 @@ on a ministack other than the pinned one):
 - `gaps/s3control.py`: S3 Control's account-level Block Public Access;
 - `gaps/tagging.py`: CloudWatch alarms in the Resource Groups Tagging API's `GetResources`;
 - `gaps/cfn_conditions.py`: pseudo parameters (`AWS::AccountId`, `AWS::Region`) in conditions;
+- `gaps/rule_state.py`: read-only CloudTrail events matched only by rules that ask for them;
 - `gaps/scheduler.py`: Scheduler's context attributes in a target's input, and a schedule fired
   on demand (`POST /_rehearsal/fire-schedule`) as it fires when due.
 

@@ -84,8 +84,8 @@ class Rehearsal:
         self.check(what, ok, (out.stdout + out.stderr)[-2000:])
         return ok
 
-    def deploy_central(self, what: str, lambda_dir: Path) -> bool:
-        policy = [f"POLICY={self.policy}"] if self.policy else []
+    def deploy_central(self, what: str, lambda_dir: Path, *extra: str) -> bool:
+        policy = [f"POLICY={self.policy}", *extra] if self.policy else list(extra)
         return self.run(
             what,
             [

@@ -181,6 +181,7 @@ def drive(r):
     account = baseline_on_new_account(r, t)
     scheduled_sweeps(r, t, account)
     baseline_drift(r, t)
+    agents_reads(r, t)
     outside_the_organization(r, t)
     failing_event(r, t)
     totals = t.invocations()
@@ -458,6 +459,39 @@ def baseline_drift(r, t: Traffic):
             ran == {"account-baseline": 1, "tag-enforcer": 0, "agent-quarantine": 0}, json.dumps(ran))
     on = wait_until(lambda: ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"])
     r.check("account-baseline turns EBS encryption by default back on", on is True)
+
+
+def agents_reads(r, t: Traffic):
+    """An agent's read-only call (DescribeInstances) is a read-only management event: the
+    forwarding and calls rules, ENABLED, skip it; redeployed with CountReadOnlyCalls=true
+    (ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS), they carry it and agent-quarantine counts it."""
+    def describe() -> dict:
+        event = t.sample("agent-quarantine/agent-run-instances.json", {})
+        event["detail"].update(eventName="DescribeInstances", readOnly=True, requestParameters={}, responseElements=None)
+        return event
+
+    before = t.invocations()
+    t.emit(r.member, describe())
+    time.sleep(2.0)
+    after = t.invocations()
+    r.check("an agent's read-only call reaches no function by default", after == before, f"{before} -> {after}")
+    bus_arn = f"arn:aws:events:{REGION}:{r.security}:event-bus/guardrail"
+    if not (r.deploy_plain("forwarding.yaml", "StackSet-guardrail-forwarding", r.member,
+                           {"CentralBusArn": bus_arn, "SecurityAccountId": r.security, "CentralRegion": REGION,
+                            "CountReadOnlyCalls": "true"})
+            and r.deploy_central("make deploy-stack COUNT_READ_ONLY_CALLS=true", r.work / "lambda", "COUNT_READ_ONLY_CALLS=true")):
+        return
+    before = t.invocations()
+    t.emit(r.member, describe())
+    ran = ran_since(t, before, {"agent-quarantine": 1})
+    r.check("with CountReadOnlyCalls it reaches agent-quarantine once, and nothing else",
+            ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 1}, json.dumps(ran))
+    logged = t.logs("agent-quarantine")
+    r.check("agent-quarantine counts the read against the agent's budget", "ec2:DescribeInstances" in logged, logged[-800:])
+    # Back as deployed, for the checks that follow.
+    r.deploy_plain("forwarding.yaml", "StackSet-guardrail-forwarding", r.member,
+                   {"CentralBusArn": bus_arn, "SecurityAccountId": r.security, "CentralRegion": REGION})
+    r.deploy_central("make deploy-stack COUNT_READ_ONLY_CALLS=false", r.work / "lambda")
 
 
 def outside_the_organization(r, t: Traffic):

@@ -211,3 +211,41 @@ fn the_organizations_delegation_policy_is_optional_and_outlives_the_stack() {
     assert_eq!(policy["UpdateReplacePolicy"], "Retain");
     assert_eq!(t["Parameters"]["ManageDelegationPolicy"]["Default"], "true");
 }
+
+/// Agents' read-only calls count only when the deployer asks (cost against coverage): the rules
+/// that carry agents' calls, the member accounts' forwarding and agent-quarantine's on the bus,
+/// receive CloudTrail's read-only management events exactly when `CountReadOnlyCalls` is true
+/// (EventBridge User Guide, "Receiving read-only management events from AWS services").
+#[test]
+fn agents_reads_are_carried_exactly_when_the_deployer_asks() {
+    let state = serde_json::json!({"Fn::If": ["CountReadOnlyCalls", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", "ENABLED"]});
+    let forwarding = template("forwarding.yaml");
+    let central = template("template.yaml");
+    for t in [&forwarding, &central] {
+        assert_eq!(t["Parameters"]["CountReadOnlyCalls"]["Default"], "false");
+        assert_eq!(
+            t["Conditions"]["CountReadOnlyCalls"],
+            serde_json::json!({"Fn::Equals": [{"Ref": "CountReadOnlyCalls"}, "true"]})
+        );
+    }
+    let api_calls = resources(&forwarding)
+        .into_iter()
+        .find(|(_, r)| r["Properties"]["Name"] == "guardrail-api-calls")
+        .map(|(_, r)| r["Properties"]["State"].clone());
+    assert_eq!(api_calls, Some(state.clone()));
+    let mut with_state = Vec::new();
+    for (_, r) in resources(&central) {
+        for (_, event) in r["Properties"]["Events"].as_object().into_iter().flatten() {
+            if event["Type"] == "EventBridgeRule" && event["Properties"]["State"] != Value::Null {
+                with_state.push((
+                    event["Properties"]["RuleName"].clone(),
+                    event["Properties"]["State"].clone(),
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        with_state,
+        [(serde_json::json!("guardrail-agent-quarantine-calls"), state)]
+    );
+}

@@ -69,9 +69,9 @@ def install():
     version = importlib.metadata.version("ministack")
     if version != PINNED:
         fail(f"ministack is {version}")
-    from . import (bus_policy, cfn_conditions, delivery, ec2_account_settings, metric_alarms, organizations, s3control,
-                   scheduler, service_events, tagging)
+    from . import (bus_policy, cfn_conditions, delivery, ec2_account_settings, metric_alarms, organizations, rule_state,
+                   s3control, scheduler, service_events, tagging)
 
     for addition in (bus_policy, metric_alarms, organizations, delivery, service_events, scheduler, ec2_account_settings,
-                     s3control, tagging, cfn_conditions):
+                     s3control, tagging, cfn_conditions, rule_state):
         addition.install()

@@ -53,7 +53,7 @@ def install():
     require(eventbridge, "_dispatch_to_lambda")
     buses = require(eventbridge, "_event_buses")
     policies = require(eventbridge, "_event_bus_policies")
-    dispatch_event = require(eventbridge, "_dispatch_event")
+    require(eventbridge, "_dispatch_event")  # looked up when used: gaps/rule_state.py replaces it
     archive_event = require(eventbridge, "_archive_event")
     rule_key = require(eventbridge, "_rule_key")
     find_function = require(lambda_svc, "_get_func_record_for_ref")
@@ -81,7 +81,7 @@ def install():
                 logger.warning("EventBridge -> %s: the bus's policy does not allow account %s", spec, sender)
                 return
             forwarded = dict(event, EventBusName=bus, _DispatchPath=[*event_path, key])
-            dispatch_event(forwarded)
+            eventbridge._dispatch_event(forwarded)
             archive_event({k: v for k, v in forwarded.items() if k != "_DispatchPath"})
 
     def to_lambda(arn, payload):
