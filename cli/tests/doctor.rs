@@ -79,6 +79,7 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
         ("roles the SCPs spare", "missing"),
         ("central stack", "missing"),
         ("Organizations delegation", "missing"),
+        ("the policy's Regions", "ok"),
         ("member StackSet", "missing"),
     ]
     .into_iter()
@@ -294,6 +295,35 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
         "update-policy --policy-id {}",
         scp_ids["protect-organization.json"]
     )));
+
+    // A policy whose Regions lack us-east-1 would never see a role created.
+    let west = std::env::temp_dir().join(format!("guardrail-doctor-{}.toml", std::process::id()));
+    std::fs::write(
+        &west,
+        guardrail::policy::BUILTIN_POLICY
+            .replace(r#"regions = ["us-east-1", "us-west-2"]"#, r#"regions = ["us-west-2"]"#),
+    )
+    .expect("policy");
+    let out = tokio::task::block_in_place(|| {
+        doctor(
+            &world,
+            &[
+                "--security-account",
+                &security,
+                "--policy",
+                west.to_str().expect("path"),
+                "--format",
+                "json",
+            ],
+        )
+    });
+    let (found, report) = statuses(&out);
+    assert_eq!(
+        found.get("the policy's Regions").map(String::as_str),
+        Some("wrong"),
+        "{report:#}"
+    );
+    let _ = std::fs::remove_file(&west);
 
     // For people: a table, then what to run.
     let out = tokio::task::block_in_place(|| doctor(&world, &["--security-account", &security]));

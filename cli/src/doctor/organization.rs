@@ -51,6 +51,8 @@ pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     out.push(guardduty_admin(&orgs, c).await);
     p.step("Organizations delegation");
     out.push(delegation(&orgs, c).await);
+    p.step("the policy's Regions");
+    out.push(policy_regions(c));
     p.step("the policy's OUs");
     out.push(policy_ous(&orgs, c).await);
     p.step("SCPs attached");
@@ -288,6 +290,27 @@ fn delegation_state(content: Option<&str>, security: &str) -> Finding {
             Status::Missing,
             format!("the delegation policy does not let {security} {}", lacking.join(", ")),
             fix,
+        )
+    }
+}
+
+/// The policy's Regions are where forwarding runs (REGIONS of make deploy-member), and IAM and
+/// Organizations events reach only us-east-1's bus (CloudTrail User Guide, "Global service
+/// events"): without it no role, user or account creation is seen.
+fn policy_regions(c: &Context) -> Finding {
+    const CHECK: &str = "the policy's Regions";
+    let regions: Vec<String> = c.policy.baseline.regions.iter().map(ToString::to_string).collect();
+    if regions.iter().any(|r| r == "us-east-1") {
+        Finding::ok(CHECK, regions.join(", "))
+    } else {
+        Finding::not(
+            CHECK,
+            Status::Wrong,
+            format!(
+                "{}: no us-east-1, where IAM and Organizations events arrive",
+                regions.join(", ")
+            ),
+            "add \"us-east-1\" to baseline.regions, deploy with POLICY=, and give it to make deploy-member's REGIONS",
         )
     }
 }
