@@ -58,6 +58,7 @@ pub fn run(args: &Args) -> ExitCode {
 
 async fn baseline(args: &Args, account: AccountId, policy: Arc<Policy>) -> ExitCode {
     let sdk = guardrail::aws::load().await;
+    let policy = crate::operator::policy(&sdk, policy).await;
     let access = MemberAccess::new(&sdk, policy.clone(), Function::AccountBaseline);
     eprintln!(
         "reading account {account}: Organizations, then the account in {} region(s)…",

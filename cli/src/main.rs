@@ -10,6 +10,7 @@ mod check_policy;
 mod demo;
 mod deploy_member;
 mod doctor;
+mod operator;
 mod pause;
 mod plan;
 mod record;

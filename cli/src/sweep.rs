@@ -112,6 +112,7 @@ pub fn run(args: &Args) -> ExitCode {
 
 async fn sweep(args: &Args, selection: &Selection, policy: Arc<Policy>) -> ExitCode {
     let sdk = guardrail::aws::load().await;
+    let policy = crate::operator::policy(&sdk, policy).await;
     let access = MemberAccess::new(&sdk, policy.clone(), Function::AccountBaseline);
     let session = guardrail::apply::Session::new("cli-sweep", "list");
     let listed = match access.management(&session).await {

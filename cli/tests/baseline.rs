@@ -345,3 +345,47 @@ async fn pause_and_resume_write_the_kill_switch_with_who_and_why() {
         "{flips:#?}"
     );
 }
+
+/// A deployed policy names `baseline.management_role`, which trusts only account-baseline's
+/// execution role: a person in the management account runs `baseline` with their own
+/// credentials instead of being refused by that role.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_the_management_account_baseline_does_not_need_the_management_role() {
+    let world = World::start().await;
+    let account = create_account(&world.config, "dev-reports").await;
+    let role = format!(
+        "arn:aws:iam::{}:role/guardrail-management",
+        guardrail_tests::emulator::MANAGEMENT_ACCOUNT
+    );
+    let policy = std::env::temp_dir().join(format!("guardrail-operator-{}.toml", std::process::id()));
+    std::fs::write(
+        &policy,
+        guardrail::policy::BUILTIN_POLICY.replace(r#"management_role = """#, &format!(r#"management_role = "{role}""#)),
+    )
+    .expect("policy");
+    // The role refuses everyone but account-baseline's execution role.
+    world.emulator.inject_fault(serde_json::json!({
+        "service": "sts", "action": "AssumeRole", "status": 403, "code": "AccessDenied",
+        "message": "not authorized to perform sts:AssumeRole", "body": "guardrail-management"
+    }));
+    let out = tokio::task::block_in_place(|| {
+        guardrail(
+            &world,
+            &[
+                "baseline",
+                "--account",
+                &account,
+                "--dry-run",
+                "--policy",
+                policy.to_str().expect("path"),
+            ],
+        )
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("in the management account: Organizations' calls use these credentials"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&policy);
+}
