@@ -159,6 +159,37 @@ def attach_scps(r: Rehearsal):
                   ["aws", "organizations", "attach-policy", "--policy-id", policy, "--target-id", target], MANAGEMENT)
 
 
+def doctor(r: Rehearsal):
+    """`guardrail doctor` on the deployed organization, as README Deploy step 0 runs it: from the
+    management account, then from the security account."""
+    def run(account: str) -> dict:
+        out = subprocess.run([str(r.work / "bin" / "guardrail"), "doctor", "--security-account", r.security,
+                              "--bucket", r.bucket, "--format", "json"],
+                             cwd=ROOT, env=r.env(account), capture_output=True, text=True)
+        try:
+            report = json.loads(out.stdout)
+        except json.JSONDecodeError:
+            r.check(f"guardrail doctor runs in account {account}", False, (out.stdout + out.stderr)[-1500:])
+            return {}
+        found: dict = {}
+        for c in report.get("checks", []):
+            found.setdefault(c["check"], []).append(c["status"])
+        return found
+
+    management = run(MANAGEMENT)
+    r.check("doctor, from the management account, finds the delegation, the SCPs and the policy's Regions in place",
+            all(management.get(c) and set(management[c]) == {"ok"}
+                for c in ("Organizations delegation", "SCP attached to the root", "SCP attached to the security account",
+                          "the policy's Regions")),
+            json.dumps(management))
+    r.check("doctor names the policy's OUs this organization lacks (it has security, dev and prod)",
+            management.get("the policy's OUs exist") == ["missing"], json.dumps(management))
+    security = run(r.security)
+    r.check("doctor, from the security account, finds the central stack, the bucket, the alert subscription and the kill switch in place",
+            all(security.get(c) == ["ok"] for c in ("central stack", "artifact bucket", "alert subscriptions", "kill switch")),
+            json.dumps(security))
+
+
 def zip_functions(bin_dir: Path, out: Path, extra: str = "") -> Path:
     """One `bootstrap.zip` per function, as `cargo lambda build --output-format zip` lays them out."""
     for function in FUNCTIONS:
@@ -291,6 +322,7 @@ def checks(r: Rehearsal, lambda_dir: Path):
     )
 
     traffic.drive(r)
+    doctor(r)
 
     # An upgrade: nothing changed, then a changed binary. No resource replaced, no data lost.
     before = r.resources("guardrail", r.security)
@@ -329,10 +361,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="guardrail-rehearsal-"))
     # A copy of the binaries: a later cargo build must not change what one rehearsal deploys.
     (work / "bin").mkdir()
-    for function in FUNCTIONS:
-        source = args.bin_dir / function
+    for binary in [*FUNCTIONS, "guardrail"]:
+        source = args.bin_dir / binary
         if source.is_file():
-            shutil.copy2(source, work / "bin" / function)
+            shutil.copy2(source, work / "bin" / binary)
     lambda_dir = zip_functions(work / "bin", work / "lambda")
     process, endpoint = start_emulator(work)
     r = Rehearsal(endpoint, work)
