@@ -80,6 +80,7 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
         ("central stack", "missing"),
         ("Organizations delegation", "missing"),
         ("the policy's Regions", "ok"),
+        ("organization trail", "missing"),
         ("member StackSet", "missing"),
     ]
     .into_iter()
@@ -231,6 +232,36 @@ async fn doctor_names_what_a_deployment_lacks_and_is_satisfied_once_it_is_done()
         .send()
         .await
         .expect("CreateBucket");
+    s3.create_bucket()
+        .bucket("organization-trail")
+        .send()
+        .await
+        .expect("CreateBucket");
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(&world.config);
+    cloudtrail
+        .create_trail()
+        .name("organization")
+        .s3_bucket_name("organization-trail")
+        .is_organization_trail(true)
+        .is_multi_region_trail(true)
+        .send()
+        .await
+        .expect("CreateTrail");
+    // Made, not yet logging: wrong, with the command that starts it.
+    let out = tokio::task::block_in_place(|| doctor(&world, &["--security-account", &security, "--format", "json"]));
+    let (found, report) = statuses(&out);
+    assert_eq!(
+        found.get("organization trail").map(String::as_str),
+        Some("wrong"),
+        "{report:#}"
+    );
+    assert!(fix_of(&report, "organization trail").contains("start-logging"));
+    cloudtrail
+        .start_logging()
+        .name("organization")
+        .send()
+        .await
+        .expect("StartLogging");
 
     let out = tokio::task::block_in_place(|| {
         doctor(

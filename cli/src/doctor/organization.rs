@@ -51,6 +51,8 @@ pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     out.push(guardduty_admin(&orgs, c).await);
     p.step("Organizations delegation");
     out.push(delegation(&orgs, c).await);
+    p.step("organization trail");
+    out.push(organization_trail(c).await);
     p.step("the policy's Regions");
     out.push(policy_regions(c));
     p.step("the policy's OUs");
@@ -291,6 +293,62 @@ fn delegation_state(content: Option<&str>, security: &str) -> Finding {
             format!("the delegation policy does not let {security} {}", lacking.join(", ")),
             fix,
         )
+    }
+}
+
+/// API-call events reach EventBridge only from a CloudTrail trail recording management events
+/// (EventBridge User Guide, "Events from AWS services delivered via CloudTrail"): an organization
+/// trail, in every Region and logging, covers every account.
+async fn organization_trail(c: &Context) -> Finding {
+    const CHECK: &str = "organization trail";
+    let trail = aws_sdk_cloudtrail::Client::new(&c.sdk);
+    let trails = match trail.describe_trails().include_shadow_trails(true).send().await {
+        Ok(t) => t.trail_list().to_vec(),
+        Err(e) => {
+            return Finding::unreadable(
+                CHECK,
+                "cloudtrail:DescribeTrails",
+                aws_sdk_cloudtrail::error::DisplayErrorContext(e),
+                MANAGEMENT,
+            );
+        }
+    };
+    let fix = "aws cloudtrail create-trail --name organization --s3-bucket-name BUCKET --is-organization-trail --is-multi-region-trail, then aws cloudtrail start-logging --name organization (management account)";
+    let mut seen = Vec::new();
+    for t in trails.iter().filter(|t| t.is_organization_trail() == Some(true)) {
+        let name = t.trail_arn().or(t.name()).unwrap_or_default().to_string();
+        let logging = match trail.get_trail_status().name(&name).send().await {
+            Ok(s) => s.is_logging() == Some(true),
+            Err(e) => {
+                return Finding::unreadable(
+                    CHECK,
+                    "cloudtrail:GetTrailStatus",
+                    aws_sdk_cloudtrail::error::DisplayErrorContext(e),
+                    MANAGEMENT,
+                );
+            }
+        };
+        if logging && t.is_multi_region_trail() == Some(true) {
+            return Finding::ok(
+                CHECK,
+                format!("{} logging in every Region", t.name().unwrap_or_default()),
+            );
+        }
+        seen.push(format!(
+            "{}: {}{}",
+            t.name().unwrap_or_default(),
+            if logging { "logging" } else { "not logging" },
+            if t.is_multi_region_trail() == Some(true) {
+                ""
+            } else {
+                ", one Region only"
+            }
+        ));
+    }
+    if seen.is_empty() {
+        Finding::not(CHECK, Status::Missing, "none: no API-call event reaches Guardrail", fix)
+    } else {
+        Finding::not(CHECK, Status::Wrong, seen.join("; "), fix)
     }
 }
 
