@@ -104,6 +104,11 @@ export default [
   probe('removes the agent tag that makes it counted (spelled Guardrail:Agent)', agent('iam:UntagRole', WHO.devAgent, tags('Guardrail:Agent')), denied(TAGS_ANY_CASE)),
   probe('waives a Lambda function', agent('lambda:TagResource', arn.fn('agent-tool', A.dev), tags('guardrail:waiver')), denied(TAGS)),
   probe('waives a table, key spelled GUARDRAIL:WAIVER', agent('dynamodb:TagResource', arn.table('agent-state', A.dev), tags('GUARDRAIL:WAIVER')), denied(WAIVER_ANY_CASE)),
+  // Guardrail's dead-letter queues admit EventBridge for Guardrail's own rules only.
+  probe("floods a dead-letter queue of Guardrail's to bury real failures", agent('sqs:SendMessage', arn.queue('guardrail-tag-enforcer-dlq')),
+    denied('implicit:resource')),
+  probe("has EventBridge dead-letter into Guardrail's queue from a rule of its own named like Guardrail's", { as: 'events.amazonaws.com', do: 'sqs:SendMessage', on: arn.queue('guardrail-agent-quarantine-dlq'), context: { 'aws:SourceArn': arn.rule('guardrail-agent-quarantine-calls', A.dev, 'guardrail'), 'aws:SourceAccount': A.dev } },
+    denied('implicit:resource')),
   probe('waives a queue', agent('sqs:TagQueue', arn.queue('agent-jobs', A.dev), tags('guardrail:waiver')), denied(TAGS)),
   probe('waives a topic', agent('sns:TagResource', arn.topic('agent-news', A.dev), tags('guardrail:waiver')), denied(TAGS)),
   probe('waives a KMS key', agent('kms:TagResource', `arn:aws:kms:us-east-1:${A.dev}:key/11111111-2222-3333-4444-555555555555`, tags('guardrail:waiver')), denied(TAGS)),

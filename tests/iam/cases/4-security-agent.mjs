@@ -80,6 +80,8 @@ export default [
   probe('rewrites a ledger entry', agent('dynamodb:UpdateItem', ledger), denied(PLANE, LEDGER_ENTRIES)),
   probe('deletes ledger entries in a batch', agent('dynamodb:BatchWriteItem', ledger), denied(PLANE, LEDGER_ENTRIES)),
   probe('purges a dead-letter queue', agent('sqs:PurgeQueue', dlq), denied(PLANE)),
+  probe("has EventBridge dead-letter into Guardrail's queue from a default-bus rule of its own", { as: 'events.amazonaws.com', do: 'sqs:SendMessage', on: dlq, context: { 'aws:SourceArn': arn.rule('guardrail-agent-quarantine-calls', A.security), 'aws:SourceAccount': A.security } },
+    denied('implicit:resource')),
   probe('deletes a dead letter', agent('sqs:DeleteMessage', dlq), denied(PLANE)),
   probe('shortens the dead letters\' retention', agent('sqs:SetQueueAttributes', dlq), denied(PLANE)),
   probe('deletes the alert topic', agent('sns:DeleteTopic', topic), denied(PLANE)),
