@@ -233,6 +233,8 @@ async fn deploy(cfn: &Client, args: &Args, w: &Wanted) -> Result<Row, String> {
         .send()
         .await;
     let mut operation = None;
+    // The last operation's final status.
+    let mut ended: Option<StackSetOperationStatus> = None;
     let change = match existing {
         Err(e)
             if e.as_service_error()
@@ -292,7 +294,7 @@ async fn deploy(cfn: &Client, args: &Args, w: &Wanted) -> Result<Row, String> {
         }
     };
     if let Some(id) = &operation {
-        wait(cfn, args, w.name, id).await?;
+        ended = Some(wait(cfn, &call_as(args), w.name, id).await?);
     }
     // Instances are added where an OU given has none in a Region (summaries name the OU they
     // were deployed to); where the summaries name no OU, a Region with instances counts as done.
@@ -328,16 +330,12 @@ async fn deploy(cfn: &Client, args: &Args, w: &Wanted) -> Result<Row, String> {
             .send()
             .await
             .map_err(|e| format!("CreateStackInstances: {}", DisplayErrorContext(e)))?;
-        operation = created.operation_id().map(str::to_string);
-        if let Some(id) = &operation {
-            wait(cfn, args, w.name, id).await?;
+        if let Some(id) = created.operation_id() {
+            ended = Some(wait(cfn, &call_as(args), w.name, id).await?);
         }
         added.extend(regions.into_iter().map(|r| format!("{ou}/{r}")));
     }
-    let status = match &operation {
-        None => "none".to_string(),
-        Some(id) => status_of(cfn, args, w.name, id).await?.as_str().to_string(),
-    };
+    let status = ended.map_or_else(|| "none".to_string(), |s| s.as_str().to_string());
     Ok(Row {
         stack_set: w.name.to_string(),
         stack_set_change: change,
@@ -346,35 +344,38 @@ async fn deploy(cfn: &Client, args: &Args, w: &Wanted) -> Result<Row, String> {
     })
 }
 
-async fn status_of(cfn: &Client, args: &Args, name: &str, id: &str) -> Result<StackSetOperationStatus, String> {
-    cfn.describe_stack_set_operation()
-        .stack_set_name(name)
-        .operation_id(id)
-        .call_as(call_as(args))
-        .send()
-        .await
-        .map_err(|e| format!("DescribeStackSetOperation: {}", DisplayErrorContext(e)))?
-        .stack_set_operation()
-        .and_then(|o| o.status())
-        .cloned()
-        .ok_or_else(|| format!("operation {id} has no status"))
-}
-
-/// Waits for a StackSet operation to end, with a progress line every 15 s.
-async fn wait(cfn: &Client, args: &Args, name: &str, id: &str) -> Result<(), String> {
+/// Waits for a StackSet operation to end, with a progress line every 15 s, and answers how it
+/// ended (SUCCEEDED, FAILED, STOPPED).
+pub(crate) async fn wait(
+    cfn: &Client,
+    call_as: &CallAs,
+    name: &str,
+    id: &str,
+) -> Result<StackSetOperationStatus, String> {
     let started = std::time::Instant::now();
     loop {
-        let status = status_of(cfn, args, name, id).await?;
+        let status = cfn
+            .describe_stack_set_operation()
+            .stack_set_name(name)
+            .operation_id(id)
+            .call_as(call_as.clone())
+            .send()
+            .await
+            .map_err(|e| format!("DescribeStackSetOperation: {}", DisplayErrorContext(e)))?
+            .stack_set_operation()
+            .and_then(|o| o.status())
+            .cloned()
+            .ok_or_else(|| format!("operation {id} has no status"))?;
         match status {
             StackSetOperationStatus::Running | StackSetOperationStatus::Queued | StackSetOperationStatus::Stopping => {
                 eprintln!(
-                    "deploy-member: {name}: operation {id} {} after {} s",
+                    "{name}: operation {id} {} after {} s",
                     status.as_str(),
                     started.elapsed().as_secs()
                 );
                 tokio::time::sleep(Duration::from_secs(15)).await;
             }
-            _ => return Ok(()),
+            _ => return Ok(status),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! they deny deleting the forwarding rules and member roles to everyone but the exempt roles.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::DisplayErrorContext;
@@ -135,7 +134,10 @@ async fn take_down(cfn: &Client, args: &Args, name: &str) -> Result<Row, String>
             .await
             .map_err(|e| format!("DeleteStackInstances: {}", DisplayErrorContext(e)))?;
         if let Some(id) = operation.operation_id() {
-            wait(cfn, &call_as, name, id).await?;
+            let ended = crate::deploy_member::wait(cfn, &call_as, name, id).await?;
+            if ended != StackSetOperationStatus::Succeeded {
+                return Err(format!("deleting its instances ended {}", ended.as_str()));
+            }
         }
     }
     cfn.delete_stack_set()
@@ -149,37 +151,6 @@ async fn take_down(cfn: &Client, args: &Args, name: &str) -> Result<Row, String>
         instances,
         outcome: "deleted",
     })
-}
-
-async fn wait(cfn: &Client, call_as: &CallAs, name: &str, id: &str) -> Result<(), String> {
-    loop {
-        let status = cfn
-            .describe_stack_set_operation()
-            .stack_set_name(name)
-            .operation_id(id)
-            .call_as(call_as.clone())
-            .send()
-            .await
-            .map_err(|e| format!("DescribeStackSetOperation: {}", DisplayErrorContext(e)))?
-            .stack_set_operation()
-            .and_then(|o| o.status())
-            .cloned();
-        match status {
-            Some(StackSetOperationStatus::Succeeded) => return Ok(()),
-            Some(
-                StackSetOperationStatus::Running | StackSetOperationStatus::Queued | StackSetOperationStatus::Stopping,
-            ) => {
-                eprintln!("undeploy-member: {name}: deleting instances");
-                tokio::time::sleep(Duration::from_secs(15)).await;
-            }
-            other => {
-                return Err(format!(
-                    "deleting its instances ended {}",
-                    other.map(|s| s.as_str().to_string()).unwrap_or_default()
-                ));
-            }
-        }
-    }
 }
 
 fn print(format: Format, rows: &[Row]) {

@@ -224,6 +224,20 @@ def tag_enforcer_main_path(r, t: Traffic):
     return event
 
 
+def agent_role(iam, name: str):
+    """A role under the agents' path (/agents/), which the policy counts as an agent."""
+    iam.create_role(RoleName=name, Path="/agents/", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+
+
+def quarantined(iam, name: str) -> dict:
+    """The role's tags once it carries `guardrail:quarantine` (or after 30 s, {})."""
+    def tags() -> dict:
+        return {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName=name)["Tags"]}
+
+    return wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(tags())) or {}
+
+
 def ran_since(t: Traffic, before: dict[str, int], expected: dict[str, int]) -> dict[str, int]:
     """How often each function ran since `before`, once `expected` more runs have happened."""
     counts = t.settled({f: before[f] + n for f, n in expected.items() if n})
@@ -264,8 +278,7 @@ def quarantine_on_finding(r, t: Traffic):
     security account's default bus goes to the Guardrail bus, and agent-quarantine isolates the
     role in the member account."""
     iam = r.client("iam", r.member)
-    iam.create_role(RoleName="agent-runner", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    agent_role(iam, "agent-runner")
     before = t.invocations()
     event = t.sample("agent-quarantine/finding-credential-exfiltration.json", {})
     t.emit(r.security, event)
@@ -300,8 +313,7 @@ def finding_in_another_region(r, t: Traffic):
             "guardrail-findings-to-bus" in [x["Name"] for x in here] and home.count("guardrail-findings-to-bus") == 1,
             json.dumps({"us-west-2": [x["Name"] for x in here], REGION: home}))
     iam = r.client("iam", r.member)
-    iam.create_role(RoleName="agent-west", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    agent_role(iam, "agent-west")
     event = t.sample("agent-quarantine/finding-credential-exfiltration.json", {"agent-runner": "agent-west", "a4c9e2f07b1d4e6f8a2b3c4d5e6f7081": "b5d0f3a18c2e5f7091b3c4d5e6f70812"})
     event["region"] = "us-west-2"
     event["detail"]["region"] = "us-west-2"
@@ -310,8 +322,7 @@ def finding_in_another_region(r, t: Traffic):
     ran = ran_since(t, before, {"agent-quarantine": 1})
     r.check("a GuardDuty finding in us-west-2 reaches agent-quarantine once", ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 1},
             json.dumps(ran))
-    tags = wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(
-        {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="agent-west")["Tags"]})) or {}
+    tags = quarantined(iam, "agent-west")
     r.check("and the role it names is contained", tags.get("guardrail:quarantine", "").startswith("revoke-sessions "), json.dumps(tags))
 
 
@@ -320,8 +331,7 @@ def quarantine_on_alarm(r, t: Traffic):
     member's forwarding rule for alarms sends it to the Guardrail bus and agent-quarantine isolates
     the role it names."""
     iam = r.client("iam", r.member)
-    iam.create_role(RoleName="agent-batch", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    agent_role(iam, "agent-batch")
     r.client("cloudwatch", r.member).put_metric_alarm(
         AlarmName="agent-batch-tokens", Namespace="AWS/Bedrock", MetricName="OutputTokenCount", Statistic="Sum",
         Period=300, EvaluationPeriods=1, Threshold=1_000_000, ComparisonOperator="GreaterThanThreshold",
@@ -333,8 +343,7 @@ def quarantine_on_alarm(r, t: Traffic):
     ran = ran_since(t, before, {"agent-quarantine": 1})
     r.check("an alarm entering ALARM in the member account reaches agent-quarantine once, and nothing else",
             ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 1}, json.dumps(ran))
-    tags = wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(
-        {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="agent-batch")["Tags"]})) or {}
+    tags = quarantined(iam, "agent-batch")
     inline = iam.list_role_policies(RoleName="agent-batch")["PolicyNames"]
     r.check("agent-quarantine isolates the role the alarm names, and says which alarm",
             tags.get("guardrail:quarantine", "").startswith("isolate ") and " alarm:" in tags["guardrail:quarantine"]
@@ -347,8 +356,7 @@ def quarantine_on_call_rate(r, t: Traffic):
     (infra/policy.toml: two `CreateAccessKey` a minute): each call crosses by the forwarding rule,
     agent-quarantine counts it, and the third isolates the role."""
     iam = r.client("iam", r.member)
-    iam.create_role(RoleName="planner", Path="/agents/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    agent_role(iam, "planner")
     before = t.invocations()
     for n in range(3):
         event = t.sample("agent-quarantine/agent-run-instances.json", {})
@@ -361,8 +369,7 @@ def quarantine_on_call_rate(r, t: Traffic):
     ran = ran_since(t, before, {"agent-quarantine": 3})
     r.check("an agent's three CreateAccessKey calls reach agent-quarantine three times, and nothing else",
             ran == {"account-baseline": 0, "tag-enforcer": 0, "agent-quarantine": 3}, json.dumps(ran))
-    tags = wait_until(lambda: (lambda now: now if "guardrail:quarantine" in now else None)(
-        {x["Key"]: x["Value"] for x in iam.list_role_tags(RoleName="planner")["Tags"]})) or {}
+    tags = quarantined(iam, "planner")
     inline = iam.list_role_policies(RoleName="planner")["PolicyNames"]
     r.check("the call over the budget isolates the agent role",
             tags.get("guardrail:quarantine", "").startswith("isolate ") and " rate:" in tags["guardrail:quarantine"] and bool(inline),

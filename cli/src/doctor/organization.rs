@@ -56,9 +56,11 @@ pub async fn checks(c: &Context, p: &mut Progress) -> Vec<Finding> {
     p.step("the policy's Regions");
     out.push(policy_regions(c));
     p.step("the policy's OUs");
-    out.push(policy_ous(&orgs, c).await);
+    // One ListRoots for the checks that start from the root.
+    let root = root_of(&orgs).await;
+    out.push(policy_ous(&orgs, c, &root).await);
     p.step("SCPs attached");
-    out.extend(scps(&orgs, c).await);
+    out.extend(scps(&orgs, c, &root).await);
     p.step("member StackSets");
     let cfn = aws_sdk_cloudformation::Client::new(&c.sdk);
     for name in MEMBER_STACK_SETS {
@@ -374,7 +376,7 @@ fn policy_regions(c: &Context) -> Finding {
 }
 
 /// Every OU the policy names (environments, landing and allowed OUs) exists in the organization.
-async fn policy_ous(orgs: &Client, c: &Context) -> Finding {
+async fn policy_ous(orgs: &Client, c: &Context, root: &Result<String, String>) -> Finding {
     const CHECK: &str = "the policy's OUs exist";
     let wanted: BTreeSet<String> = c
         .policy
@@ -384,7 +386,11 @@ async fn policy_ous(orgs: &Client, c: &Context) -> Finding {
         .chain(c.policy.baseline.landing_ous.iter().cloned())
         .chain(c.policy.baseline.allowed_ous.iter().cloned())
         .collect();
-    let (root, names) = match ou_names(orgs).await {
+    let root = match root {
+        Ok(r) => r,
+        Err(e) => return Finding::unreadable(CHECK, "organizations:ListRoots", e, MANAGEMENT),
+    };
+    let names = match ou_names(orgs, root).await {
         Ok(found) => found,
         Err(e) => return Finding::unreadable(CHECK, "organizations:ListOrganizationalUnitsForParent", e, MANAGEMENT),
     };
@@ -410,21 +416,25 @@ fn missing(wanted: &BTreeSet<String>, found: &BTreeSet<String>) -> Vec<String> {
     wanted.difference(found).cloned().collect()
 }
 
-/// The root's id and the names of every OU under it, at any depth.
-async fn ou_names(orgs: &Client) -> Result<(String, BTreeSet<String>), String> {
+/// The organization's root id.
+async fn root_of(orgs: &Client) -> Result<String, String> {
     let roots = orgs
         .list_roots()
         .send()
         .await
         .map_err(|e| DisplayErrorContext(e).to_string())?;
-    let root = roots
+    Ok(roots
         .roots()
         .first()
         .and_then(|r| r.id())
         .ok_or("the organization has no root")?
-        .to_string();
+        .to_string())
+}
+
+/// The names of every OU under `root`, at any depth.
+async fn ou_names(orgs: &Client, root: &str) -> Result<BTreeSet<String>, String> {
     let mut names = BTreeSet::new();
-    let mut parents = vec![root.clone()];
+    let mut parents = vec![root.to_string()];
     while let Some(parent) = parents.pop() {
         let mut pages = orgs
             .list_organizational_units_for_parent()
@@ -439,18 +449,18 @@ async fn ou_names(orgs: &Client) -> Result<(String, BTreeSet<String>), String> {
             }
         }
     }
-    Ok((root, names))
+    Ok(names)
 }
 
 /// Each SCP of this release attached where Deploy step 5 puts it, with this release's content.
-async fn scps(orgs: &Client, c: &Context) -> Vec<Finding> {
-    let root = match orgs.list_roots().send().await {
-        Ok(r) => r.roots().first().and_then(|r| r.id()).unwrap_or_default().to_string(),
+async fn scps(orgs: &Client, c: &Context, root: &Result<String, String>) -> Vec<Finding> {
+    let root = match root {
+        Ok(r) => r.clone(),
         Err(e) => {
             return vec![Finding::unreadable(
                 "SCPs attached",
                 "organizations:ListRoots",
-                DisplayErrorContext(e),
+                e,
                 MANAGEMENT,
             )];
         }
